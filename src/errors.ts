@@ -112,7 +112,7 @@ export class SystemdError extends SysctrError {
  */
 export function toSysctrError(err: unknown): SysctrError {
   if (err instanceof SysctrError) return err
-  const e = err as NodeJS.ErrnoException
+  const e = err as NodeJS.ErrnoException & { dest?: string }
   if (e && typeof e === 'object' && typeof e.code === 'string' && typeof e.syscall === 'string') {
     const where = e.path ? ` ${e.path}${e.dest ? ` -> ${e.dest}` : ''}` : ''
     const what = e.code === 'ENOSPC' ? 'no space left on device' : e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied' : e.code

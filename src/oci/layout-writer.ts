@@ -71,7 +71,7 @@ async function writeBlobBytes(dir: string, bytes: Buffer): Promise<Digest> {
   return digest
 }
 
-function headerFor(e: LayerEntry): tar.Headers {
+function headerFor(e: LayerEntry): tar.Header {
   const type = e.type ?? (e.path.endsWith('/') ? 'directory' : 'file')
   const content = e.content === undefined ? undefined : Buffer.from(e.content)
   return {
@@ -206,7 +206,7 @@ export function hostArchitecture(): string {
     case 'ia32':
       return '386'
     case 'ppc64':
-      return process.endianness?.() === 'LE' ? 'ppc64le' : 'ppc64'
+      return require('node:os').endianness() === 'LE' ? 'ppc64le' : 'ppc64'
     default:
       return process.arch // arm64, arm, s390x, riscv64 match already
   }
