@@ -84,11 +84,10 @@ function headerFor(e: LayerEntry): tar.Header {
     gname: e.gname ?? '',
     size: type === 'file' ? (content?.length ?? 0) : 0,
     mtime: e.mtime ?? FIXED_MTIME,
-    linkname: e.linkname,
-    devmajor: e.devmajor,
-    devminor: e.devminor,
-    pax: e.pax,
-  }
+    ...(e.linkname !== undefined ? { linkname: e.linkname } : {}),
+    ...(e.devmajor !== undefined ? { devmajor: e.devmajor, devminor: e.devminor ?? 0 } : {}),
+    ...(e.pax ? { pax: e.pax } : {}),
+  } as tar.Headers
 }
 
 /** Stream a layer tar (optionally gzip) into `blobs/`, returning its descriptor and diffID. */
