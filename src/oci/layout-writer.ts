@@ -87,7 +87,7 @@ function headerFor(e: LayerEntry): tar.Header {
     ...(e.linkname !== undefined ? { linkname: e.linkname } : {}),
     ...(e.devmajor !== undefined ? { devmajor: e.devmajor, devminor: e.devminor ?? 0 } : {}),
     ...(e.pax ? { pax: e.pax } : {}),
-  } as tar.Headers
+  } as tar.Header
 }
 
 /** Stream a layer tar (optionally gzip) into `blobs/`, returning its descriptor and diffID. */
