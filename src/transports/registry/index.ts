@@ -1,0 +1,7 @@
+export { RegistrySource, openRegistrySource, CONFIG_SIZE_LIMIT } from './registry-source'
+export type { RegistrySourceOptions } from './registry-source'
+export { RegistryClient, MANIFEST_ACCEPT, MANIFEST_SIZE_LIMIT, apiHost } from './client'
+export type { RegistryClientOptions, FetchedManifest } from './client'
+export type { Credentials } from './auth'
+export { parseWwwAuthenticate } from './auth'
+export { choosePlatform, formatPlatform, hostPlatform, normalizePlatform, platformMatches } from './platform'
