@@ -79,11 +79,12 @@ function networkError(err: unknown, url: URL): RegistryError {
   if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'EADDRNOTAVAIL') {
     return new RegistryError('registry.unreachable', `cannot reach ${where}: ${code}`, { cause: err, data })
   }
-  if (code !== undefined && TLS_CODES.test(code)) {
-    return new RegistryError('registry.tls', `TLS with ${where} failed: ${e.message}`, {
+  const sslReason = /SSL routines:[^:]*:([^:]+):/.exec(e?.message ?? '')?.[1]
+  if ((code !== undefined && TLS_CODES.test(code)) || sslReason) {
+    return new RegistryError('registry.tls', `TLS with ${where} failed: ${sslReason ?? e.message}`, {
       cause: err,
       data,
-      hint: 'for a registry with a self-signed certificate or plain HTTP, use --tls-verify=false',
+      hint: 'for a plain-HTTP registry or one with a self-signed certificate, use --tls-verify=false',
     })
   }
   if (code === 'ECONNRESET' || code === 'EPIPE' || e?.message === 'socket hang up' || e?.message === 'aborted') {
