@@ -1,0 +1,184 @@
+/**
+ * Deployments: where an installed container lives.
+ *
+ *   containers/NAME.0/            a deployment (slot 0; updates use the other slot)
+ *       rootfs/                   read-only hardlink checkout of the image commit
+ *       config.json               rendered runc config
+ *       NAME.service              the unit as rendered for this deployment
+ *       tmpfiles.conf             the tmpfiles.d entry as rendered
+ *       info.json                 the record: image, digests, values, files written
+ *   containers/NAME -> NAME.0     the active deployment, switched atomically
+ *
+ * Invariants:
+ * - A deployment directory is built under a temp name (`.NAME.N.tmp-…`) and
+ *   renamed into place only when complete: `NAME.N` is always whole.
+ * - The active link is replaced by rename, never rewritten in place.
+ * - Records are written once with the deployment and never re-derived.
+ * - Leftover temp dirs (a crash mid-install) are removed by `cleanLeftovers`.
+ */
+import { randomBytes } from 'node:crypto'
+import { promises as fsp } from 'node:fs'
+import { join } from 'node:path'
+import type { Digest } from '../oci/types'
+import { fsyncDir, symlinkAtomic, writeFileAtomic } from '../util/atomic-file'
+
+export const RECORD_FORMAT = 1
+
+export type TemplateOrigin = 'image' | 'default'
+
+export interface HostFile {
+  /** Absolute path on the host. */
+  path: string
+  /** sha256 hex of what sysctr wrote, so later changes by the user are noticed. */
+  sha256: string
+  role: 'unit' | 'tmpfiles'
+}
+
+export interface DeploymentRecord {
+  format: number
+  name: string
+  slot: number
+  /** The image reference as the user gave it, normalised. */
+  image: string
+  manifestDigest: Digest
+  configDigest: Digest
+  imageCommit: Digest
+  runtime: string
+  /** Every value the templates were rendered with. */
+  values: Record<string, string>
+  /** The values the user gave with --set (kept for updates). */
+  setValues: Record<string, string>
+  templates: { configJson: TemplateOrigin; service: TemplateOrigin; tmpfiles: TemplateOrigin }
+  unit: string
+  files: HostFile[]
+  createdAt: string
+}
+
+export interface Deployment {
+  name: string
+  slot: number
+  dir: string
+  record: DeploymentRecord
+}
+
+export class Deployments {
+  constructor(readonly dir: string) {}
+
+  slotDir(name: string, slot: number): string {
+    return join(this.dir, `${name}.${slot}`)
+  }
+
+  linkPath(name: string): string {
+    return join(this.dir, name)
+  }
+
+  async ensure(): Promise<void> {
+    await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 })
+  }
+
+  /** The active deployment of NAME, or undefined when NAME is not installed. */
+  async active(name: string): Promise<Deployment | undefined> {
+    let target: string
+    try {
+      target = await fsp.readlink(this.linkPath(name))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw err
+    }
+    const m = /\.(\d+)$/.exec(target)
+    if (!m) return undefined
+    const slot = Number(m[1])
+    return this.read(name, slot)
+  }
+
+  async read(name: string, slot: number): Promise<Deployment | undefined> {
+    const dir = this.slotDir(name, slot)
+    try {
+      const record = JSON.parse(await fsp.readFile(join(dir, 'info.json'), 'utf8')) as DeploymentRecord
+      return { name, slot, dir, record }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw err
+    }
+  }
+
+  /** Every slot directory NAME.N that exists, active or not. */
+  async slots(name: string): Promise<number[]> {
+    const entries = await fsp.readdir(this.dir).catch(() => [] as string[])
+    const out: number[] = []
+    for (const e of entries) {
+      const m = /^(.*)\.(\d+)$/.exec(e)
+      if (m && m[1] === name) out.push(Number(m[2]))
+    }
+    return out.sort()
+  }
+
+  /** Names with an active link. */
+  async names(): Promise<string[]> {
+    const entries = await fsp.readdir(this.dir, { withFileTypes: true }).catch(() => [])
+    return entries.filter((e) => e.isSymbolicLink() && !e.name.startsWith('.')).map((e) => e.name).sort()
+  }
+
+  /** A fresh temp directory to build deployment NAME.N in. */
+  async stage(name: string, slot: number): Promise<string> {
+    await this.ensure()
+    const tmp = join(this.dir, `.${name}.${slot}.tmp-${randomBytes(4).toString('hex')}`)
+    await fsp.mkdir(tmp, { mode: 0o700 })
+    return tmp
+  }
+
+  async writeRecord(dir: string, record: DeploymentRecord): Promise<void> {
+    await writeFileAtomic(join(dir, 'info.json'), JSON.stringify(record, null, 2) + '\n', { mode: 0o600 })
+  }
+
+  /** Rename a complete staged directory to NAME.N. NAME.N must not exist. */
+  async publish(staged: string, name: string, slot: number): Promise<string> {
+    const dest = this.slotDir(name, slot)
+    await fsp.rename(staged, dest)
+    await fsyncDir(this.dir)
+    return dest
+  }
+
+  /** Make NAME.N the active deployment (atomic). */
+  async activate(name: string, slot: number): Promise<void> {
+    await symlinkAtomic(`${name}.${slot}`, this.linkPath(name))
+  }
+
+  /** Remove NAME entirely: the link first (so NAME reads as not installed), then every slot. */
+  async remove(name: string): Promise<void> {
+    await fsp.rm(this.linkPath(name), { force: true })
+    await fsyncDir(this.dir).catch(() => {})
+    for (const slot of await this.slots(name)) await removeTree(this.slotDir(name, slot))
+  }
+
+  /** Remove temp dirs left by an interrupted run (none of them is ever referenced). */
+  async cleanLeftovers(name?: string): Promise<string[]> {
+    const entries = await fsp.readdir(this.dir).catch(() => [] as string[])
+    const removed: string[] = []
+    for (const e of entries) {
+      if (!e.startsWith('.') || !/\.tmp-[0-9a-z-]+$/.test(e)) continue
+      if (name && !e.startsWith(`.${name}.`)) continue
+      await removeTree(join(this.dir, e))
+      removed.push(e)
+    }
+    return removed
+  }
+}
+
+/** Remove a checkout tree; read-only directories are made writable first (as root this is a no-op). */
+export async function removeTree(path: string): Promise<void> {
+  try {
+    await fsp.rm(path, { recursive: true, force: true })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EACCES') throw err
+    await makeDirsWritable(path)
+    await fsp.rm(path, { recursive: true, force: true })
+  }
+}
+
+async function makeDirsWritable(path: string): Promise<void> {
+  const st = await fsp.lstat(path).catch(() => undefined)
+  if (!st?.isDirectory()) return
+  await fsp.chmod(path, st.mode | 0o700)
+  for (const e of await fsp.readdir(path)) await makeDirsWritable(join(path, e))
+}

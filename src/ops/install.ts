@@ -1,0 +1,272 @@
+/**
+ * install --system: reference -> pull into the store -> read-only checkout ->
+ * render the image's /exports (or the defaults) -> validate -> publish the
+ * deployment -> write unit and tmpfiles -> switch the active link -> systemd
+ * (reload, enable, and with --now start and wait for the job).
+ *
+ * The install is a transaction up to and including enable: any failure undoes
+ * what this run wrote (unit, tmpfiles entry, link, deployment) and leaves an
+ * existing install untouched. A failed start with --now is reported (exit 8)
+ * but the install stays: it is complete and enabled, and `uninstall` removes it.
+ */
+import { randomUUID } from 'node:crypto'
+import { constants as fsc, promises as fsp } from 'node:fs'
+import { join } from 'node:path'
+import { ConflictError, doing, HostError, withContext } from '../errors'
+import type { Digest } from '../oci/types'
+import { parseReference } from '../reference/reference'
+import { Store } from '../store/store'
+import { computeDefaults, checkContainerName, parseSetFlags, resolveValues } from '../templates/values'
+import { loadExports, renderExports } from '../templates/exports'
+import { checkRuntimeConfig } from '../runtime/config-check'
+import { Deployments, DeploymentRecord, HostFile } from '../deployment/deployments'
+import { sha256File, writeFileAtomic } from '../util/atomic-file'
+import { createHash } from 'node:crypto'
+import type { ImageSource } from '../transports/image-source'
+import { openRegistrySource } from '../transports/registry/registry-source'
+import type { OpsContext } from './context'
+import { pullImage, PullResult } from './pull'
+import type { JobResult } from '../systemd/systemd'
+
+export interface InstallOptions {
+  image: string
+  name?: string
+  set?: string[]
+  now?: boolean
+  runtime?: string
+  tlsVerify?: boolean
+  /** Tests and other transports hand in a source; default: the registry. */
+  source?: ImageSource
+}
+
+export interface InstallResult {
+  name: string
+  unit: string
+  image: string
+  manifestDigest: Digest
+  deployment: string
+  /** True when the same image and values were installed already: nothing changed. */
+  unchanged: boolean
+  pull?: PullResult
+  started?: JobResult
+  values: Record<string, string>
+  files: HostFile[]
+}
+
+export const DEFAULT_RUNTIME = '/usr/bin/runc'
+
+export async function install(ctx: OpsContext, opts: InstallOptions): Promise<InstallResult> {
+  const ref = parseReference(opts.image)
+  const name = opts.name ?? ref.name
+  checkContainerName(name)
+  return doing(`installing ${name}`, () => installNamed(ctx, opts, name))
+}
+
+async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string): Promise<InstallResult> {
+  const ref = parseReference(opts.image)
+  const image = ref.toString()
+  const setValues = parseSetFlags(opts.set ?? [])
+  const runtime = opts.runtime ?? DEFAULT_RUNTIME
+  const unit = `${name}.service`
+  const unitPath = join(ctx.paths.unitDir, unit)
+  const tmpfilesPath = join(ctx.paths.tmpfilesDir, `${name}.conf`)
+  const deployments = new Deployments(ctx.paths.containersDir)
+  await deployments.ensure()
+  await deployments.cleanLeftovers(name)
+
+  const existing = await deployments.active(name)
+  if (existing) {
+    const r = existing.record
+    if (r.image === image && r.runtime === runtime && sameValues(r.setValues, setValues)) {
+      ctx.reporter.info(`${name} is already installed from ${image} with the same values: nothing to do`)
+      return {
+        name,
+        unit,
+        image,
+        manifestDigest: r.manifestDigest,
+        deployment: existing.dir,
+        unchanged: true,
+        values: r.values,
+        files: r.files,
+      }
+    }
+    throw new ConflictError('container.exists', `a container named ${name} is already installed (from ${r.image})`, {
+      hint: `uninstall it first (sysctr uninstall ${name}), or choose another name with --name`,
+    })
+  }
+  await removeUnlinkedSlots(deployments, name)
+  await refuseForeignFile(unitPath, 'unit')
+  await refuseForeignFile(tmpfilesPath, 'tmpfiles entry')
+  await checkRuntime(runtime)
+
+  const store = await Store.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
+  const source = opts.source ?? openRegistrySource(ref, { tlsVerify: opts.tlsVerify ?? true })
+  let pull: PullResult
+  try {
+    pull = await doing(`pulling ${image}`, () => pullImage(store, source, image, { reporter: ctx.reporter }))
+  } finally {
+    await source.close()
+  }
+
+  const slot = 0
+  const destDir = deployments.slotDir(name, slot)
+  const staged = await deployments.stage(name, slot)
+  const written: string[] = []
+  let linked = false
+  try {
+    await doing('checking out the image', () => store.checkout(pull.commit, join(staged, 'rootfs')))
+    const exportsFound = await doing('reading the image exports', () => loadExports(join(staged, 'rootfs'), ctx.paths.templatesDir))
+    const config = JSON.parse((await store.getBlob(pull.configDigest))!.toString('utf8'))
+    const computed = computeDefaults({
+      name,
+      destDir,
+      runtime,
+      imageName: image,
+      imageId: pull.manifestDigest,
+      hostUid: process.getuid?.() ?? 0,
+      hostGid: process.getgid?.() ?? 0,
+      uuid: randomUUID(),
+    })
+    const { values } = resolveValues({ manifestDefaults: exportsFound.manifest?.defaultValues ?? {}, computed, set: setValues })
+    const rendered = await doing('rendering templates', () => renderExports(exportsFound, values, config))
+    const checked = checkRuntimeConfig(rendered.configJson, {})
+    for (const w of checked.warnings ?? []) ctx.reporter.warn(`config.json: ${w}`)
+    const configJson = keepContainerInService(rendered.configJson, name)
+
+    await writeFileAtomic(join(staged, 'config.json'), configJson, { mode: 0o644 })
+    await writeFileAtomic(join(staged, unit), rendered.service, { mode: 0o644 })
+    await writeFileAtomic(join(staged, 'tmpfiles.conf'), rendered.tmpfiles, { mode: 0o644 })
+    const files: HostFile[] = [
+      { path: unitPath, sha256: sha256(rendered.service), role: 'unit' },
+      { path: tmpfilesPath, sha256: sha256(rendered.tmpfiles), role: 'tmpfiles' },
+    ]
+    const record: DeploymentRecord = {
+      format: 1,
+      name,
+      slot,
+      image,
+      manifestDigest: pull.manifestDigest,
+      configDigest: pull.configDigest,
+      imageCommit: pull.commit,
+      runtime,
+      values,
+      setValues,
+      templates: {
+        configJson: exportsFound.configJson.origin,
+        service: exportsFound.service.origin,
+        tmpfiles: exportsFound.tmpfiles.origin,
+      },
+      unit,
+      files,
+      createdAt: new Date().toISOString(),
+    }
+    await deployments.writeRecord(staged, record)
+    await deployments.publish(staged, name, slot)
+
+    await fsp.mkdir(ctx.paths.unitDir, { recursive: true })
+    await fsp.mkdir(ctx.paths.tmpfilesDir, { recursive: true })
+    written.push(unitPath)
+    await writeFileAtomic(unitPath, rendered.service, { mode: 0o644 })
+    written.push(tmpfilesPath)
+    await writeFileAtomic(tmpfilesPath, rendered.tmpfiles, { mode: 0o644 })
+    await deployments.activate(name, slot)
+    linked = true
+    await doing(`applying ${tmpfilesPath}`, () => ctx.tmpfiles('create', tmpfilesPath))
+
+    const systemd = await ctx.systemd()
+    await doing('reloading systemd', () => systemd.reload())
+    await doing(`enabling ${unit}`, () => systemd.enableUnitFiles([unit]))
+    const result: InstallResult = { name, unit, image, manifestDigest: pull.manifestDigest, deployment: destDir, unchanged: false, pull, values, files }
+    if (opts.now) {
+      try {
+        result.started = await systemd.startUnit(unit)
+      } catch (err) {
+        throw withContext(err, `${name} is installed and enabled, but starting ${unit} failed (journalctl -u ${unit})`)
+      }
+    }
+    return result
+  } catch (err) {
+    if ((err as { context?: string[] }).context?.some((c) => c.includes('is installed and enabled'))) throw err
+    await undo(ctx, { name, staged, deployments, written, linked, slot }).catch((e) =>
+      ctx.reporter.warn(`could not undo the partial install of ${name}: ${(e as Error).message}`),
+    )
+    throw err
+  }
+}
+
+async function undo(
+  ctx: OpsContext,
+  s: { name: string; staged: string; deployments: Deployments; written: string[]; linked: boolean; slot: number },
+): Promise<void> {
+  for (const f of s.written) await fsp.rm(f, { force: true })
+  if (s.linked) await fsp.rm(s.deployments.linkPath(s.name), { force: true })
+  await fsp.rm(s.staged, { recursive: true, force: true })
+  await fsp.rm(s.deployments.slotDir(s.name, s.slot), { recursive: true, force: true })
+  if (s.written.length > 0) {
+    try {
+      const systemd = await ctx.systemd()
+      await systemd.reload()
+    } catch {
+      /* systemd unreachable: nothing was enabled either */
+    }
+  }
+}
+
+/**
+ * Slots of NAME with no active link are what a crashed install left: remove
+ * them and the host files they recorded (only where the file is still exactly
+ * what sysctr wrote).
+ */
+async function removeUnlinkedSlots(deployments: Deployments, name: string): Promise<void> {
+  for (const slot of await deployments.slots(name)) {
+    const d = await deployments.read(name, slot)
+    for (const f of d?.record.files ?? []) {
+      if ((await sha256File(f.path)) === f.sha256) await fsp.rm(f.path, { force: true })
+    }
+    await fsp.rm(deployments.slotDir(name, slot), { recursive: true, force: true })
+  }
+}
+
+/** A unit or tmpfiles file that exists and that no sysctr deployment wrote is never overwritten. */
+async function refuseForeignFile(path: string, what: string): Promise<void> {
+  const have = await sha256File(path)
+  if (have === undefined) return
+  throw new ConflictError('host.file-exists', `${path} exists and was not written by sysctr; refusing to overwrite that ${what}`, {
+    hint: 'choose another name with --name, or move the file away',
+  })
+}
+
+async function checkRuntime(runtime: string): Promise<void> {
+  try {
+    await fsp.access(runtime, fsc.X_OK)
+  } catch {
+    throw new HostError('runtime.missing', `container runtime ${runtime} is not an executable`, {
+      hint: 'install runc (apt-get install runc) or name another runtime with --runtime PATH',
+    })
+  }
+}
+
+/**
+ * Keep the container inside its service's cgroup: unless the image's config
+ * names a cgroupsPath, use `NAME.service/container`, which runc resolves
+ * relative to the parent of its own cgroup, i.e. `<slice>/NAME.service/container`.
+ * With `Delegate=yes` in the unit, systemd then tracks, stops and accounts the
+ * container's processes as the service's own.
+ */
+export function keepContainerInService(configJson: string, name: string): string {
+  const spec = JSON.parse(configJson) as { linux?: { cgroupsPath?: string } }
+  spec.linux ??= {}
+  if (spec.linux.cgroupsPath) return configJson
+  spec.linux.cgroupsPath = `${name}.service/container`
+  return JSON.stringify(spec, null, 2) + '\n'
+}
+
+function sha256(s: string): string {
+  return createHash('sha256').update(s).digest('hex')
+}
+
+function sameValues(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a).sort()
+  const kb = Object.keys(b).sort()
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k])
+}

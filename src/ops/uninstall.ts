@@ -1,0 +1,65 @@
+/**
+ * uninstall: stop and disable over D-Bus, undo and remove the tmpfiles entry,
+ * remove the unit, remove every deployment of NAME, reload. The image stays
+ * in the store (`images prune` removes what nothing uses).
+ *
+ * Order matters for crash safety: host files go before the deployments, and
+ * the deployments' records are what tells a rerun which files are sysctr's,
+ * so an interrupted uninstall can simply be run again.
+ */
+import { promises as fsp } from 'node:fs'
+import { doing, NotFoundError } from '../errors'
+import { checkContainerName } from '../templates/values'
+import { Deployments } from '../deployment/deployments'
+import { sha256File } from '../util/atomic-file'
+import type { OpsContext } from './context'
+
+export interface UninstallResult {
+  name: string
+  unit: string
+  removedFiles: string[]
+  keptFiles: string[]
+  removedDeployments: number[]
+}
+
+export async function uninstall(ctx: OpsContext, name: string): Promise<UninstallResult> {
+  checkContainerName(name)
+  return doing(`uninstalling ${name}`, async () => {
+    const deployments = new Deployments(ctx.paths.containersDir)
+    const slots = await deployments.slots(name)
+    const active = await deployments.active(name)
+    const records = (await Promise.all(slots.map((s) => deployments.read(name, s)))).filter((d) => d !== undefined)
+    if (!active && records.length === 0) {
+      throw new NotFoundError('container.not-found', `no container named ${name} is installed`, { hint: 'sysctr containers list shows what is installed' })
+    }
+    const unit = (active ?? records[0]).record.unit
+    const systemd = await ctx.systemd()
+    await doing(`stopping ${unit}`, () => systemd.stopUnit(unit))
+    await doing(`disabling ${unit}`, () => systemd.disableUnitFiles([unit]))
+
+    const result: UninstallResult = { name, unit, removedFiles: [], keptFiles: [], removedDeployments: slots }
+    const files = new Map<string, { sha: Set<string>; role: string }>()
+    for (const d of records) {
+      for (const f of d.record.files) {
+        const e = files.get(f.path) ?? { sha: new Set<string>(), role: f.role }
+        e.sha.add(f.sha256)
+        files.set(f.path, e)
+      }
+    }
+    for (const [path, f] of files) {
+      const have = await sha256File(path)
+      if (have === undefined) continue
+      if (f.role === 'tmpfiles') {
+        await ctx.tmpfiles('remove', path).catch((e: Error) => ctx.reporter.warn(e.message))
+      }
+      // The unit and tmpfiles entry are sysctr's even when edited: they belong to
+      // this container and go with it. (Host files copied from /exports/hostfs
+      // that the user changed are kept; see README.)
+      await fsp.rm(path, { force: true })
+      result.removedFiles.push(path)
+    }
+    await deployments.remove(name)
+    await doing('reloading systemd', () => systemd.reload())
+    return result
+  })
+}

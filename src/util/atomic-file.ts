@@ -1,0 +1,67 @@
+/**
+ * Crash-safe file replacement: write a temp file in the same directory, fsync
+ * it, rename it over the target, fsync the directory. A reader sees the old
+ * file or the new one, never a mix; a crash leaves at most a `.tmp-` file
+ * that the next run may remove.
+ */
+import { randomBytes } from 'node:crypto'
+import { promises as fsp } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
+
+export function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`)
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r')
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
+
+export async function writeFileAtomic(path: string, data: string | Buffer, opts: { mode?: number } = {}): Promise<void> {
+  const tmp = tempPathFor(path)
+  const fh = await fsp.open(tmp, 'wx', opts.mode ?? 0o644)
+  try {
+    await fh.writeFile(data)
+    await fh.chmod(opts.mode ?? 0o644)
+    await fh.sync()
+  } catch (err) {
+    await fh.close().catch(() => {})
+    await fsp.rm(tmp, { force: true })
+    throw err
+  }
+  await fh.close()
+  try {
+    await fsp.rename(tmp, path)
+  } catch (err) {
+    await fsp.rm(tmp, { force: true })
+    throw err
+  }
+  await fsyncDir(dirname(path))
+}
+
+/** Point `link` at `target` atomically (symlink at a temp name, rename over). */
+export async function symlinkAtomic(target: string, link: string): Promise<void> {
+  const tmp = tempPathFor(link)
+  await fsp.symlink(target, tmp)
+  try {
+    await fsp.rename(tmp, link)
+  } catch (err) {
+    await fsp.rm(tmp, { force: true })
+    throw err
+  }
+  await fsyncDir(dirname(link))
+}
+
+export async function sha256File(path: string): Promise<string | undefined> {
+  const { createHash } = await import('node:crypto')
+  try {
+    return createHash('sha256').update(await fsp.readFile(path)).digest('hex')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+}
