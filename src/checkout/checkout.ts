@@ -1,0 +1,202 @@
+/**
+ * Hardlink checkout of an image commit into a new directory, like ostree's.
+ *
+ * Invariants:
+ * - The target must not exist; it is created and filled, and on any failure
+ *   everything made is removed.
+ * - Paths are never resolved through symlinks: every entry is created by name
+ *   inside a directory this checkout created itself (tree names are checked:
+ *   no `/`, `.`, `..`, NUL), and a symlink is only ever a leaf.
+ * - Regular files are hardlinks to the store's objects (bare mode: the object
+ *   carries mode, owner and xattrs), so all files with the same object share
+ *   one inode. EMLINK falls back to copying that file.
+ * - The device is checked first: store and target on different filesystems
+ *   is HostError 'checkout.cross-device' naming both, unless `copy` (then
+ *   every file is copied with its metadata).
+ * - Directory modes, owners and xattrs are applied after their content, so a
+ *   read-only directory can be filled.
+ * - Timestamps are not kept (objects have mtime 0).
+ */
+import { execFile } from 'node:child_process'
+import { constants as fsc, promises as fsp, readFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { ConflictError, ContentError, HostError, toSysctrError } from '../errors'
+import { mapLimit } from '../store/durable'
+import type { Commit, DirMeta, Tree } from '../store/tree'
+import { isValidName } from '../store/tree'
+import { getXattrs, setXattrs, Xattrs } from '../store/xattr'
+
+export interface CheckoutOptions {
+  /** Copy files instead of hardlinking (needed across filesystems). */
+  copy?: boolean
+}
+
+export interface CheckoutStats {
+  /** Regular files created (hardlinked + copied). */
+  files: number
+  dirs: number
+  symlinks: number
+  /** Char/block devices and fifos. */
+  special: number
+  /** Files hardlinked to store objects. */
+  hardlinks: number
+  /** Files copied (copy mode, or EMLINK fallback). */
+  copied: number
+}
+
+/** What checkout needs from the store. */
+export interface CheckoutSource {
+  readCommit(hex: string): Promise<Commit>
+  readTree(hex: string, layer: boolean): Promise<Tree>
+  objectPath(hex: string, ext: 'file'): string
+  readonly objectsDir: string
+}
+
+/** `major:minor` of a st_dev, and the mount source naming it in /proc/self/mountinfo if found. */
+export function describeDevice(dev: bigint): string {
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn)
+  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn)
+  const mm = `${major}:${minor}`
+  try {
+    for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const f = line.split(' ')
+      if (f[2] !== mm) continue
+      const sep = f.indexOf('-')
+      const source = sep > 0 ? f[sep + 2] : undefined
+      if (source && source !== 'none') return `${source} (${mm})`
+      return `${f[sep + 1] ?? 'device'} ${mm} at ${f[4]}`
+    }
+  } catch {
+    /* no /proc */
+  }
+  return `device ${mm}`
+}
+
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((res, rej) => {
+    execFile(cmd, args, (err, _o, stderr) => {
+      if (!err) return res()
+      const path = args[args.length - (cmd === 'mknod' ? 4 : 1)]
+      rej(new HostError('checkout.special-file', `creating ${path} with ${cmd}: ${String(stderr).trim() || err.message}`, { cause: err, data: { path } }))
+    })
+  })
+}
+
+async function applyOwnerMode(path: string, m: { uid: number; gid: number; mode: number }): Promise<void> {
+  await fsp.lchown(path, m.uid, m.gid)
+  await fsp.chmod(path, m.mode & 0o7777)
+}
+
+export async function checkout(src: CheckoutSource, commitHex: string, target: string, opts: CheckoutOptions = {}): Promise<CheckoutStats> {
+  target = resolve(target)
+  const commit = await src.readCommit(commitHex)
+  if (commit.kind !== 'image') throw new ContentError('checkout.not-image', `commit ${commitHex} is a layer commit; only image commits can be checked out`)
+  try {
+    await fsp.lstat(target)
+    throw new ConflictError('checkout.target-exists', `checkout target ${target} already exists`, { data: { path: target } })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  const storeDev = (await fsp.stat(src.objectsDir, { bigint: true })).dev
+  const targetDev = (await fsp.stat(dirname(target), { bigint: true })).dev
+  const copy = opts.copy === true
+  if (storeDev !== targetDev && !copy) {
+    throw new HostError(
+      'checkout.cross-device',
+      `hardlinks need one filesystem (store on ${describeDevice(storeDev)}, target on ${describeDevice(targetDev)})`,
+      { hint: 'put the checkout directory on the store\'s filesystem, or check out with copies', data: { store: src.objectsDir, target } },
+    )
+  }
+
+  const stats: CheckoutStats = { files: 0, dirs: 0, symlinks: 0, special: 0, hardlinks: 0, copied: 0 }
+  const xattrItems: { path: string; xattrs: Xattrs }[] = []
+  /** Objects copied: their xattrs are read from the object in one batch at the end. */
+  const copiedObjects: { path: string; object: string }[] = []
+  const dirsToFinish: { path: string; meta: DirMeta }[] = []
+
+  const copyFile = async (object: string, dest: string): Promise<void> => {
+    const obj = src.objectPath(object, 'file')
+    await fsp.copyFile(obj, dest, fsc.COPYFILE_EXCL)
+    const st = await fsp.stat(obj)
+    await applyOwnerMode(dest, { uid: st.uid, gid: st.gid, mode: st.mode })
+    copiedObjects.push({ path: dest, object: obj })
+    stats.copied++
+  }
+
+  const fillDir = async (treeHex: string, dir: string): Promise<void> => {
+    const tree = await src.readTree(treeHex, false)
+    const names = Object.keys(tree.entries).sort()
+    const subdirs: [string, string][] = []
+    await mapLimit(names, 16, async (name) => {
+      if (!isValidName(name)) throw new ContentError('store.corrupt-object', `tree ${treeHex} has an invalid name ${JSON.stringify(name)}`)
+      const e = tree.entries[name]
+      const p = join(dir, name)
+      switch (e.type) {
+        case 'file':
+          stats.files++
+          if (copy) return copyFile(e.object, p)
+          try {
+            await fsp.link(src.objectPath(e.object, 'file'), p)
+            stats.hardlinks++
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'EMLINK') throw err
+            await copyFile(e.object, p)
+          }
+          return
+        case 'dir':
+          await fsp.mkdir(p, { mode: 0o700 })
+          stats.dirs++
+          subdirs.push([name, e.tree])
+          dirsToFinish.push({ path: p, meta: e })
+          return
+        case 'symlink':
+          await fsp.symlink(e.target, p)
+          await fsp.lchown(p, e.uid, e.gid)
+          stats.symlinks++
+          return
+        case 'char':
+        case 'block':
+          await run('mknod', [p, e.type === 'char' ? 'c' : 'b', String(e.major), String(e.minor)])
+          await applyOwnerMode(p, e)
+          if (e.xattrs) xattrItems.push({ path: p, xattrs: e.xattrs })
+          stats.special++
+          return
+        case 'fifo':
+          await run('mkfifo', [p])
+          await applyOwnerMode(p, e)
+          if (e.xattrs) xattrItems.push({ path: p, xattrs: e.xattrs })
+          stats.special++
+          return
+        default:
+          throw new ContentError('store.corrupt-object', `image tree ${treeHex} holds a ${e.type} entry ${JSON.stringify(name)}`)
+      }
+    })
+    subdirs.sort((a, b) => (a[0] < b[0] ? -1 : 1))
+    for (const [name, hex] of subdirs) await fillDir(hex, join(dir, name))
+  }
+
+  await fsp.mkdir(target, { mode: 0o700 })
+  try {
+    await fillDir(commit.root.tree, target)
+    if (copiedObjects.length) {
+      const xs = await getXattrs(copiedObjects.map((c) => c.object))
+      for (const c of copiedObjects) {
+        const x = xs.get(c.object)
+        if (x && Object.keys(x).length) xattrItems.push({ path: c.path, xattrs: x })
+      }
+    }
+    for (const d of dirsToFinish) if (d.meta.xattrs) xattrItems.push({ path: d.path, xattrs: d.meta.xattrs })
+    if (commit.root.xattrs) xattrItems.push({ path: target, xattrs: commit.root.xattrs })
+    await setXattrs(xattrItems)
+    // Deepest first, so a read-only parent is finished after its children.
+    dirsToFinish.sort((a, b) => b.path.length - a.path.length)
+    for (const d of dirsToFinish) await applyOwnerMode(d.path, d.meta)
+    await applyOwnerMode(target, commit.root)
+  } catch (err) {
+    await fsp.rm(target, { recursive: true, force: true }).catch(() => undefined)
+    const e = toSysctrError(err)
+    if (e.code === 'host.eperm' || e.code === 'host.eacces') e.hint ??= 'a checkout sets owners and device nodes: run as root'
+    throw e
+  }
+  return stats
+}

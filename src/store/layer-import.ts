@@ -1,0 +1,377 @@
+/**
+ * Layer import, staging half: stream one layer blob into a Transaction.
+ *
+ * blob bytes -> [blob digest + size check] -> gunzip (by magic bytes) ->
+ * [diffID hash + raw PAX xattr scan] -> tar-stream -> one staged object per
+ * distinct regular file (streamed to a scratch file while hashed: memory stays
+ * flat), then the layer's trees and its commit object, all in the
+ * transaction. Nothing is published here: the caller publishes under the lock
+ * only after the whole blob was read and verified.
+ *
+ * Entries: files, dirs, symlinks, hardlinks (to an earlier entry of this layer
+ * -> the same object; to a lower layer's path -> a {type:'hardlink'} entry
+ * resolved at merge), char/block devices, fifos, PAX xattrs, GNU/PAX long
+ * names, OCI whiteouts `.wh.NAME` and opaque markers `.wh..wh..opq`.
+ * Refused with ContentError naming the entry: absolute paths, `..` escaping
+ * the root, NUL bytes, unknown entry types, a root that is not a directory.
+ */
+import { createHash } from 'node:crypto'
+import { promises as fsp } from 'node:fs'
+import { Readable, Transform } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { createGunzip } from 'node:zlib'
+import * as tar from 'tar-stream'
+import { ContentError } from '../errors'
+import { Descriptor, Digest, MediaType } from '../oci/types'
+import { entryPathComponents } from '../checkout/safe-path'
+import { fileObjectHeader, sha256Hex } from './canonical'
+import { RawXattrScanner } from './tar-xattrs'
+import { Transaction } from './transaction'
+import { DEFAULT_DIR_META, DirMeta, encodeObject, LayerCommit, Tree, TreeEntry } from './tree'
+import { setXattrs, Xattrs } from './xattr'
+
+export interface StagedLayer {
+  commit: LayerCommit
+  commitHex: string
+  diffID: Digest
+  compressedSize: number
+  uncompressedSize: number
+  entries: number
+}
+
+type Leaf = Exclude<TreeEntry, { type: 'dir' }>
+interface MDir {
+  kind: 'dir'
+  meta: DirMeta
+  implicit: boolean
+  opaque: boolean
+  children: Map<string, MNode>
+}
+type MNode = MDir | { kind: 'leaf'; entry: Leaf }
+
+function newDir(meta?: DirMeta, opaque = false): MDir {
+  return { kind: 'dir', meta: meta ?? DEFAULT_DIR_META, implicit: meta === undefined, opaque, children: new Map() }
+}
+
+/** The in-memory tree of one layer, in tar order (later entries win, as when extracting). */
+class LayerBuilder {
+  readonly root = newDir()
+
+  /** The dir at `comps`, creating implicit dirs; a leaf in the way is replaced (an opaque dir: it hid the lower entry). */
+  dir(comps: string[]): MDir {
+    let d = this.root
+    for (const name of comps) {
+      const cur = d.children.get(name)
+      if (cur?.kind === 'dir') d = cur
+      else {
+        const nd = newDir(undefined, cur !== undefined)
+        d.children.set(name, nd)
+        d = nd
+      }
+    }
+    return d
+  }
+
+  putDir(comps: string[], meta: DirMeta): void {
+    if (comps.length === 0) {
+      this.root.meta = meta
+      this.root.implicit = false
+      return
+    }
+    const parent = this.dir(comps.slice(0, -1))
+    const name = comps[comps.length - 1]
+    const cur = parent.children.get(name)
+    if (cur?.kind === 'dir') {
+      cur.meta = meta
+      cur.implicit = false
+    } else parent.children.set(name, newDir(meta, cur !== undefined))
+  }
+
+  putLeaf(comps: string[], entry: Leaf): void {
+    const parent = this.dir(comps.slice(0, -1))
+    const name = comps[comps.length - 1]
+    const cur = parent.children.get(name)
+    if (entry.type === 'whiteout') {
+      // A whiteout hides only lower layers: an entry of this layer stays (a dir becomes opaque).
+      if (cur?.kind === 'dir') cur.opaque = true
+      else if (!cur) parent.children.set(name, { kind: 'leaf', entry })
+      return
+    }
+    parent.children.set(name, { kind: 'leaf', entry })
+  }
+
+  opaque(comps: string[]): void {
+    this.dir(comps).opaque = true
+  }
+
+  lookup(comps: string[]): MNode | undefined {
+    let node: MNode | undefined = this.root
+    for (const name of comps) {
+      if (node?.kind !== 'dir') return undefined
+      node = node.children.get(name)
+    }
+    return node
+  }
+}
+
+function metaFromHeader(h: tar.Header, xattrs: Xattrs | undefined): DirMeta {
+  const pax = (h.pax ?? {}) as Record<string, string>
+  const uid = pax.uid !== undefined ? parseInt(pax.uid, 10) : h.uid
+  const gid = pax.gid !== undefined ? parseInt(pax.gid, 10) : h.gid
+  return { mode: h.mode & 0o7777, uid, gid, ...(xattrs && Object.keys(xattrs).length ? { xattrs } : {}) }
+}
+
+export function compressionOf(desc: Descriptor, head: Buffer): 'gzip' | 'zstd' | 'none' {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip'
+  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd'
+  if (desc.mediaType === MediaType.ociLayerZstd || desc.mediaType.endsWith('+zstd')) return 'zstd'
+  return 'none'
+}
+
+/** Stream `stream` (the layer blob described by `desc`) into `tx`. */
+export async function stageLayer(tx: Transaction, desc: Descriptor, stream: Readable): Promise<StagedLayer> {
+  const [alg, expectedHex] = desc.digest.split(':')
+  if ((alg !== 'sha256' && alg !== 'sha512') || !expectedHex) {
+    stream.destroy()
+    throw new ContentError('content.unsupported-digest', `unsupported digest ${desc.digest}`)
+  }
+  const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>
+  const headChunks: Buffer[] = []
+  let headLen = 0
+  let sourceDone = false
+  while (headLen < 4) {
+    const r = await it.next()
+    if (r.done) {
+      sourceDone = true
+      break
+    }
+    headChunks.push(r.value)
+    headLen += r.value.length
+  }
+  const head = Buffer.concat(headChunks)
+  const compression = compressionOf(desc, head)
+  if (compression === 'zstd') {
+    await it.return?.()
+    stream.destroy()
+    throw new ContentError('content.unsupported-compression', `layer ${desc.digest} is zstd-compressed; sysctr supports gzip and uncompressed layers`, {
+      data: { mediaType: desc.mediaType },
+    })
+  }
+  async function* source(): AsyncGenerator<Buffer> {
+    try {
+      if (head.length) yield head
+      while (!sourceDone) {
+        const r = await it.next()
+        if (r.done) return
+        yield r.value
+      }
+    } finally {
+      if (!sourceDone) await it.return?.()
+    }
+  }
+
+  const blobHash = createHash(alg)
+  let compressedSize = 0
+  const blobTap = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      blobHash.update(chunk)
+      compressedSize += chunk.length
+      cb(null, chunk)
+    },
+    flush(cb) {
+      const got = `${alg}:${blobHash.digest('hex')}`
+      if (got !== desc.digest) cb(new ContentError('content.digest-mismatch', `layer digest mismatch (expected ${desc.digest}, got ${got})`, { data: { expected: desc.digest, found: got } }))
+      else if (desc.size >= 0 && compressedSize !== desc.size)
+        cb(new ContentError('content.size-mismatch', `layer ${desc.digest} size mismatch (expected ${desc.size}, got ${compressedSize})`, { data: { expected: desc.size, found: compressedSize } }))
+      else cb()
+    },
+  })
+  const diffHash = createHash('sha256')
+  let uncompressedSize = 0
+  const scanner = new RawXattrScanner()
+  const diffTap = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      diffHash.update(chunk)
+      uncompressedSize += chunk.length
+      scanner.push(chunk)
+      cb(null, chunk)
+    },
+  })
+  const extract = tar.extract()
+  const stages: NodeJS.ReadWriteStream[] = compression === 'gzip' ? [blobTap, createGunzip(), diffTap] : [blobTap, diffTap]
+  const done = (pipeline as unknown as (...s: unknown[]) => Promise<void>)(Readable.from(source(), { objectMode: false }), ...stages, extract)
+  let pipelineError: unknown
+  done.catch((e) => (pipelineError = e))
+
+  const builder = new LayerBuilder()
+  const xattrFiles: { path: string; xattrs: Xattrs }[] = []
+  let entries = 0
+  try {
+    for await (const entry of extract as unknown as AsyncIterable<Readable & { header: tar.Header }>) {
+      entries++
+      const h = entry.header
+      const raw = scanner.queue.shift()
+      let xattrs: Xattrs | undefined
+      if (raw && raw.size) {
+        xattrs = {}
+        for (const [k, v] of raw) xattrs[k] = v.toString('base64')
+      }
+      await addEntry(tx, builder, h, entry, xattrs, xattrFiles)
+    }
+    await done
+  } catch (err) {
+    stream.destroy()
+    await done.catch(() => undefined)
+    // Prefer the stream's own failure (digest mismatch, corrupt gzip) over what it caused downstream.
+    if (err instanceof ContentError) throw err
+    throw wrapStreamError(pipelineError ?? err, desc)
+  }
+  await setXattrs(xattrFiles)
+
+  const rootHex = await writeTrees(tx, builder.root)
+  const commit: LayerCommit = {
+    kind: 'layer',
+    root: { tree: rootHex, ...builder.root.meta, ...(builder.root.implicit ? { implicit: true } : {}) },
+    blobDigest: desc.digest,
+    diffID: `sha256:${diffHash.digest('hex')}` as Digest,
+  }
+  const { hex: commitHex, bytes } = encodeObject(commit)
+  await tx.putBytes(`${commitHex}.commit`, bytes)
+  return { commit, commitHex, diffID: commit.diffID, compressedSize, uncompressedSize, entries }
+}
+
+function wrapStreamError(err: unknown, desc: Descriptor): unknown {
+  if (err instanceof ContentError) return err
+  const e = err as NodeJS.ErrnoException
+  if (e && typeof e.code === 'string' && e.code.startsWith('Z_'))
+    return new ContentError('content.bad-compression', `layer ${desc.digest} is not valid gzip: ${e.message}`, { cause: err })
+  if (e instanceof Error && /tar|header/i.test(e.message) && !e.code)
+    return new ContentError('content.bad-tar', `layer ${desc.digest} is not a valid tar: ${e.message}`, { cause: err })
+  return err
+}
+
+async function addEntry(
+  tx: Transaction,
+  b: LayerBuilder,
+  h: tar.Header,
+  data: Readable,
+  xattrs: Xattrs | undefined,
+  xattrFiles: { path: string; xattrs: Xattrs }[],
+): Promise<void> {
+  const comps = entryPathComponents(h.name)
+  const name = comps[comps.length - 1]
+  const bad = (why: string): never => {
+    throw new ContentError('content.bad-entry', `layer entry ${JSON.stringify(h.name)}: ${why}`, { data: { path: h.name } })
+  }
+  if (comps.length === 0 && h.type !== 'directory') bad(`the root must be a directory, not ${h.type}`)
+  if (name?.startsWith('.wh.')) {
+    data.resume()
+    const parent = comps.slice(0, -1)
+    if (name === '.wh..wh..opq') b.opaque(parent)
+    else if (name.startsWith('.wh..wh.')) {
+      /* other aufs metadata (.wh..wh.plnk, ...): ignored, as containerd does */
+    } else {
+      const hidden = name.slice('.wh.'.length)
+      if (hidden === '' || hidden === '.' || hidden === '..') bad('whiteout of nothing')
+      b.putLeaf([...parent, hidden], { type: 'whiteout' })
+    }
+    return
+  }
+  const meta = metaFromHeader(h, xattrs)
+  switch (h.type) {
+    case 'directory':
+      data.resume()
+      b.putDir(comps, meta)
+      return
+    case 'file':
+    case 'contiguous-file': {
+      const object = await stageFile(tx, data, meta, xattrFiles)
+      b.putLeaf(comps, { type: 'file', object })
+      return
+    }
+    case 'symlink':
+      data.resume()
+      if (!h.linkname) bad('symlink without a target')
+      b.putLeaf(comps, { type: 'symlink', target: h.linkname, uid: meta.uid, gid: meta.gid })
+      return
+    case 'link': {
+      data.resume()
+      const target = entryPathComponents(h.linkname ?? '', 'hardlink target')
+      if (target.length === 0) bad('hardlink to the root')
+      const node = b.lookup(target)
+      if (node?.kind === 'dir') bad(`hardlink to a directory ${JSON.stringify(h.linkname)}`)
+      if (node?.kind === 'leaf' && node.entry.type === 'whiteout') bad(`hardlink to a removed path ${JSON.stringify(h.linkname)}`)
+      b.putLeaf(comps, node?.kind === 'leaf' ? node.entry : { type: 'hardlink', target: target.join('/') })
+      return
+    }
+    case 'character-device':
+    case 'block-device':
+      data.resume()
+      b.putLeaf(comps, {
+        type: h.type === 'character-device' ? 'char' : 'block',
+        major: h.devmajor ?? 0,
+        minor: h.devminor ?? 0,
+        ...meta,
+      })
+      return
+    case 'fifo':
+      data.resume()
+      b.putLeaf(comps, { type: 'fifo', ...meta })
+      return
+    default:
+      data.resume()
+      bad(`unsupported entry type ${String(h.type)}`)
+  }
+}
+
+/** Stream one regular file into a scratch file while hashing header+content; give it its object name. */
+async function stageFile(tx: Transaction, data: Readable, meta: DirMeta, xattrFiles: { path: string; xattrs: Xattrs }[]): Promise<string> {
+  const scratch = tx.scratchPath()
+  const hash = createHash('sha256').update(fileObjectHeader(meta))
+  let size = 0
+  const fh = await fsp.open(scratch, 'wx', 0o600)
+  try {
+    for await (const chunk of data as AsyncIterable<Buffer>) {
+      hash.update(chunk)
+      size += chunk.length
+      let off = 0
+      while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten
+    }
+    await fh.chown(meta.uid, meta.gid)
+    await fh.chmod(meta.mode)
+    await fh.utimes(0, 0)
+  } finally {
+    await fh.close()
+  }
+  const hex = hash.digest('hex')
+  const name = `${hex}.file`
+  if (await tx.adopt(scratch, name, size)) {
+    // Set after chown (which clears security.capability) and after the last write.
+    if (meta.xattrs) xattrFiles.push({ path: tx.path(name), xattrs: meta.xattrs })
+  }
+  return hex
+}
+
+/** Write the builder's dirs as tree objects, children first. Returns the root tree's hex. */
+async function writeTrees(tx: Transaction, dir: MDir): Promise<string> {
+  const entries: Record<string, TreeEntry> = {}
+  for (const [name, node] of dir.children) {
+    if (node.kind === 'leaf') entries[name] = node.entry
+    else {
+      const tree = await writeTrees(tx, node)
+      entries[name] = {
+        type: 'dir',
+        tree,
+        ...node.meta,
+        ...(node.opaque ? { opaque: true } : {}),
+        ...(node.implicit ? { implicit: true } : {}),
+      }
+    }
+  }
+  const t: Tree = { entries }
+  const { hex, bytes } = encodeObject(t)
+  await tx.putBytes(`${hex}.tree`, bytes)
+  return hex
+}
+
+export { sha256Hex }

@@ -1,0 +1,438 @@
+/**
+ * The content-addressed store: an OSTree-like object store for OCI images.
+ *
+ * Layout under the root (e.g. /var/lib/sysctr/store):
+ *   format                      "sysctr-store 1"; open() refuses any other version
+ *   lock, lock.break            the writer lock (see lock.ts)
+ *   tmp/                        staging dirs and temp files (same filesystem); a dead
+ *                               process's leftovers are removed on open
+ *   objects/XX/<hex>.file       regular-file content, "bare" mode: the object itself
+ *                               carries mode (incl. setuid/setgid/sticky), uid, gid and
+ *                               xattrs (incl. security.capability); mtime 0. File
+ *                               timestamps are not kept. <hex> = sha256 of a canonical
+ *                               metadata header + the content (canonical.ts)
+ *   objects/XX/<hex>.tree       canonical JSON directory (tree.ts)
+ *   objects/XX/<hex>.commit     canonical JSON commit: kind 'layer' | 'image' (tree.ts)
+ *   blobs/sha256/<hex>          manifest and config JSON, verified on put and get
+ *   layers/sha256/<hex>         LayerRecord per layer BLOB digest
+ *   refs/images/<escaped name>  ImageRecord
+ *
+ * Invariants:
+ * - Objects are immutable and named by their content; put is idempotent. One
+ *   file object per distinct (content, metadata).
+ * - Every write is temp-on-the-same-filesystem, flush, rename. An import
+ *   stages objects in tmp/ without the lock, then under the lock flushes once
+ *   (syncfs), renames them into objects/, flushes, and only then writes the
+ *   commit and the layer record (temp, fsync, rename, fsync dir). A crash
+ *   leaves only tmp/ leftovers. Refs are replaced atomically the same way.
+ * - Writers (publishing an import or image commit, refs, gc) hold the lock
+ *   (lock.ts), briefly. Readers take no lock.
+ * - A layer blob is imported once (layers/ record); its stream is verified
+ *   against the descriptor's digest and size while read, and nothing is
+ *   published unless the whole blob was read and matched.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { createHash } from 'node:crypto'
+import { promises as fsp } from 'node:fs'
+import { join } from 'node:path'
+import type { Readable } from 'node:stream'
+import { ContentError, HostError, NotFoundError, UsageError } from '../errors'
+import type { Descriptor, Digest } from '../oci/types'
+import { checkout as checkoutTree, CheckoutOptions, CheckoutStats } from '../checkout/checkout'
+import { entryPathComponents } from '../checkout/safe-path'
+import { HEX64 } from './canonical'
+import { writeFileDurable } from './durable'
+import { mergeLayers } from './image-commit'
+import { stageLayer } from './layer-import'
+import { isAlive, LockHolder, StoreLock } from './lock'
+import { objectRelPath, Transaction } from './transaction'
+import { Commit, decodeCommit, decodeTree, encodeObject, ImageCommit, Tree, TreeEntry } from './tree'
+
+export const STORE_FORMAT = 'sysctr-store 1'
+
+export interface StoreOptions {
+  /** Called while waiting for another process's lock ("waiting for store lock held by pid N (installing etcd)"). */
+  onWait?: (message: string, holder: LockHolder) => void
+  /** Give up waiting for the lock after this many ms (ConflictError 'store.locked'); default: wait. */
+  lockTimeoutMs?: number
+}
+
+/** What the store keeps per imported layer blob (layers/sha256/<hex>). */
+export interface LayerRecord {
+  blobDigest: Digest
+  diffID: Digest
+  /** The layer commit (hex). */
+  commit: string
+  mediaType: string
+  compressedSize: number
+  uncompressedSize: number
+  entries: number
+}
+
+export interface ImportResult {
+  blobDigest: Digest
+  diffID: Digest
+  commit: string
+  /** New objects of any kind (files, trees, commit) this import published. */
+  objectsAdded: number
+  /** New file objects and their bytes. */
+  filesAdded: number
+  bytesAdded: number
+  entries: number
+  /** The layer was in the store already; nothing was read. */
+  existing: boolean
+  record: LayerRecord
+}
+
+/** A named image (refs/images/<escaped name>). */
+export interface ImageRecord {
+  reference: string
+  manifestDigest: Digest
+  configDigest: Digest
+  /** The image commit (hex). */
+  commit: string
+  /** Layer blob digests, bottom first. */
+  layers: Digest[]
+  [extra: string]: unknown
+}
+
+export interface CommitImageInput {
+  manifestDigest: Digest
+  configDigest: Digest
+  /** Bottom layer first. */
+  layers: LayerRecord[]
+}
+
+export interface WalkEntry {
+  /** Path under the root, `/`-separated, no leading slash. */
+  path: string
+  entry: TreeEntry
+}
+
+function digestHex(d: string): string {
+  const [alg, hex] = d.split(':')
+  if (alg !== 'sha256' || !hex || !HEX64.test(hex)) throw new ContentError('content.unsupported-digest', `unsupported digest ${JSON.stringify(d)}`)
+  return hex
+}
+
+/** File name for a ref: percent-encoding, dots too, so no name is `.`/`..` or holds `/`. */
+export function escapeRefName(name: string): string {
+  if (name === '') throw new UsageError('store.bad-ref-name', 'empty image name')
+  const esc = encodeURIComponent(name).replace(/[.!'()*~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+  if (esc.length > 250) throw new UsageError('store.bad-ref-name', `image name too long: ${name.slice(0, 40)}…`)
+  return esc
+}
+
+async function readIfExists(path: string): Promise<Buffer | undefined> {
+  try {
+    return await fsp.readFile(path)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+}
+
+const TREE_CACHE_MAX = 20000
+
+export class Store {
+  readonly objectsDir: string
+  readonly tmpDir: string
+  private readonly treeCache = new Map<string, Tree>()
+  private readonly lockScope = new AsyncLocalStorage<boolean>()
+  private lockQueue: Promise<unknown> = Promise.resolve()
+
+  private constructor(
+    readonly root: string,
+    private readonly opts: StoreOptions,
+  ) {
+    this.objectsDir = join(root, 'objects')
+    this.tmpDir = join(root, 'tmp')
+  }
+
+  /** Open (creating if new) the store at `root`; removes a dead process's tmp/ leftovers. */
+  static async open(root: string, opts: StoreOptions = {}): Promise<Store> {
+    const s = new Store(root, opts)
+    await fsp.mkdir(root, { recursive: true, mode: 0o700 })
+    const fmt = await readIfExists(join(root, 'format'))
+    if (fmt === undefined) {
+      const entries = (await fsp.readdir(root)).filter((e) => !['tmp', 'lock', 'lock.break'].includes(e))
+      if (entries.length > 0)
+        throw new HostError('store.not-a-store', `${root} is not empty and has no format file: not a sysctr store`, { data: { root } })
+      await fsp.mkdir(s.tmpDir, { recursive: true, mode: 0o700 })
+      await writeFileDurable(join(root, 'format'), `${STORE_FORMAT}\n`, s.tmpDir)
+    } else if (fmt.toString('utf8').trim() !== STORE_FORMAT) {
+      throw new HostError('store.unsupported-format', `store ${root} has format ${JSON.stringify(fmt.toString('utf8').trim())}; this sysctr reads only "${STORE_FORMAT}"`, {
+        hint: 'a newer sysctr wrote this store: upgrade sysctr',
+        data: { root, found: fmt.toString('utf8').trim(), expected: STORE_FORMAT },
+      })
+    }
+    for (const d of [s.tmpDir, s.objectsDir, join(root, 'blobs', 'sha256'), join(root, 'layers', 'sha256'), join(root, 'refs', 'images')])
+      await fsp.mkdir(d, { recursive: true, mode: 0o700 })
+    await s.cleanTmp()
+    return s
+  }
+
+  private async cleanTmp(): Promise<void> {
+    for (const name of await fsp.readdir(this.tmpDir)) {
+      const m = /^(?:staging|durable)-(\d+)-(\d+)-/.exec(name)
+      if (m && isAlive({ pid: Number(m[1]), start: Number(m[2]) })) continue
+      await fsp.rm(join(this.tmpDir, name), { recursive: true, force: true })
+    }
+  }
+
+  /**
+   * Run `fn` holding the store's writer lock (`what` is shown to waiters).
+   * Re-entrant within one call chain; concurrent callers in this process queue.
+   */
+  async withLock<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (this.lockScope.getStore()) return fn()
+    const run = async (): Promise<T> => {
+      const lock = await StoreLock.acquire(this.root, what, {
+        onWait: this.opts.onWait ? (h, msg) => this.opts.onWait?.(msg, h) : undefined,
+        timeoutMs: this.opts.lockTimeoutMs,
+      })
+      try {
+        return await this.lockScope.run(true, fn)
+      } finally {
+        await lock.release()
+      }
+    }
+    const p = this.lockQueue.then(run, run)
+    this.lockQueue = p.catch(() => undefined)
+    return p
+  }
+
+  objectPath(hex: string, ext: 'file' | 'tree' | 'commit'): string {
+    return join(this.objectsDir, objectRelPath(`${hex}.${ext}`))
+  }
+
+  // ---- blobs ---------------------------------------------------------------
+
+  /** Store manifest/config bytes under their digest (verified). Idempotent. */
+  async putBlob(digest: Digest, bytes: Buffer): Promise<void> {
+    const hex = digestHex(digest)
+    const got = createHash('sha256').update(bytes).digest('hex')
+    if (got !== hex) throw new ContentError('content.digest-mismatch', `blob digest mismatch (expected ${digest}, got sha256:${got})`, { data: { expected: digest, found: `sha256:${got}` } })
+    const path = join(this.root, 'blobs', 'sha256', hex)
+    if ((await readIfExists(path)) !== undefined) return
+    await writeFileDurable(path, bytes, this.tmpDir)
+  }
+
+  /** The blob's bytes (verified), or undefined if not stored. */
+  async getBlob(digest: Digest): Promise<Buffer | undefined> {
+    const hex = digestHex(digest)
+    const bytes = await readIfExists(join(this.root, 'blobs', 'sha256', hex))
+    if (bytes && createHash('sha256').update(bytes).digest('hex') !== hex)
+      throw new ContentError('store.corrupt-blob', `stored blob ${digest} does not match its digest`, { hint: 'remove it and pull again' })
+    return bytes
+  }
+
+  // ---- layers --------------------------------------------------------------
+
+  async getLayer(blobDigest: Digest): Promise<LayerRecord | undefined> {
+    const bytes = await readIfExists(join(this.root, 'layers', 'sha256', digestHex(blobDigest)))
+    return bytes ? (JSON.parse(bytes.toString('utf8')) as LayerRecord) : undefined
+  }
+
+  /**
+   * Import one layer blob from `stream` (see layer-import.ts). A blob already
+   * imported is not read again (the stream is destroyed; `existing: true`).
+   */
+  async importLayer(desc: Descriptor, stream: Readable): Promise<ImportResult> {
+    const known = await this.getLayer(desc.digest)
+    if (known) {
+      stream.destroy()
+      return resultOf(known, true)
+    }
+    const tx = await Transaction.begin(this.tmpDir)
+    try {
+      const staged = await stageLayer(tx, desc, stream)
+      return await this.withLock(`importing layer ${desc.digest.slice(0, 19)}`, async () => {
+        const raced = await this.getLayer(desc.digest)
+        if (raced) return resultOf(raced, true)
+        const pub = await tx.publish(this.objectsDir)
+        const record: LayerRecord = {
+          blobDigest: desc.digest,
+          diffID: staged.diffID,
+          commit: staged.commitHex,
+          mediaType: desc.mediaType,
+          compressedSize: staged.compressedSize,
+          uncompressedSize: staged.uncompressedSize,
+          entries: staged.entries,
+        }
+        await writeFileDurable(join(this.root, 'layers', 'sha256', digestHex(desc.digest)), JSON.stringify(record), this.tmpDir)
+        return { ...resultOf(record, false), ...pub }
+      })
+    } finally {
+      await tx.abort()
+    }
+  }
+
+  // ---- objects -------------------------------------------------------------
+
+  async readCommit(hex: string): Promise<Commit> {
+    if (!HEX64.test(hex)) throw new UsageError('store.bad-commit', `not a commit id: ${JSON.stringify(hex)}`)
+    const bytes = await readIfExists(this.objectPath(hex, 'commit'))
+    if (!bytes) throw new NotFoundError('store.commit-not-found', `commit ${hex} is not in the store`)
+    return decodeCommit(hex, bytes)
+  }
+
+  async readTree(hex: string, layer: boolean, tx?: Transaction): Promise<Tree> {
+    const cached = this.treeCache.get(hex)
+    if (cached) return cached
+    const name = `${hex}.tree`
+    const staged = tx?.has(name) ? await fsp.readFile(tx.path(name)) : undefined
+    const bytes = staged ?? (await readIfExists(this.objectPath(hex, 'tree')))
+    if (!bytes) throw new ContentError('store.missing-object', `tree ${hex} is missing from the store`, { hint: 'run fsck; pull the image again' })
+    const tree = decodeTree(hex, bytes, true)
+    if (!layer) decodeTree(hex, bytes, false)
+    if (this.treeCache.size >= TREE_CACHE_MAX) this.treeCache.clear()
+    // Cache only published trees validated as image trees.
+    if (!layer && !staged) this.treeCache.set(hex, tree)
+    return tree
+  }
+
+  /**
+   * Merge the layers (bottom first) into an image commit: a whiteout-free tree.
+   * Idempotent: the same layers and digests give the same commit id.
+   */
+  async commitImage(input: CommitImageInput): Promise<{ commit: string; objectsAdded: number }> {
+    const roots = []
+    for (const l of input.layers) {
+      const c = await this.readCommit(l.commit)
+      if (c.kind !== 'layer') throw new ContentError('store.not-layer', `commit ${l.commit} is not a layer commit`)
+      roots.push(c.root)
+    }
+    const tx = await Transaction.begin(this.tmpDir)
+    try {
+      const root = await mergeLayers(
+        {
+          readTree: (hex, layer) => this.readTree(hex, layer, tx),
+          writeTree: async (tree) => {
+            const { hex, bytes } = encodeObject(tree)
+            if (!tx.has(`${hex}.tree`)) await tx.putBytes(`${hex}.tree`, bytes)
+            return hex
+          },
+        },
+        roots,
+      )
+      const commit: ImageCommit = {
+        kind: 'image',
+        root,
+        manifestDigest: input.manifestDigest,
+        configDigest: input.configDigest,
+        layers: input.layers.map((l) => ({ blobDigest: l.blobDigest, diffID: l.diffID, commit: l.commit })),
+      }
+      const { hex, bytes } = encodeObject(commit)
+      await tx.putBytes(`${hex}.commit`, bytes)
+      const pub = await this.withLock(`committing image ${input.manifestDigest.slice(0, 19)}`, () => tx.publish(this.objectsDir))
+      return { commit: hex, objectsAdded: pub.objectsAdded }
+    } finally {
+      await tx.abort()
+    }
+  }
+
+  // ---- refs ----------------------------------------------------------------
+
+  private refPath(name: string): string {
+    return join(this.root, 'refs', 'images', escapeRefName(name))
+  }
+
+  /** Point `name` at `record`, replacing any previous record atomically. */
+  async setImageRef(name: string, record: ImageRecord): Promise<void> {
+    await this.withLock(`updating image ${name}`, () => writeFileDurable(this.refPath(name), JSON.stringify(record, null, 2), this.tmpDir))
+  }
+
+  async getImageRef(name: string): Promise<ImageRecord | undefined> {
+    const bytes = await readIfExists(this.refPath(name))
+    return bytes ? (JSON.parse(bytes.toString('utf8')) as ImageRecord) : undefined
+  }
+
+  async listImageRefs(): Promise<{ name: string; record: ImageRecord }[]> {
+    const dir = join(this.root, 'refs', 'images')
+    const out: { name: string; record: ImageRecord }[] = []
+    for (const f of (await fsp.readdir(dir)).sort()) {
+      const bytes = await readIfExists(join(dir, f))
+      if (bytes) out.push({ name: decodeURIComponent(f), record: JSON.parse(bytes.toString('utf8')) as ImageRecord })
+    }
+    return out
+  }
+
+  /** Remove a ref; returns false if there was none. Objects stay until gc. */
+  async deleteImageRef(name: string): Promise<boolean> {
+    return this.withLock(`removing image ${name}`, async () => {
+      try {
+        await fsp.unlink(this.refPath(name))
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+        throw err
+      }
+      await fsp.open(join(this.root, 'refs', 'images'), 'r').then(async (fh) => {
+        await fh.sync()
+        await fh.close()
+      })
+      return true
+    })
+  }
+
+  // ---- reading images ------------------------------------------------------
+
+  /** Check out an image commit into `targetDir` (must not exist). See checkout/checkout.ts. */
+  async checkout(commit: string, targetDir: string, opts?: CheckoutOptions): Promise<CheckoutStats> {
+    return checkoutTree(this, commit, targetDir, opts)
+  }
+
+  /** The entry at `path` of an image commit (no symlink is followed), or undefined. */
+  async lookup(commit: string, path: string): Promise<TreeEntry | undefined> {
+    const c = await this.readCommit(commit)
+    const comps = entryPathComponents(path.replace(/^\/+/, ''), 'path')
+    if (comps.length === 0) return { type: 'dir', tree: c.root.tree, mode: c.root.mode, uid: c.root.uid, gid: c.root.gid }
+    let hex = c.root.tree
+    for (let i = 0; i < comps.length; i++) {
+      const e: TreeEntry | undefined = (await this.readTree(hex, c.kind === 'layer')).entries[comps[i]]
+      if (!e || i === comps.length - 1) return e
+      if (e.type !== 'dir') return undefined
+      hex = e.tree
+    }
+    return undefined
+  }
+
+  /** One regular file of an image commit, without a checkout. Symlinks are not followed. */
+  async readFile(commit: string, path: string): Promise<Buffer> {
+    const e = await this.lookup(commit, path)
+    if (!e) throw new NotFoundError('store.path-not-found', `${path} does not exist in commit ${commit.slice(0, 12)}`, { data: { path } })
+    if (e.type !== 'file') throw new NotFoundError('store.not-a-file', `${path} in commit ${commit.slice(0, 12)} is a ${e.type}, not a regular file`, { data: { path, type: e.type } })
+    return fsp.readFile(this.objectPath(e.object, 'file'))
+  }
+
+  /** Every entry of a commit, depth first, names sorted. */
+  async *walk(commit: string): AsyncGenerator<WalkEntry> {
+    const c = await this.readCommit(commit)
+    const layer = c.kind === 'layer'
+    const self = this
+    async function* rec(hex: string, prefix: string): AsyncGenerator<WalkEntry> {
+      const t = await self.readTree(hex, layer)
+      for (const name of Object.keys(t.entries).sort()) {
+        const e = t.entries[name]
+        const path = prefix ? `${prefix}/${name}` : name
+        yield { path, entry: e }
+        if (e.type === 'dir') yield* rec(e.tree, path)
+      }
+    }
+    yield* rec(c.root.tree, '')
+  }
+}
+
+function resultOf(r: LayerRecord, existing: boolean): ImportResult {
+  return {
+    blobDigest: r.blobDigest,
+    diffID: r.diffID,
+    commit: r.commit,
+    objectsAdded: 0,
+    filesAdded: 0,
+    bytesAdded: 0,
+    entries: r.entries,
+    existing,
+    record: r,
+  }
+}
