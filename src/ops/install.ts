@@ -27,6 +27,7 @@ import { openRegistrySource } from '../transports/registry/registry-source'
 import type { OpsContext } from './context'
 import { pullImage, PullResult } from './pull'
 import type { JobResult } from '../systemd/systemd'
+import { UnitFile } from '../systemd/unit-file'
 
 export interface InstallOptions {
   image: string
@@ -131,7 +132,7 @@ async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string)
     const rendered = await doing('rendering templates', () => renderExports(exportsFound, values, config))
     const checked = checkRuntimeConfig(rendered.configJson, {})
     for (const w of checked.warnings ?? []) ctx.reporter.warn(`config.json: ${w}`)
-    const configJson = keepContainerInService(rendered.configJson, name)
+    const configJson = keepContainerInService(rendered.configJson, name, UnitFile.parse(rendered.service, unit))
 
     await writeFileAtomic(join(staged, 'config.json'), configJson, { mode: 0o644 })
     await writeFileAtomic(join(staged, unit), rendered.service, { mode: 0o644 })
@@ -247,13 +248,16 @@ async function checkRuntime(runtime: string): Promise<void> {
 }
 
 /**
- * Keep the container inside its service's cgroup: unless the image's config
- * names a cgroupsPath, use `NAME.service/container`, which runc resolves
- * relative to the parent of its own cgroup, i.e. `<slice>/NAME.service/container`.
- * With `Delegate=yes` in the unit, systemd then tracks, stops and accounts the
- * container's processes as the service's own.
+ * Keep the container inside its service's cgroup: when the unit delegates its
+ * cgroup (`Delegate=yes`) and the image's config names no cgroupsPath, use
+ * `NAME.service/container`, which runc resolves relative to the parent of its
+ * own cgroup, i.e. `<slice>/NAME.service/container`. systemd then tracks,
+ * stops and accounts the container's processes as the service's own. Without
+ * delegation runc's default (a sibling cgroup) is left alone, as Atomic had it.
  */
-export function keepContainerInService(configJson: string, name: string): string {
+export function keepContainerInService(configJson: string, name: string, unit: UnitFile): string {
+  const delegate = (unit.get('Service', 'Delegate') ?? 'no').trim().toLowerCase()
+  if (!['yes', 'true', 'on', '1'].includes(delegate)) return configJson
   const spec = JSON.parse(configJson) as { linux?: { cgroupsPath?: string } }
   spec.linux ??= {}
   if (spec.linux.cgroupsPath) return configJson

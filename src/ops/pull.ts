@@ -4,7 +4,7 @@
  * checked against the config's diff_ids. The image ref is written last, so a
  * crash or a bad byte leaves the previous ref untouched.
  */
-import type { Store } from '../store/store'
+import type { LayerRecord, Store } from '../store/store'
 import type { ImageSource } from '../transports/image-source'
 import { ContentError, doing } from '../errors'
 import type { Digest, Platform } from '../oci/types'
@@ -14,7 +14,8 @@ export interface PullResult {
   reference: string
   manifestDigest: Digest
   configDigest: Digest
-  commit: Digest
+  /** The image commit (hex) in the store. */
+  commit: string
   layersFetched: number
   layersReused: number
   bytesFetched: number
@@ -41,14 +42,14 @@ export async function pullImage(
     reference: refName,
     manifestDigest: image.manifestDigest,
     configDigest: manifest.config.digest,
-    commit: '' as Digest,
+    commit: '',
     layersFetched: 0,
     layersReused: 0,
     bytesFetched: 0,
     objectsAdded: 0,
     bytesAdded: 0,
   }
-  const layerRecords = []
+  const layerRecords: LayerRecord[] = []
   for (const [i, desc] of manifest.layers.entries()) {
     const short = desc.digest.slice(0, 19)
     const have = await store.getLayer(desc.digest)
@@ -69,13 +70,13 @@ export async function pullImage(
     }
     result.layersFetched++
     result.bytesFetched += desc.size
-    result.objectsAdded += rec.objectsAdded ?? 0
-    result.bytesAdded += rec.bytesAdded ?? 0
-    layerRecords.push(rec)
+    result.objectsAdded += rec.filesAdded
+    result.bytesAdded += rec.bytesAdded
+    layerRecords.push(rec.record)
   }
   await store.putBlob(manifest.config.digest, image.configBytes)
   await store.putBlob(image.manifestDigest, image.manifestBytes)
-  const commit = await store.commitImage({
+  const { commit } = await store.commitImage({
     manifestDigest: image.manifestDigest,
     configDigest: manifest.config.digest,
     layers: layerRecords,

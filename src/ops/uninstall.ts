@@ -22,6 +22,12 @@ export interface UninstallResult {
   removedDeployments: number[]
 }
 
+function ignoreCode(code: string) {
+  return (err: unknown) => {
+    if ((err as { code?: string }).code !== code) throw err
+  }
+}
+
 export async function uninstall(ctx: OpsContext, name: string): Promise<UninstallResult> {
   checkContainerName(name)
   return doing(`uninstalling ${name}`, async () => {
@@ -34,7 +40,8 @@ export async function uninstall(ctx: OpsContext, name: string): Promise<Uninstal
     }
     const unit = (active ?? records[0]).record.unit
     const systemd = await ctx.systemd()
-    await doing(`stopping ${unit}`, () => systemd.stopUnit(unit))
+    // A unit systemd no longer knows (its file already gone) has nothing to stop.
+    await doing(`stopping ${unit}`, () => systemd.stopUnit(unit)).catch(ignoreCode('systemd.unit-not-found'))
     await doing(`disabling ${unit}`, () => systemd.disableUnitFiles([unit]))
 
     const result: UninstallResult = { name, unit, removedFiles: [], keptFiles: [], removedDeployments: slots }

@@ -1,0 +1,103 @@
+/**
+ * The demo/e2e environment: a throwaway systemd booted with systemd-nspawn
+ * (host /usr, volatile root, private network), the reference registry
+ * (Debian's docker-registry) running inside it as a transient unit, and the
+ * demo images pushed to it with skopeo. Shared by `npm run demo` and the e2e
+ * tests, so both exercise exactly the same thing.
+ *
+ * The sysctr checkout is bound read-only at /opt/sysctr inside; a work dir
+ * (OCI layout, registry storage) is bound at /var/tmp/sysctr-work.
+ */
+import { promises as fsp } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { buildDemoImages, DEMO_IMAGES } from '../demo/images'
+import { bootSystemd, SystemdContainer } from './nspawn'
+
+export const WORK_IN_CONTAINER = '/var/tmp/sysctr-work'
+
+export interface DemoEnvironment {
+  box: SystemdContainer
+  workDir: string
+  /** host:port of the registry, as seen from inside the container. */
+  registry: string
+  /** Image references for the demo images in that registry. */
+  images: Record<string, string>
+  /** Run the sysctr CLI inside the container. */
+  sysctr(args: string[]): Promise<{ code: number; stdout: string; stderr: string }>
+  stop(): Promise<void>
+}
+
+export async function startDemoEnvironment(opts: { repo: string; log?: (m: string) => void }): Promise<DemoEnvironment> {
+  const log = opts.log ?? (() => {})
+  const workDir = await fsp.mkdtemp(join(tmpdir(), 'sysctr-demo-'))
+  let box: SystemdContainer | undefined
+  try {
+    log('building demo images (busybox-static) into an OCI layout')
+    await buildDemoImages(join(workDir, 'oci'))
+    log('booting a throwaway systemd (systemd-nspawn)')
+    box = await bootSystemd({ repo: opts.repo, binds: [{ host: workDir, container: WORK_IN_CONTAINER }] })
+    const port = 5000 + Math.floor(Math.random() * 1000)
+    const registry = `127.0.0.1:${port}`
+    await fsp.mkdir(join(workDir, 'registry', 'data'), { recursive: true })
+    await fsp.writeFile(
+      join(workDir, 'registry', 'config.yml'),
+      `version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: ${WORK_IN_CONTAINER}/registry/data
+  delete:
+    enabled: true
+http:
+  addr: ${registry}
+health:
+  storagedriver:
+    enabled: false
+`,
+    )
+    log(`starting docker-registry on ${registry} inside the container`)
+    await must(box, ['systemd-run', '--quiet', '--unit=sysctr-test-registry', '/usr/bin/docker-registry', 'serve', `${WORK_IN_CONTAINER}/registry/config.yml`])
+    await waitFor(async () => (await box!.exec(['curl', '-fsS', '-o', '/dev/null', `http://${registry}/v2/`])).code === 0, 20_000, 'the registry to answer')
+    const images: Record<string, string> = {}
+    for (const name of DEMO_IMAGES) {
+      images[name] = `${registry}/demo/${name}:latest`
+      log(`pushing ${images[name]} with skopeo`)
+      await must(box, ['skopeo', 'copy', '--quiet', '--insecure-policy', '--dest-tls-verify=false', `oci:${WORK_IN_CONTAINER}/oci:${name}`, `docker://${images[name]}`])
+    }
+    const b = box
+    return {
+      box: b,
+      workDir,
+      registry,
+      images,
+      sysctr: (args) => b.exec(['/opt/sysctr/bin/sysctr', ...args], { timeoutMs: 120_000 }),
+      stop: async () => {
+        await b.stop()
+        await fsp.rm(workDir, { recursive: true, force: true })
+      },
+    }
+  } catch (err) {
+    await box?.stop().catch(() => {})
+    await fsp.rm(workDir, { recursive: true, force: true })
+    throw err
+  }
+}
+
+async function must(box: SystemdContainer, argv: string[]): Promise<string> {
+  const r = await box.exec(argv, { timeoutMs: 120_000 })
+  if (r.code !== 0) throw new Error(`${argv.join(' ')} failed (exit ${r.code}): ${r.stderr.trim()}`)
+  return r.stdout
+}
+
+export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    if (await check()) return
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 200))
+  }
+}

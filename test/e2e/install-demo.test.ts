@@ -1,0 +1,156 @@
+/**
+ * End to end against the real parts: the demo images pushed to Debian's
+ * docker-registry, installed by the built CLI (`bin/sysctr`) inside a real
+ * systemd booted with systemd-nspawn, run by runc. One container for the
+ * whole file. Order and states are read from systemd over D-Bus.
+ */
+import { resolve } from 'node:path'
+import { promises as fsp } from 'node:fs'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startDemoEnvironment, DemoEnvironment, waitFor } from '../../src/testbed/demo-env'
+import { connectSystemd } from '../../src/systemd/dbus-systemd'
+import type { Systemd } from '../../src/systemd/systemd'
+import { canBootSystemd } from '../../src/testbed/nspawn'
+
+const repo = resolve(__dirname, '..', '..')
+const why = canBootSystemd()
+
+describe.skipIf(why !== true)(`install --system end to end (real registry, systemd, runc)${why === true ? '' : `: skipped, ${why}`}`, () => {
+  let env: DemoEnvironment
+  let systemd: Systemd
+
+  beforeAll(async () => {
+    await fsp.access(resolve(repo, 'dist/cli/main.js')).catch(() => {
+      throw new Error('dist/ is missing: run `npm run build` first (npm test does)')
+    })
+    env = await startDemoEnvironment({ repo })
+    systemd = await connectSystemd({ busAddress: env.box.busAddress })
+  })
+  afterAll(async () => {
+    await systemd?.close()
+    await env?.stop()
+  })
+
+  const storeObjects = async () => {
+    const r = await env.box.exec(['sh', '-c', 'find /var/lib/sysctr/store/objects -name "*.file" | wc -l'])
+    return Number(r.stdout.trim())
+  }
+
+  it('installs etcd, flannel and engine from the registry: units written, enabled, not started', async () => {
+    for (const name of ['etcd', 'flannel', 'engine']) {
+      const r = await env.sysctr(['install', '--system', '--tls-verify=false', env.images[name]])
+      expect(r.stderr).not.toMatch(/^error:/m)
+      expect(r.code).toBe(0)
+      expect(r.stdout).toContain(`installed ${name}`)
+      const s = await systemd.unitState(`${name}.service`)
+      expect(s.loadState).toBe('loaded')
+      expect(s.unitFileState).toBe('enabled')
+      expect(s.activeState).toBe('inactive')
+    }
+    // Legacy template rendered (etcd), $$ became $; Handlebars rendered (flannel).
+    const etcdUnit = await fsp.readFile(env.box.hostPath('/etc/systemd/system/etcd.service'), 'utf8')
+    expect(etcdUnit).toContain('ExecStart=/usr/bin/runc run')
+    expect(etcdUnit).toContain('$HOME')
+    expect(etcdUnit).not.toContain('$$')
+    const flannelUnit = await fsp.readFile(env.box.hostPath('/etc/systemd/system/flannel.service'), 'utf8')
+    expect(flannelUnit).toContain('Requires=etcd.service')
+    expect(flannelUnit).not.toContain('{{')
+    // The deployment: active link -> NAME.0, record, config with a read-only root.
+    expect(await fsp.readlink(env.box.hostPath('/var/lib/sysctr/containers/etcd'))).toBe('etcd.0')
+    const cfg = JSON.parse(await fsp.readFile(env.box.hostPath('/var/lib/sysctr/containers/etcd.0/config.json'), 'utf8'))
+    expect(cfg.root).toEqual({ path: 'rootfs', readonly: true })
+    const info = JSON.parse(await fsp.readFile(env.box.hostPath('/var/lib/sysctr/containers/etcd.0/info.json'), 'utf8'))
+    expect(info.image).toBe(env.images.etcd)
+    expect(info.manifestDigest).toMatch(/^sha256:[0-9a-f]{64}$/)
+    expect(info.values.READY_DELAY).toBe('2')
+  })
+
+  it('systemctl start engine.service starts etcd, then flannel, then engine, each after the one before is active', async () => {
+    const r = await env.box.exec(['systemctl', 'start', 'engine.service'], { timeoutMs: 120_000 })
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    const st = Object.fromEntries(
+      await Promise.all(['etcd', 'flannel', 'engine'].map(async (n) => [n, await systemd.unitState(`${n}.service`)] as const)),
+    )
+    for (const n of ['etcd', 'flannel', 'engine']) expect(st[n].activeState).toBe('active')
+    // flannel left "inactive" only after etcd was active (Type=notify: active = READY=1 received).
+    expect(st.etcd.activeEnterTimestampMonotonic).toBeLessThanOrEqual(st.flannel.inactiveExitTimestampMonotonic)
+    expect(st.flannel.activeEnterTimestampMonotonic).toBeLessThanOrEqual(st.engine.inactiveExitTimestampMonotonic)
+    // etcd is Type=notify with READY_DELAY=2: it took about that long to become active.
+    expect(st.etcd.activeEnterTimestampMonotonic - st.etcd.inactiveExitTimestampMonotonic).toBeGreaterThanOrEqual(1_500_000n)
+    // No sysctr process stays: systemd runs runc directly.
+    const ps = await env.box.exec(['sh', '-c', 'ps -eo args | grep -c "[s]ysctr/bin/sysctr" || true'])
+    expect(ps.stdout.trim()).toBe('0')
+  })
+
+  it('runs the container from a read-only root: a write inside fails', async () => {
+    const w = await env.box.exec(['runc', 'exec', 'etcd', '/bin/touch', '/x'])
+    expect(w.code).not.toBe(0)
+    expect(w.stderr).toMatch(/Read-only file system/)
+    // The container runs inside the service's own cgroup.
+    const cg = await env.box.exec(['sh', '-c', 'cat /sys/fs/cgroup/system.slice/etcd.service/container/cgroup.procs | wc -l'])
+    expect(Number(cg.stdout.trim())).toBeGreaterThan(0)
+  })
+
+  it('installing the same name again with the same image is a no-op; with another image a conflict (exit 4), nothing changed', async () => {
+    const before = await fsp.readFile(env.box.hostPath('/etc/systemd/system/etcd.service'), 'utf8')
+    const same = await env.sysctr(['install', '--system', '--tls-verify=false', env.images.etcd])
+    expect(same.code).toBe(0)
+    expect(same.stdout).toContain('nothing changed')
+    const other = await env.sysctr(['install', '--system', '--tls-verify=false', '--name', 'etcd', env.images.flannel])
+    expect(other.code).toBe(4)
+    expect(other.stderr).toMatch(/^error: installing etcd: a container named etcd is already installed/m)
+    expect(other.stderr).not.toMatch(/\n\s+at /) // no stack trace
+    expect(await fsp.readFile(env.box.hostPath('/etc/systemd/system/etcd.service'), 'utf8')).toBe(before)
+    expect((await systemd.unitState('etcd.service')).activeState).toBe('active')
+  })
+
+  it('a second install of the same image under another name adds no file objects to the store', async () => {
+    const before = await storeObjects()
+    expect(before).toBeGreaterThan(0)
+    const r = await env.sysctr(['install', '--system', '--tls-verify=false', '--name', 'etcd-copy', '--now', env.images.etcd])
+    expect(r.stderr).not.toMatch(/^error:/m)
+    expect(r.code).toBe(0)
+    expect(await storeObjects()).toBe(before)
+    // The checkouts share inodes with the store: busybox is one inode in both deployments.
+    const a = await fsp.stat(env.box.hostPath('/var/lib/sysctr/containers/etcd.0/rootfs/bin/busybox'))
+    const b = await fsp.stat(env.box.hostPath('/var/lib/sysctr/containers/etcd-copy.0/rootfs/bin/busybox'))
+    expect(a.ino).toBe(b.ino)
+    expect((await systemd.unitState('etcd-copy.service')).activeState).toBe('active')
+  })
+
+  it('--now reports a unit that fails to start with its name and result (exit 8)', async () => {
+    // etcd's unit is Type=notify: with a runtime that exits at once, READY=1 never comes and the job fails.
+    const r = await env.sysctr([
+      'install', '--system', '--tls-verify=false', '--name', 'broken', '--now', '--runtime', '/bin/false', env.images.etcd,
+    ])
+    expect(r.code).toBe(8)
+    expect(r.stderr).toMatch(/broken\.service/)
+    expect(r.stderr).toMatch(/failed/)
+    await env.sysctr(['uninstall', 'broken'])
+  })
+
+  it('uninstall stops and disables, and leaves no unit, tmpfiles entry or deployment; the image stays in the store', async () => {
+    const objects = await storeObjects()
+    for (const name of ['etcd-copy', 'engine', 'flannel', 'etcd']) {
+      const r = await env.sysctr(['uninstall', name])
+      expect(r.stderr).not.toMatch(/^error:/m)
+      expect(r.code).toBe(0)
+      const s = await systemd.unitState(`${name}.service`)
+      expect(s.activeState).toBe('inactive')
+      expect(s.loadState).toBe('not-found')
+      await expect(fsp.access(env.box.hostPath(`/etc/systemd/system/${name}.service`))).rejects.toThrow()
+      await expect(fsp.access(env.box.hostPath(`/etc/tmpfiles.d/${name}.conf`))).rejects.toThrow()
+      await expect(fsp.access(env.box.hostPath(`/etc/systemd/system/multi-user.target.wants/${name}.service`))).rejects.toThrow()
+    }
+    expect(await fsp.readdir(env.box.hostPath('/var/lib/sysctr/containers'))).toEqual([])
+    expect(await storeObjects()).toBe(objects)
+    const again = await env.sysctr(['uninstall', 'etcd'])
+    expect(again.code).toBe(3)
+    expect(again.stderr).toMatch(/^error: uninstalling etcd: no container named etcd is installed/m)
+  })
+
+  it('a runc process is really what runs each unit (and nothing is left running after uninstall)', async () => {
+    await waitFor(async () => (await env.box.exec(['runc', 'list', '-q'])).stdout.trim() === '', 10_000, 'runc list to be empty')
+  })
+})
