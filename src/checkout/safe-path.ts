@@ -1,6 +1,7 @@
 /**
  * Path safety for layer entries: a tar path becomes a list of components
- * under the image root, or is refused. Refused: NUL bytes, absolute paths,
+ * under the image root, or is refused. Refused: NUL bytes, absolute paths
+ * (except the root itself, `/`, which umoci writes),
  * `..` that would leave the root. `a/./b//c` and `a/x/../b` are normalised
  * lexically (the in-memory layer tree has no symlinks to follow, and a
  * checkout never resolves through symlinks: it only creates entries below
@@ -14,7 +15,8 @@ export function entryPathComponents(name: string, what = 'entry'): string[] {
     throw new ContentError('content.unsafe-path', `unsafe layer ${what} ${JSON.stringify(name)}: ${why}`, { data: { path: name } })
   }
   if (name.includes('\0')) refuse('NUL byte in path')
-  if (name.startsWith('/')) refuse('absolute path')
+  // umoci writes the root as "/": the root alone is accepted in any spelling.
+  if (name.startsWith('/') && !/^\/+\.?\/*$/.test(name)) refuse('absolute path')
   const out: string[] = []
   for (const part of name.split('/')) {
     if (part === '' || part === '.') continue

@@ -196,6 +196,13 @@ export async function stageLayer(tx: Transaction, desc: Descriptor, stream: Read
       scanner.push(chunk)
       cb(null, chunk)
     },
+    flush(cb) {
+      // Complete a tar that ends right after its last file's data (no padding, no end
+      // blocks), as umoci 0.4 writes them; not part of the diffID. A tar cut inside
+      // data is left short, and tar-stream fails on it.
+      const pad = scanner.missingPadding()
+      cb(null, pad > 0 ? Buffer.alloc(pad) : undefined)
+    },
   })
   const extract = tar.extract()
   const stages: NodeJS.ReadWriteStream[] = compression === 'gzip' ? [blobTap, createGunzip(), diffTap] : [blobTap, diffTap]
@@ -245,7 +252,8 @@ function wrapStreamError(err: unknown, desc: Descriptor): unknown {
   const e = err as NodeJS.ErrnoException
   if (e && typeof e.code === 'string' && e.code.startsWith('Z_'))
     return new ContentError('content.bad-compression', `layer ${desc.digest} is not valid gzip: ${e.message}`, { cause: err })
-  if (e instanceof Error && /tar|header/i.test(e.message) && !e.code)
+  // tar-stream's errors are plain Errors without a code ("Invalid tar header", "Unexpected end of data").
+  if (e instanceof Error && !e.code)
     return new ContentError('content.bad-tar', `layer ${desc.digest} is not a valid tar: ${e.message}`, { cause: err })
   return err
 }

@@ -45,8 +45,22 @@ export class RawXattrScanner {
   private collecting: { kind: 'pax'; size: number } | undefined
   private pending = new Map<string, Buffer>()
   private paxSize: number | undefined
+  private total = 0
+  /** Absolute offsets where the current entry's data ends, and its padding. */
+  private dataEnd = 0
+  private padEnd = 0
+
+  /**
+   * Zero bytes missing at the end of the stream when it stopped right after
+   * an entry's data, without the padding to 512 (umoci 0.4 writes such
+   * layers). 0 when the stream ended on a block boundary or mid-data.
+   */
+  missingPadding(): number {
+    return this.total >= this.dataEnd && this.total < this.padEnd ? this.padEnd - this.total : 0
+  }
 
   push(chunk: Buffer): void {
+    this.total += chunk.length
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk
     for (;;) {
       if (this.skip > 0) {
@@ -87,6 +101,9 @@ export class RawXattrScanner {
       // As tar-stream does: every entry but a directory is followed by `size` bytes of data.
       const hasData = type !== '5'
       this.skip = hasData ? Math.ceil(size / BLOCK) * BLOCK : 0
+      const dataStart = this.total - this.buf.length
+      this.dataEnd = dataStart + (hasData ? size : 0)
+      this.padEnd = dataStart + this.skip
     }
   }
 }

@@ -206,6 +206,21 @@ describe('Store: import, commit, checkout', () => {
     expect(await countFiles(store.root, '')).toBe(0)
   })
 
+  it('accepts a tar that ends right after file data (umoci 0.4) but not one cut inside data', async () => {
+    const img = await build('short', [[f('a', 'hi\n')]], 'none')
+    const desc = img.layers[0]
+    const full = await fsp.readFile(join(dir, 'oci', 'blobs', 'sha256', desc.digest.slice(7)))
+    const { createHash } = await import('node:crypto')
+    const { Readable } = await import('node:stream')
+    const asBlob = (b: Buffer) => ({ desc: { ...desc, size: b.length, digest: `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest }, b })
+    const store = await Store.open(join(dir, 'store'))
+    const unpadded = asBlob(full.subarray(0, 512 + 3))
+    const r = await store.importLayer(unpadded.desc, Readable.from([unpadded.b]))
+    expect(r.diffID).toBe(unpadded.desc.digest)
+    const cut = asBlob(full.subarray(0, 512 + 2))
+    await expect(store.importLayer(cut.desc, Readable.from([cut.b]))).rejects.toMatchObject({ code: 'content.bad-tar' })
+  })
+
   it('refuses zstd layers and other digests with a content error', async () => {
     const store = await Store.open(join(dir, 'store'))
     const zstd = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0])
