@@ -17,8 +17,15 @@ export function normaliseCliError(err: unknown): SysctrError {
   const o = err as OclifLikeError
   if (o && typeof o === 'object' && o.oclif && typeof o.oclif.exit === 'number') {
     // oclif's own parse errors (unknown flag, missing argument, command not found).
-    const first = String(o.message ?? '').split('\n').find((l) => l.trim() !== '') ?? 'bad usage'
-    return new UsageError('usage', first.trim().replace(/^Error: /, ''), { hint: 'see sysctr --help' })
+    // One line: oclif spreads some messages (missing argument: its name and description) over several.
+    const line = String(o.message ?? 'bad usage')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('See more help'))
+      .join(' ')
+      .replace(/^Error: /, '')
+      .replace(/ Note: .*$/, '')
+    return new UsageError('usage', line, { hint: 'see sysctr --help' })
   }
   return toSysctrError(err)
 }

@@ -23,7 +23,7 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
   static override flags = {
     system: Flags.boolean({ description: 'install as a system container (the only kind sysctr installs)', default: false }),
     name: Flags.string({ description: 'container and unit name (default: the repository\'s last component)' }),
-    set: Flags.string({ description: 'template value KEY=VALUE (repeatable); overrides computed and image defaults', multiple: true, default: [] }),
+    set: Flags.string({ description: 'template value KEY=VALUE (repeatable); overrides computed and image defaults', multiple: true, multipleNonGreedy: true, default: [] }),
     now: Flags.boolean({ description: 'also start the unit and wait for the result', default: false }),
     runtime: Flags.string({ description: 'OCI runtime binary', default: '/usr/bin/runc' }),
     'tls-verify': Flags.string({
