@@ -42,7 +42,8 @@ export interface DeploymentRecord {
   image: string
   manifestDigest: Digest
   configDigest: Digest
-  imageCommit: Digest
+  /** The image commit (hex) in the store. */
+  imageCommit: string
   runtime: string
   /** Every value the templates were rendered with. */
   values: Record<string, string>
