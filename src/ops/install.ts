@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto'
 import { constants as fsc, promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import { ConflictError, doing, HostError, withContext } from '../errors'
-import type { Digest } from '../oci/types'
+import type { Digest, ImageConfig } from '../oci/types'
 import { parseReference } from '../reference/reference'
 import { Store } from '../store/store'
 import { computeDefaults, checkContainerName, parseSetFlags, resolveValues } from '../templates/values'
@@ -117,7 +117,7 @@ async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string)
   try {
     await doing('checking out the image', () => store.checkout(pull.commit, join(staged, 'rootfs')))
     const exportsFound = await doing('reading the image exports', () => loadExports(join(staged, 'rootfs'), ctx.paths.templatesDir))
-    const config = JSON.parse((await store.getBlob(pull.configDigest))!.toString('utf8'))
+    const config = JSON.parse((await store.getBlob(pull.configDigest))!.toString('utf8')) as ImageConfig
     const computed = computeDefaults({
       name,
       destDir,
@@ -129,7 +129,7 @@ async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string)
       uuid: randomUUID(),
     })
     const { values } = resolveValues({ manifestDefaults: exportsFound.manifest?.defaultValues ?? {}, computed, set: setValues })
-    const rendered = await doing('rendering templates', () => renderExports(exportsFound, values, config))
+    const rendered = await doing('rendering templates', () => renderExports(exportsFound, values, config.config ?? {}))
     const checked = checkRuntimeConfig(rendered.configJson, {})
     for (const w of checked.warnings ?? []) ctx.reporter.warn(`config.json: ${w}`)
     const configJson = keepContainerInService(rendered.configJson, name, UnitFile.parse(rendered.service, unit))

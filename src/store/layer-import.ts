@@ -135,6 +135,9 @@ export async function stageLayer(tx: Transaction, desc: Descriptor, stream: Read
     stream.destroy()
     throw new ContentError('content.unsupported-digest', `unsupported digest ${desc.digest}`)
   }
+  // Failures reach us through the iterator; once it is returned early (our own
+  // digest check failed first) a late 'error' from the source must not go unheard.
+  stream.on('error', () => {})
   const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>
   const headChunks: Buffer[] = []
   let headLen = 0

@@ -239,6 +239,9 @@ export class Store {
    * imported is not read again (the stream is destroyed; `existing: true`).
    */
   async importLayer(desc: Descriptor, stream: Readable): Promise<ImportResult> {
+    // A short blob can fail verification (and emit 'error') before we start
+    // reading it; the failure still reaches us through the read, not as a crash.
+    stream.on('error', () => {})
     const known = await this.getLayer(desc.digest)
     if (known) {
       stream.destroy()
