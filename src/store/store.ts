@@ -16,6 +16,20 @@
  *   blobs/sha256/<hex>          manifest and config JSON, verified on put and get
  *   layers/sha256/<hex>         LayerRecord per layer BLOB digest
  *   refs/images/<escaped name>  ImageRecord
+ *   leases/<pid>-<start>-<rand> symlink whose target is JSON {pid, start, what, since}:
+ *                               a live process that reads or writes the store
+ *                               (see "Leases" below)
+ *
+ * Leases (gc and checkout/pull safety): a process takes a lease, under the
+ * lock, before its first read of a commit, tree, layer record, blob or ref,
+ * and keeps it until close() or its exit (a dead process's lease is ignored
+ * and removed). gc and fsck --repair (`withExclusive`) hold the lock AND wait
+ * until no other process holds a live lease, releasing the lock between
+ * polls; since leases are only created under the lock, none appears while
+ * they work. So objects a pull has staged or published but not yet named by
+ * a ref, and objects a checkout is linking, are never swept under it.
+ * Leases of the calling process itself are not waited for: within one
+ * process, do not run gc concurrently with a pull (the CLI never does).
  *
  * Invariants:
  * - Objects are immutable and named by their content; put is idempotent. One
@@ -41,10 +55,10 @@ import type { Descriptor, Digest } from '../oci/types'
 import { checkout as checkoutTree, CheckoutOptions, CheckoutStats } from '../checkout/checkout'
 import { entryPathComponents } from '../checkout/safe-path'
 import { HEX64 } from './canonical'
-import { writeFileDurable } from './durable'
+import { ownerTag, randomId, writeFileDurable } from './durable'
 import { mergeLayers } from './image-commit'
 import { stageLayer } from './layer-import'
-import { isAlive, LockHolder, StoreLock } from './lock'
+import { currentHolder, isAlive, LockHolder, StoreLock } from './lock'
 import { objectRelPath, Transaction } from './transaction'
 import { Commit, decodeCommit, decodeTree, encodeObject, ImageCommit, Tree, TreeEntry } from './tree'
 
@@ -55,6 +69,8 @@ export interface StoreOptions {
   onWait?: (message: string, holder: LockHolder) => void
   /** Give up waiting for the lock after this many ms (ConflictError 'store.locked'); default: wait. */
   lockTimeoutMs?: number
+  /** What this process is doing, shown to a gc waiting for its lease (default: the command line). */
+  purpose?: string
 }
 
 /** What the store keeps per imported layer blob (layers/sha256/<hex>). */
@@ -140,6 +156,8 @@ export class Store {
   private readonly treeCache = new Map<string, Tree>()
   private readonly lockScope = new AsyncLocalStorage<boolean>()
   private lockQueue: Promise<unknown> = Promise.resolve()
+  private lease?: Promise<string>
+  private exclusiveDepth = 0
 
   private constructor(
     readonly root: string,
@@ -166,10 +184,97 @@ export class Store {
         data: { root, found: fmt.toString('utf8').trim(), expected: STORE_FORMAT },
       })
     }
-    for (const d of [s.tmpDir, s.objectsDir, join(root, 'blobs', 'sha256'), join(root, 'layers', 'sha256'), join(root, 'refs', 'images')])
+    for (const d of [s.tmpDir, s.objectsDir, join(root, 'blobs', 'sha256'), join(root, 'layers', 'sha256'), join(root, 'refs', 'images'), join(root, 'leases')])
       await fsp.mkdir(d, { recursive: true, mode: 0o700 })
     await s.cleanTmp()
+    await s.liveLeases()
     return s
+  }
+
+  // ---- leases (see the top of this file) ------------------------------------
+
+  private get leasesDir(): string {
+    return join(this.root, 'leases')
+  }
+
+  /** Take this process's lease (once; under the lock). No-op inside withExclusive. */
+  private async ensureLease(): Promise<void> {
+    if (this.exclusiveDepth > 0) return
+    if (!this.lease) {
+      const what = this.opts.purpose ?? defaultPurpose()
+      const p = this.withLock(`starting: ${what}`, async () => {
+        const path = join(this.leasesDir, `${ownerTag()}-${randomId()}`)
+        await fsp.symlink(JSON.stringify(currentHolder(what)), path)
+        return path
+      })
+      this.lease = p
+      p.catch(() => {
+        if (this.lease === p) this.lease = undefined
+      })
+    }
+    await this.lease
+  }
+
+  /** Drop this Store's lease (if any). Further reads take a new one. */
+  async close(): Promise<void> {
+    const p = this.lease
+    this.lease = undefined
+    if (!p) return
+    const path = await p.catch(() => undefined)
+    if (path) await fsp.rm(path, { force: true })
+  }
+
+  /** Live leases of other processes; dead ones are removed on the way. */
+  async liveLeases(): Promise<LockHolder[]> {
+    const out: LockHolder[] = []
+    for (const name of await fsp.readdir(this.leasesDir).catch(() => [] as string[])) {
+      const path = join(this.leasesDir, name)
+      let holder: LockHolder | undefined
+      try {
+        holder = JSON.parse(await fsp.readlink(path)) as LockHolder
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue
+      }
+      if (holder && typeof holder.pid === 'number' && isAlive(holder)) {
+        if (holder.pid !== process.pid) out.push(holder)
+        continue
+      }
+      await fsp.rm(path, { force: true })
+    }
+    return out
+  }
+
+  /**
+   * Run `fn` holding the lock while no other process holds a lease (gc, fsck
+   * --repair): drops this Store's own lease, then polls, releasing the lock
+   * between polls, reporting through onWait what it waits for.
+   */
+  async withExclusive<T>(what: string, fn: () => Promise<T>, opts: { sleep?: (ms: number) => Promise<void> } = {}): Promise<T> {
+    await this.close()
+    const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)))
+    let poll = 100
+    const reported = new Set<string>()
+    for (;;) {
+      const r = await this.withLock(what, async () => {
+        const others = await this.liveLeases()
+        if (others.length > 0) return { others }
+        this.exclusiveDepth++
+        try {
+          return { value: await fn() }
+        } finally {
+          this.exclusiveDepth--
+        }
+      })
+      if ('value' in r) return r.value as T
+      for (const h of r.others) {
+        const key = `${h.pid}-${h.start}`
+        if (reported.has(key)) continue
+        reported.add(key)
+        this.opts.onWait?.(`waiting for pid ${h.pid} (${h.what}) to finish using the store`, h)
+      }
+      await sleep(poll)
+      poll = Math.min(poll * 2, 1000)
+    }
   }
 
   private async cleanTmp(): Promise<void> {
@@ -210,6 +315,7 @@ export class Store {
 
   /** Store manifest/config bytes under their digest (verified). Idempotent. */
   async putBlob(digest: Digest, bytes: Buffer): Promise<void> {
+    await this.ensureLease()
     const hex = digestHex(digest)
     const got = createHash('sha256').update(bytes).digest('hex')
     if (got !== hex) throw new ContentError('content.digest-mismatch', `blob digest mismatch (expected ${digest}, got sha256:${got})`, { data: { expected: digest, found: `sha256:${got}` } })
@@ -220,6 +326,7 @@ export class Store {
 
   /** The blob's bytes (verified), or undefined if not stored. */
   async getBlob(digest: Digest): Promise<Buffer | undefined> {
+    await this.ensureLease()
     const hex = digestHex(digest)
     const bytes = await readIfExists(join(this.root, 'blobs', 'sha256', hex))
     if (bytes && createHash('sha256').update(bytes).digest('hex') !== hex)
@@ -230,6 +337,7 @@ export class Store {
   // ---- layers --------------------------------------------------------------
 
   async getLayer(blobDigest: Digest): Promise<LayerRecord | undefined> {
+    await this.ensureLease()
     const bytes = await readIfExists(join(this.root, 'layers', 'sha256', digestHex(blobDigest)))
     return bytes ? (JSON.parse(bytes.toString('utf8')) as LayerRecord) : undefined
   }
@@ -239,6 +347,7 @@ export class Store {
    * imported is not read again (the stream is destroyed; `existing: true`).
    */
   async importLayer(desc: Descriptor, stream: Readable): Promise<ImportResult> {
+    await this.ensureLease()
     // A short blob can fail verification (and emit 'error') before we start
     // reading it; the failure still reaches us through the read, not as a crash.
     stream.on('error', () => {})
@@ -275,6 +384,7 @@ export class Store {
 
   async readCommit(hex: string): Promise<Commit> {
     if (!HEX64.test(hex)) throw new UsageError('store.bad-commit', `not a commit id: ${JSON.stringify(hex)}`)
+    await this.ensureLease()
     const bytes = await readIfExists(this.objectPath(hex, 'commit'))
     if (!bytes) throw new NotFoundError('store.commit-not-found', `commit ${hex} is not in the store`)
     return decodeCommit(hex, bytes)
@@ -300,6 +410,7 @@ export class Store {
    * Idempotent: the same layers and digests give the same commit id.
    */
   async commitImage(input: CommitImageInput): Promise<{ commit: string; objectsAdded: number }> {
+    await this.ensureLease()
     const roots = []
     for (const l of input.layers) {
       const c = await this.readCommit(l.commit)
@@ -347,6 +458,7 @@ export class Store {
   }
 
   async getImageRef(name: string): Promise<ImageRecord | undefined> {
+    await this.ensureLease()
     const bytes = await readIfExists(this.refPath(name))
     return bytes ? (JSON.parse(bytes.toString('utf8')) as ImageRecord) : undefined
   }
@@ -382,6 +494,7 @@ export class Store {
 
   /** Check out an image commit into `targetDir` (must not exist). See checkout/checkout.ts. */
   async checkout(commit: string, targetDir: string, opts?: CheckoutOptions): Promise<CheckoutStats> {
+    await this.ensureLease()
     return checkoutTree(this, commit, targetDir, opts)
   }
 
@@ -424,6 +537,11 @@ export class Store {
     }
     yield* rec(c.root.tree, '')
   }
+}
+
+function defaultPurpose(): string {
+  const args = process.argv.slice(2).join(' ')
+  return `sysctr ${args}`.slice(0, 200)
 }
 
 function resultOf(r: LayerRecord, existing: boolean): ImportResult {
