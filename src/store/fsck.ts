@@ -81,9 +81,12 @@ export interface FsckResult {
 const SELINUX = 'security.selinux'
 
 /** sha256 of header(meta) + content for each candidate meta, one read of the content. */
-async function hashFile(path: string, headers: Buffer[]): Promise<string[]> {
+async function hashFile(path: string, size: number, headers: Buffer[]): Promise<string[]> {
   const hashes = headers.map((h) => createHash('sha256').update(h))
-  for await (const chunk of createReadStream(path)) for (const h of hashes) h.update(chunk as Buffer)
+  if (size < 1 << 20) {
+    const bytes = await fsp.readFile(path)
+    for (const h of hashes) h.update(bytes)
+  } else for await (const chunk of createReadStream(path)) for (const h of hashes) h.update(chunk as Buffer)
   return hashes.map((h) => h.digest('hex'))
 }
 
@@ -106,7 +109,8 @@ async function check(store: Store, opts: FsckOptions): Promise<FsckResult> {
     problems.push({ kind, path, what })
   }
   const relObj = (name: string) => join('objects', name.slice(0, 2), name)
-  const total = present.objects.size + present.layers.length + present.blobs.length
+  const refFiles = (await fsp.readdir(join(root, 'refs', 'images')).catch(() => [] as string[])).sort()
+  const total = present.objects.size + present.layers.length + present.blobs.length + refFiles.length
   let checked = 0
   const tick = () => {
     checked++
@@ -148,7 +152,7 @@ async function check(store: Store, opts: FsckOptions): Promise<FsckResult> {
   // File objects: metadata + xattrs + content, hashed as the import did.
   const paths = files.map((hex) => store.objectPath(hex, 'file'))
   const xattrs = await getXattrs(paths)
-  await mapLimit(files, 8, async (hex) => {
+  await mapLimit(files, 16, async (hex) => {
     const name = `${hex}.file`
     const path = store.objectPath(hex, 'file')
     const st = await fsp.lstat(path)
@@ -165,7 +169,7 @@ async function check(store: Store, opts: FsckOptions): Promise<FsckResult> {
       const { [SELINUX]: _label, ...rest } = x
       headers.push(fileObjectHeader({ ...meta, xattrs: rest }))
     }
-    const got = await hashFile(path, headers)
+    const got = await hashFile(path, st.size, headers)
     if (got.includes(hex)) {
       good.set(name, { kind: 'file' })
       return
@@ -283,7 +287,6 @@ async function check(store: Store, opts: FsckOptions): Promise<FsckResult> {
   // Refs
   const refsDir = join(root, 'refs', 'images')
   const brokenRefs: string[] = []
-  const refFiles = (await fsp.readdir(refsDir).catch(() => [] as string[])).sort()
   for (const f of refFiles) {
     checked++
     const path = join('refs', 'images', f)
