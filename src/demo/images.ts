@@ -12,6 +12,8 @@
  *   systemd-notify, but its `logger` writes one datagram to /dev/log, and the
  *   config binds the host's notify socket there; systemd reads the line
  *   "READY=1" of that datagram (the syslog prefix is on the line before).
+ *   runc runs without NOTIFY_SOCKET: runc 1.1 would otherwise wait for READY=
+ *   on its own proxy socket before forwarding any signal, and stop would hang.
  * - flannel ships Handlebars templates (service.hbs, config.json.hbs):
  *   Requires=/After=etcd.service, refuses to start unless etcd's ready file
  *   exists, then notifies the same way.
@@ -61,7 +63,10 @@ if touch /rootfs-write-test 2>/dev/null; then echo "$SERVICE: root filesystem is
 echo "$SERVICE: starting, ready in \${READY_DELAY:-1}s"
 sleep "\${READY_DELAY:-1}"
 date +%s > "/run/sysctr-demo/$SERVICE.ready"
-if [ -S /dev/log ]; then logger -t "$SERVICE" "$(printf 'ready\\nREADY=1')"; fi
+# sd_notify without systemd-notify: /dev/log is the host's notify socket (see config.json).
+# systemd reads the datagram line by line and takes "READY=1"; logger stays alive while
+# its input is open, so systemd can still map its PID to this unit when the message lands.
+if [ -S /dev/log ]; then { echo ready; sleep 5; } | logger -t "$(printf '%s\\nREADY=1\\n%s' "$SERVICE" "$SERVICE")" & fi
 echo "$SERVICE: ready"
 while true; do sleep 1 & wait $!; done
 `
@@ -126,7 +131,9 @@ NotifyAccess=all
 Delegate=yes
 KillMode=mixed
 ExecStartPre=$EXEC_STARTPRE
-ExecStart=$EXEC_START
+# runc 1.1 holds back signal forwarding until READY= arrives on its own notify
+# proxy; this container notifies through /dev/log instead, so runc gets no NOTIFY_SOCKET.
+ExecStart=/usr/bin/env -u NOTIFY_SOCKET $EXEC_START
 ExecStopPost=$EXEC_STOPPOST
 WorkingDirectory=$DESTDIR
 TimeoutStartSec=60
@@ -165,7 +172,7 @@ NotifyAccess=all
 Delegate=yes
 KillMode=mixed
 ExecStartPre={{EXEC_STARTPRE}}
-ExecStart={{EXEC_START}}
+ExecStart=/usr/bin/env -u NOTIFY_SOCKET {{EXEC_START}}
 ExecStopPost={{EXEC_STOPPOST}}
 WorkingDirectory={{DESTDIR}}
 TimeoutStartSec=60

@@ -10,12 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startDemoEnvironment, DemoEnvironment, waitFor } from '../../src/testbed/demo-env'
 import { connectSystemd } from '../../src/systemd/dbus-systemd'
 import type { Systemd } from '../../src/systemd/systemd'
-import { canBootSystemd } from '../../src/testbed/nspawn'
+import { systemdSkipReason } from '../../src/testbed/nspawn'
 
 const repo = resolve(__dirname, '..', '..')
-const why = canBootSystemd()
+const skip = systemdSkipReason()
 
-describe.skipIf(why !== true)(`install --system end to end (real registry, systemd, runc)${why === true ? '' : `: skipped, ${why}`}`, () => {
+describe.skipIf(skip !== undefined)(`install --system end to end (real registry, systemd, runc)${skip ? `: skipped, ${skip}` : ''}`, () => {
   let env: DemoEnvironment
   let systemd: Systemd
 
@@ -49,7 +49,7 @@ describe.skipIf(why !== true)(`install --system end to end (real registry, syste
     }
     // Legacy template rendered (etcd), $$ became $; Handlebars rendered (flannel).
     const etcdUnit = await fsp.readFile(env.box.hostPath('/etc/systemd/system/etcd.service'), 'utf8')
-    expect(etcdUnit).toContain('ExecStart=/usr/bin/runc run')
+    expect(etcdUnit).toContain('ExecStart=/usr/bin/env -u NOTIFY_SOCKET /usr/bin/runc run --no-new-keyring --bundle /var/lib/sysctr/containers/etcd.0 etcd')
     expect(etcdUnit).toContain('$HOME')
     expect(etcdUnit).not.toContain('$$')
     const flannelUnit = await fsp.readFile(env.box.hostPath('/etc/systemd/system/flannel.service'), 'utf8')
