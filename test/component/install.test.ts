@@ -109,7 +109,7 @@ describe('install', () => {
     expect(r.unchanged).toBe(false)
     expect(r.unit).toBe('etcd.service')
     const unit = await fsp.readFile(join(ctx.paths.unitDir, 'etcd.service'), 'utf8')
-    expect(unit).toContain(`ExecStart=/usr/bin/runc run --no-new-keyring --bundle ${ctx.paths.containersDir}/etcd.0 etcd`)
+    expect(unit).toContain(`ExecStart=/usr/bin/env -u NOTIFY_SOCKET /usr/bin/runc run --no-new-keyring --bundle ${ctx.paths.containersDir}/etcd.0 etcd`)
     expect(unit).toContain('ExecStartPre=-/usr/bin/runc delete --force etcd')
     const tmpfiles = await fsp.readFile(join(ctx.paths.tmpfilesDir, 'etcd.conf'), 'utf8')
     expect(tmpfiles).toBe('d /run/sysctr-demo 0755 root root -\n')
