@@ -19,7 +19,7 @@ import { Store } from '../store/store'
 import { computeDefaults, checkContainerName, parseSetFlags, resolveValues } from '../templates/values'
 import { loadExports, renderExports } from '../templates/exports'
 import { checkRuntimeConfig } from '../runtime/config-check'
-import { Deployments, DeploymentRecord, HostFile } from '../deployment/deployments'
+import { Deployments, DeploymentRecord, HostFile, removeTree } from '../deployment/deployments'
 import { sha256File, writeFileAtomic } from '../util/atomic-file'
 import { createHash } from 'node:crypto'
 import type { ImageSource } from '../transports/image-source'
@@ -111,58 +111,15 @@ async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string)
 
   const slot = 0
   const destDir = deployments.slotDir(name, slot)
-  const staged = await deployments.stage(name, slot)
   const written: string[] = []
   let linked = false
+  let published = false
   try {
-    await doing('checking out the image', () => store.checkout(pull.commit, join(staged, 'rootfs')))
-    const exportsFound = await doing('reading the image exports', () => loadExports(join(staged, 'rootfs'), ctx.paths.templatesDir))
-    const config = JSON.parse((await store.getBlob(pull.configDigest))!.toString('utf8')) as ImageConfig
-    const computed = computeDefaults({
-      name,
-      destDir,
-      runtime,
-      imageName: image,
-      imageId: pull.manifestDigest,
-      hostUid: process.getuid?.() ?? 0,
-      hostGid: process.getgid?.() ?? 0,
-      uuid: randomUUID(),
-    })
-    const { values } = resolveValues({ manifestDefaults: exportsFound.manifest?.defaultValues ?? {}, computed, set: setValues })
-    const rendered = await doing('rendering templates', () => renderExports(exportsFound, values, config.config ?? {}))
-    const checked = checkRuntimeConfig(rendered.configJson, {})
-    for (const w of checked.warnings ?? []) ctx.reporter.warn(`config.json: ${w}`)
-    const configJson = keepContainerInService(rendered.configJson, name, UnitFile.parse(rendered.service, unit))
-
-    await writeFileAtomic(join(staged, 'config.json'), configJson, { mode: 0o644 })
-    await writeFileAtomic(join(staged, unit), rendered.service, { mode: 0o644 })
-    await writeFileAtomic(join(staged, 'tmpfiles.conf'), rendered.tmpfiles, { mode: 0o644 })
-    const files: HostFile[] = [
-      { path: unitPath, sha256: sha256(rendered.service), role: 'unit' },
-      { path: tmpfilesPath, sha256: sha256(rendered.tmpfiles), role: 'tmpfiles' },
-    ]
-    const record: DeploymentRecord = {
-      format: 1,
-      name,
-      slot,
-      image,
-      manifestDigest: pull.manifestDigest,
-      configDigest: pull.configDigest,
-      imageCommit: pull.commit,
-      runtime,
-      values,
-      setValues,
-      templates: {
-        configJson: exportsFound.configJson.origin,
-        service: exportsFound.service.origin,
-        tmpfiles: exportsFound.tmpfiles.origin,
-      },
-      unit,
-      files,
-      createdAt: new Date().toISOString(),
-    }
-    await deployments.writeRecord(staged, record)
-    await deployments.publish(staged, name, slot)
+    const built = await buildDeployment(ctx, { store, deployments, pull, name, image, runtime, slot, setValues })
+    published = true
+    const { record } = built
+    const { values, files } = record
+    const rendered = { service: built.service, tmpfiles: built.tmpfiles }
 
     await fsp.mkdir(ctx.paths.unitDir, { recursive: true })
     await fsp.mkdir(ctx.paths.tmpfilesDir, { recursive: true })
@@ -188,7 +145,7 @@ async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string)
     return result
   } catch (err) {
     if ((err as { context?: string[] }).context?.some((c) => c.includes('is installed and enabled'))) throw err
-    await undo(ctx, { name, staged, deployments, written, linked, slot }).catch((e) =>
+    await undo(ctx, { name, deployments, written, linked, slot, published }).catch((e) =>
       ctx.reporter.warn(`could not undo the partial install of ${name}: ${(e as Error).message}`),
     )
     throw err
@@ -197,12 +154,11 @@ async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string)
 
 async function undo(
   ctx: OpsContext,
-  s: { name: string; staged: string; deployments: Deployments; written: string[]; linked: boolean; slot: number },
+  s: { name: string; deployments: Deployments; written: string[]; linked: boolean; slot: number; published: boolean },
 ): Promise<void> {
   for (const f of s.written) await fsp.rm(f, { force: true })
   if (s.linked) await fsp.rm(s.deployments.linkPath(s.name), { force: true })
-  await fsp.rm(s.staged, { recursive: true, force: true })
-  await fsp.rm(s.deployments.slotDir(s.name, s.slot), { recursive: true, force: true })
+  if (s.published) await removeTree(s.deployments.slotDir(s.name, s.slot))
   if (s.written.length > 0) {
     try {
       const systemd = await ctx.systemd()
@@ -210,6 +166,98 @@ async function undo(
     } catch {
       /* systemd unreachable: nothing was enabled either */
     }
+  }
+}
+
+export interface BuildDeploymentOptions {
+  store: Store
+  deployments: Deployments
+  pull: PullResult
+  name: string
+  /** The normalised image reference recorded with the deployment. */
+  image: string
+  runtime: string
+  slot: number
+  /** The user's --set values (saved in the record for later updates). */
+  setValues: Record<string, string>
+  /** Keep the previous deployment's $UUID (updates); default: a new one. */
+  uuid?: string
+}
+
+export interface BuiltDeployment {
+  /** The published deployment directory NAME.N. */
+  dir: string
+  record: DeploymentRecord
+  /** The rendered unit and tmpfiles entry, as also kept in the deployment. */
+  service: string
+  tmpfiles: string
+}
+
+/**
+ * Build deployment NAME.N from a pulled image: checkout, read /exports,
+ * resolve values, render, check, write the deployment's files and record,
+ * publish (rename into place). Touches nothing outside the deployments dir;
+ * on failure the staged directory is removed. NAME.N must not exist.
+ * Shared by install (slot 0) and update (the other slot).
+ */
+export async function buildDeployment(ctx: OpsContext, o: BuildDeploymentOptions): Promise<BuiltDeployment> {
+  const { store, deployments, pull, name, image, runtime, slot, setValues } = o
+  const unit = `${name}.service`
+  const destDir = deployments.slotDir(name, slot)
+  const staged = await deployments.stage(name, slot)
+  try {
+    await doing('checking out the image', () => store.checkout(pull.commit, join(staged, 'rootfs')))
+    const exportsFound = await doing('reading the image exports', () => loadExports(join(staged, 'rootfs'), ctx.paths.templatesDir))
+    const config = JSON.parse((await store.getBlob(pull.configDigest))!.toString('utf8')) as ImageConfig
+    const computed = computeDefaults({
+      name,
+      destDir,
+      runtime,
+      imageName: image,
+      imageId: pull.manifestDigest,
+      hostUid: process.getuid?.() ?? 0,
+      hostGid: process.getgid?.() ?? 0,
+      uuid: o.uuid ?? randomUUID(),
+    })
+    const { values } = resolveValues({ manifestDefaults: exportsFound.manifest?.defaultValues ?? {}, computed, set: setValues })
+    const rendered = await doing('rendering templates', () => renderExports(exportsFound, values, config.config ?? {}))
+    const checked = checkRuntimeConfig(rendered.configJson, {})
+    for (const w of checked.warnings ?? []) ctx.reporter.warn(`config.json: ${w}`)
+    const configJson = keepContainerInService(rendered.configJson, name, UnitFile.parse(rendered.service, unit))
+
+    await writeFileAtomic(join(staged, 'config.json'), configJson, { mode: 0o644 })
+    await writeFileAtomic(join(staged, unit), rendered.service, { mode: 0o644 })
+    await writeFileAtomic(join(staged, 'tmpfiles.conf'), rendered.tmpfiles, { mode: 0o644 })
+    const files: HostFile[] = [
+      { path: join(ctx.paths.unitDir, unit), sha256: sha256(rendered.service), role: 'unit' },
+      { path: join(ctx.paths.tmpfilesDir, `${name}.conf`), sha256: sha256(rendered.tmpfiles), role: 'tmpfiles' },
+    ]
+    const record: DeploymentRecord = {
+      format: 1,
+      name,
+      slot,
+      image,
+      manifestDigest: pull.manifestDigest,
+      configDigest: pull.configDigest,
+      imageCommit: pull.commit,
+      runtime,
+      values,
+      setValues,
+      templates: {
+        configJson: exportsFound.configJson.origin,
+        service: exportsFound.service.origin,
+        tmpfiles: exportsFound.tmpfiles.origin,
+      },
+      unit,
+      files,
+      createdAt: new Date().toISOString(),
+    }
+    await deployments.writeRecord(staged, record)
+    const dir = await deployments.publish(staged, name, slot)
+    return { dir, record, service: rendered.service, tmpfiles: rendered.tmpfiles }
+  } catch (err) {
+    await removeTree(staged).catch(() => {})
+    throw err
   }
 }
 
