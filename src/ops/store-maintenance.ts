@@ -13,6 +13,7 @@ import { fsck, FsckResult } from '../store/fsck'
 import { gc, GcResult } from '../store/gc'
 import { Store } from '../store/store'
 import type { OpsContext } from './context'
+import { mountedCommits } from './mount'
 
 export interface DeploymentUse {
   /** `NAME.N` */
@@ -69,7 +70,8 @@ export async function fsckStore(ctx: OpsContext, opts: { repair?: boolean } = {}
 export async function pruneStore(ctx: OpsContext): Promise<GcResult> {
   const store = await open(ctx)
   const uses = await deploymentUses(ctx)
-  return doing('pruning the store', () => gc(store, { roots: uses.map((u) => u.imageCommit) }))
+  const mounted = await mountedCommits(ctx)
+  return doing('pruning the store', () => gc(store, { roots: [...uses.map((u) => u.imageCommit), ...mounted.map((m) => m.imageCommit)] }))
 }
 
 export interface ImageListing {
@@ -137,6 +139,13 @@ export async function deleteImage(ctx: OpsContext, image: string, opts: { prune?
     throw new ConflictError('image.in-use', `image ${name} is used by deployment ${list}`, {
       hint: `uninstall ${[...new Set(users.map((u) => u.name))].join(', ')} first`,
       data: { image: name, deployments: users.map((u) => u.deployment) },
+    })
+  }
+  const mounts = (await mountedCommits(ctx)).filter((m) => m.imageCommit === rec.commit || m.target === name)
+  if (mounts.length > 0) {
+    throw new ConflictError('image.mounted', `image ${name} is mounted at ${mounts.map((m) => m.dir).join(', ')}`, {
+      hint: `sysctr umount ${mounts[0].dir}`,
+      data: { image: name, mounts: mounts.map((m) => m.dir) },
     })
   }
   await store.deleteImageRef(name)

@@ -1,0 +1,59 @@
+import { Args, Flags } from '@oclif/core'
+import { BaseCommand } from '../../cli/base-command'
+import { UsageError } from '../../errors'
+import { formatBytes } from '../../ops/pull'
+import { update, updateAll, UpdateResult } from '../../ops/update'
+
+export default class ContainersUpdate extends BaseCommand {
+  static override summary = 'Pull the image again (or --rebase to another), switch to a new deployment, restart if running'
+  static override description = `Builds the other deployment slot (NAME.0 <-> NAME.1) from the newly pulled image with the saved
+--set values plus the new ones, switches the unit, tmpfiles entry and active link to it, and restarts
+the unit if it was running. If the restart fails, sysctr switches back to the previous deployment,
+restarts that, and exits 8 saying it rolled back. The previous deployment is kept until the next update.`
+
+  static override examples = [
+    '<%= config.bin %> containers update etcd',
+    '<%= config.bin %> containers update etcd --set READY_DELAY=1',
+    '<%= config.bin %> containers update etcd --rebase registry.example.com/etcd:3.6',
+    '<%= config.bin %> containers update --all',
+  ]
+
+  static override args = { name: Args.string({ description: 'container name', required: false }) }
+  static override flags = {
+    set: Flags.string({ description: 'template value KEY=VALUE (repeatable), added to the saved ones', multiple: true, multipleNonGreedy: true, default: [] }),
+    rebase: Flags.string({ description: 'switch to another image reference' }),
+    all: Flags.boolean({ description: 'update every installed container, dependencies first', default: false }),
+    'tls-verify': Flags.string({ description: 'require HTTPS and verify certificates', options: ['true', 'false'], default: 'true' }),
+  }
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(ContainersUpdate)
+    const tlsVerify = flags['tls-verify'] !== 'false'
+    const ctx = this.context(flags)
+    if (flags.all) {
+      if (args.name || flags.rebase) throw new UsageError('usage.update-all', '--all takes no NAME and no --rebase')
+      const r = await updateAll(ctx, { set: flags.set, tlsVerify })
+      this.output(flags, { order: r.order, results: r.results, failed: r.failed.map((f) => ({ name: f.name, error: f.error.toJSON() })) }, () => [
+        ...r.results.flatMap(describe),
+        ...r.failed.map((f) => `${f.name}: failed: ${f.error.fullMessage}`),
+      ])
+      if (r.failed.length > 0) throw r.failed[0].error
+      return
+    }
+    if (!args.name) throw new UsageError('usage.name-required', 'name the container to update, or pass --all', { hint: 'sysctr containers list' })
+    const r = await update(ctx, args.name, { set: flags.set, rebase: flags.rebase, tlsVerify })
+    this.output(flags, r, () => describe(r))
+  }
+}
+
+function describe(r: UpdateResult): string[] {
+  if (r.unchanged) return [`${r.name}: already runs ${r.image} (${r.manifestDigest.slice(0, 19)}) with the same values, nothing to do`]
+  const p = r.pull
+  return [
+    `updated ${r.name}: ${r.previousImage} (${r.previousManifestDigest.slice(0, 19)}) -> ${r.image} (${r.manifestDigest.slice(0, 19)})`,
+    p ? `  layers: ${p.layersFetched} fetched (${formatBytes(p.bytesFetched)}), ${p.layersReused} already in the store` : '',
+    ...r.changedValues.map((c) => `  value ${c.key}: ${c.from ?? '(unset)'} -> ${c.to ?? '(unset)'}`),
+    `  deployment: ${r.deployment} (previous: ${r.previousDeployment}, kept for rollback)`,
+    `  unit: ${r.unit} ${r.restarted ? `restarted: ${r.restarted}` : 'was not running, not started'}`,
+  ].filter((l) => l !== '')
+}

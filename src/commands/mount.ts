@@ -1,0 +1,19 @@
+import { Args } from '@oclif/core'
+import { BaseCommand } from '../cli/base-command'
+import { mount } from '../ops/mount'
+
+export default class Mount extends BaseCommand {
+  static override summary = "Mount a container's rootfs or an image read-only at DIR (for scanners)"
+  static override description = `NAME: a read-only bind of the container's active rootfs. IMAGE: a fresh hardlink checkout of an
+image in the store, bound read-only. While mounted, images delete and images prune keep the image.`
+  static override args = {
+    target: Args.string({ description: 'installed container name or image reference', required: true }),
+    dir: Args.string({ description: 'mount point (created if missing)', required: true }),
+  }
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(Mount)
+    const r = await mount(this.context(flags), args.target, args.dir)
+    this.output(flags, r, () => [`mounted ${r.kind} ${r.target} read-only at ${r.dir}`])
+  }
+}

@@ -1,0 +1,14 @@
+import { Args } from '@oclif/core'
+import { BaseCommand } from '../cli/base-command'
+import { umount } from '../ops/mount'
+
+export default class Umount extends BaseCommand {
+  static override summary = 'Undo a sysctr mount (and remove the checkout it made)'
+  static override args = { dir: Args.string({ description: 'mount point', required: true }) }
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(Umount)
+    const r = await umount(this.context(flags), args.dir)
+    this.output(flags, r, () => [`unmounted ${r.dir} (${r.kind} ${r.target})`])
+  }
+}

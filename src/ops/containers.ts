@@ -1,0 +1,67 @@
+/**
+ * containers list: every installed container, from its active deployment's
+ * record, with the unit's state from systemd. When systemd cannot be reached
+ * the listing still works: states read 'unknown'.
+ */
+import { Deployments } from '../deployment/deployments'
+import type { Systemd } from '../systemd/systemd'
+import type { OpsContext } from './context'
+
+export interface ContainerListing {
+  name: string
+  /** The image reference the active deployment was built from. */
+  image: string
+  manifestDigest: string
+  /** The active deployment, `NAME.N`. */
+  deployment: string
+  /** The other deployment kept for rollback, `NAME.N`, if any. */
+  previousDeployment?: string
+  unit: string
+  /** systemd's ActiveState (active, inactive, failed, ...) or 'unknown'. */
+  activeState: string
+  /** systemd's SubState (running, dead, ...) or 'unknown'. */
+  subState: string
+  /** systemd's UnitFileState (enabled, disabled, ...) or 'unknown'. */
+  unitFileState: string
+  runtime: string
+  /** When the active deployment was built (ISO 8601). */
+  createdAt: string
+}
+
+export async function listContainers(ctx: OpsContext): Promise<ContainerListing[]> {
+  const deployments = new Deployments(ctx.paths.containersDir)
+  let systemd: Systemd | undefined
+  try {
+    systemd = await ctx.systemd()
+  } catch (err) {
+    ctx.reporter.warn(`unit states unknown: ${(err as Error).message}`)
+  }
+  const out: ContainerListing[] = []
+  for (const name of await deployments.names()) {
+    const d = await deployments.active(name).catch(() => undefined)
+    if (!d) continue
+    const r = d.record
+    const other = (await deployments.slots(name)).find((s) => s !== d.slot)
+    let state = { activeState: 'unknown', subState: 'unknown', unitFileState: 'unknown' }
+    if (systemd) {
+      try {
+        const s = await systemd.unitState(r.unit)
+        state = { activeState: s.activeState, subState: s.subState, unitFileState: s.unitFileState || 'unknown' }
+      } catch (err) {
+        ctx.reporter.warn(`state of ${r.unit} unknown: ${(err as Error).message}`)
+      }
+    }
+    out.push({
+      name,
+      image: r.image,
+      manifestDigest: r.manifestDigest,
+      deployment: `${name}.${d.slot}`,
+      ...(other !== undefined ? { previousDeployment: `${name}.${other}` } : {}),
+      unit: r.unit,
+      ...state,
+      runtime: r.runtime,
+      createdAt: r.createdAt,
+    })
+  }
+  return out
+}

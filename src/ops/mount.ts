@@ -1,0 +1,169 @@
+/**
+ * mount / umount: a read-only view of a container's rootfs or of an image,
+ * for scanners and people who want to look without running anything.
+ *
+ *   sysctr mount NAME DIR    read-only bind of containers/NAME/rootfs at DIR
+ *   sysctr mount IMAGE DIR   a fresh hardlink checkout of IMAGE under
+ *                            STATE/mounts/checkouts/ID, bound read-only at DIR
+ *   sysctr umount DIR        undo either, remove the checkout and the record
+ *
+ * Read-only is a property of the bind mount (`mount --bind`, then
+ * `mount -o remount,ro,bind`), so writes fail with EROFS even for root and
+ * even though checkout files are hardlinks into the store.
+ *
+ * Every mount is recorded in STATE/mounts/ID.json (ID from DIR's path),
+ * written before the mount is made and removed after it is gone, so
+ * `images delete` and `images prune` see the image commits in use
+ * (`mountedCommits`) and refuse to remove them.
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import { promises as fsp } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { ConflictError, doing, HostError, NotFoundError } from '../errors'
+import { Deployments, removeTree } from '../deployment/deployments'
+import { parseReference } from '../reference/reference'
+import { Store } from '../store/store'
+import { writeFileAtomic } from '../util/atomic-file'
+import { CommandResult, runCommand } from '../util/run-command'
+import type { OpsContext } from './context'
+
+export type MountKind = 'container' | 'image'
+
+export interface MountRecord {
+  /** Absolute mount point. */
+  dir: string
+  kind: MountKind
+  /** The container name (kind container) or the image reference (kind image). */
+  target: string
+  /** What is bound at dir. */
+  source: string
+  /** The image commit (hex) the view shows: a root for gc while mounted. */
+  imageCommit: string
+  /** The checkout made for this mount (kind image), removed by umount. */
+  checkout?: string
+  createdAt: string
+}
+
+export interface MountOptions {
+  /** Runs mount(8)/umount(8); tests may hand in another. */
+  run?: (cmd: string, args: string[]) => Promise<CommandResult>
+}
+
+function mountsDir(ctx: OpsContext): string {
+  return join(ctx.paths.stateDir, 'mounts')
+}
+
+function recordPath(ctx: OpsContext, dir: string): string {
+  return join(mountsDir(ctx), `${createHash('sha256').update(dir).digest('hex').slice(0, 16)}.json`)
+}
+
+export async function listMounts(ctx: OpsContext): Promise<MountRecord[]> {
+  const out: MountRecord[] = []
+  for (const e of await fsp.readdir(mountsDir(ctx)).catch(() => [] as string[])) {
+    if (!e.endsWith('.json')) continue
+    try {
+      out.push(JSON.parse(await fsp.readFile(join(mountsDir(ctx), e), 'utf8')) as MountRecord)
+    } catch {
+      /* a torn or foreign file: not a mount */
+    }
+  }
+  return out.sort((a, b) => (a.dir < b.dir ? -1 : 1))
+}
+
+/** Image commits shown by a mount: gc roots, and images delete refuses them. */
+export async function mountedCommits(ctx: OpsContext): Promise<{ dir: string; imageCommit: string; target: string }[]> {
+  return (await listMounts(ctx)).map((m) => ({ dir: m.dir, imageCommit: m.imageCommit, target: m.target }))
+}
+
+export async function mount(ctx: OpsContext, target: string, dirArg: string, opts: MountOptions = {}): Promise<MountRecord> {
+  const run = opts.run ?? runCommand
+  const dir = resolve(dirArg)
+  return doing(`mounting ${target} at ${dir}`, async () => {
+    const rec = recordPath(ctx, dir)
+    if (await fsp.access(rec).then(() => true, () => false)) {
+      throw new ConflictError('mount.exists', `${dir} is already a sysctr mount`, { hint: `sysctr umount ${dir}` })
+    }
+    await fsp.mkdir(dir, { recursive: true })
+    const deployments = new Deployments(ctx.paths.containersDir)
+    const active = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(target) ? await deployments.active(target).catch(() => undefined) : undefined
+    let record: MountRecord
+    if (active) {
+      record = {
+        dir,
+        kind: 'container',
+        target,
+        source: join(active.dir, 'rootfs'),
+        imageCommit: active.record.imageCommit,
+        createdAt: new Date().toISOString(),
+      }
+    } else {
+      const image = parseReference(target).toString()
+      const store = await Store.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
+      const ref = await store.getImageRef(image)
+      if (!ref) {
+        throw new NotFoundError('mount.not-found', `${target} is neither an installed container nor an image in the store`, {
+          hint: `sysctr containers list, sysctr images list; sysctr images pull ${image}`,
+        })
+      }
+      const checkout = join(mountsDir(ctx), 'checkouts', randomBytes(8).toString('hex'))
+      record = { dir, kind: 'image', target: image, source: checkout, imageCommit: ref.commit, checkout, createdAt: new Date().toISOString() }
+      await fsp.mkdir(join(mountsDir(ctx), 'checkouts'), { recursive: true, mode: 0o700 })
+      // Recorded first: from here on a prune keeps the commit.
+      await writeFileAtomic(rec, JSON.stringify(record, null, 2) + '\n', { mode: 0o600 })
+      try {
+        await doing(`checking out ${image}`, () => store.checkout(ref.commit, checkout))
+      } catch (err) {
+        await removeTree(checkout).catch(() => {})
+        await fsp.rm(rec, { force: true })
+        throw err
+      }
+    }
+    await writeFileAtomic(rec, JSON.stringify(record, null, 2) + '\n', { mode: 0o600 })
+    try {
+      await must(run, 'mount', ['--bind', record.source, dir])
+      try {
+        await must(run, 'mount', ['-o', 'remount,ro,bind', dir])
+      } catch (err) {
+        await run('umount', [dir]).catch(() => undefined)
+        throw err
+      }
+    } catch (err) {
+      if (record.checkout) await removeTree(record.checkout).catch(() => {})
+      await fsp.rm(rec, { force: true })
+      throw err
+    }
+    return record
+  })
+}
+
+export async function umount(ctx: OpsContext, dirArg: string, opts: MountOptions = {}): Promise<MountRecord> {
+  const run = opts.run ?? runCommand
+  const dir = resolve(dirArg)
+  return doing(`unmounting ${dir}`, async () => {
+    const rec = recordPath(ctx, dir)
+    let record: MountRecord
+    try {
+      record = JSON.parse(await fsp.readFile(rec, 'utf8')) as MountRecord
+    } catch {
+      throw new NotFoundError('mount.not-found', `${dir} is not a sysctr mount`, { hint: 'mounts made by sysctr mount are listed in /var/lib/sysctr/mounts' })
+    }
+    const r = await run('umount', [dir])
+    if (r.code !== 0 && !/not mounted/i.test(r.stderr)) {
+      throw new HostError('mount.umount-failed', `umount ${dir} failed (exit ${r.code}): ${r.stderr.trim().split('\n')[0] ?? ''}`, {
+        hint: 'is a process still using it? (fuser -vm DIR)',
+      })
+    }
+    if (record.checkout) await removeTree(record.checkout)
+    await fsp.rm(rec, { force: true })
+    return record
+  })
+}
+
+async function must(run: NonNullable<MountOptions['run']>, cmd: string, args: string[]): Promise<void> {
+  const r = await run(cmd, args)
+  if (r.code !== 0) {
+    throw new HostError('mount.failed', `${cmd} ${args.join(' ')} failed (exit ${r.code}): ${r.stderr.trim().split('\n')[0] ?? ''}`, {
+      hint: 'mounting needs root (CAP_SYS_ADMIN)',
+    })
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * The switch between a container's two deployments, and `containers rollback`.
+ *
+ * A switch puts a deployment's OWN recorded files in place - the unit and
+ * tmpfiles entry rendered when that deployment was built, kept in NAME.N/ -
+ * never re-rendered. Order: unit and tmpfiles entry (each written to a temp
+ * file and renamed), then the active link (renamed), then tmpfiles --create
+ * and daemon-reload. A crash between the steps leaves files of the new
+ * deployment with the old link: running the same command again finishes it.
+ *
+ * rollback: make the other slot active (the previous deployment, kept until
+ * the next update) and restart the unit if it was running.
+ */
+import { promises as fsp } from 'node:fs'
+import { join } from 'node:path'
+import { doing, NotFoundError, withContext } from '../errors'
+import { Deployment, Deployments } from '../deployment/deployments'
+import type { JobResult, Systemd } from '../systemd/systemd'
+import { checkContainerName } from '../templates/values'
+import { sha256File, writeFileAtomic } from '../util/atomic-file'
+import type { OpsContext } from './context'
+
+/** Unit states in which an update or rollback restarts the unit. */
+const RUNNING_STATES = ['active', 'activating', 'reloading']
+
+export function otherSlot(slot: number): number {
+  return slot === 0 ? 1 : 0
+}
+
+/** Was the unit running (so that a switch restarts it)? */
+export async function unitIsRunning(systemd: Systemd, unit: string): Promise<boolean> {
+  const s = await systemd.unitState(unit)
+  return RUNNING_STATES.includes(s.activeState)
+}
+
+/**
+ * Make deployment `to` the active one of its container: its recorded unit
+ * and tmpfiles files, the link, tmpfiles --create, daemon-reload. `from` is
+ * the deployment active until now: a host file the user edited since `from`
+ * wrote it is replaced all the same (it is the container's), with a warning.
+ */
+export async function switchDeployment(ctx: OpsContext, deployments: Deployments, to: Deployment, from?: Deployment): Promise<void> {
+  const { name, record } = to
+  await doing(`switching ${name} to deployment ${name}.${to.slot}`, async () => {
+    for (const f of record.files) {
+      const source = f.role === 'unit' ? join(to.dir, record.unit) : join(to.dir, 'tmpfiles.conf')
+      const wrote = from?.record.files.find((g) => g.path === f.path)?.sha256
+      const have = await sha256File(f.path)
+      if (wrote && have && have !== wrote) ctx.reporter.warn(`${f.path} was edited since sysctr wrote it; replacing it with ${name}.${to.slot}'s`)
+      await fsp.mkdir(join(f.path, '..'), { recursive: true })
+      await writeFileAtomic(f.path, await fsp.readFile(source), { mode: 0o644 })
+    }
+    await deployments.activate(name, to.slot)
+    const tmpfiles = record.files.find((f) => f.role === 'tmpfiles')
+    if (tmpfiles) await doing(`applying ${tmpfiles.path}`, () => ctx.tmpfiles('create', tmpfiles.path))
+    const systemd = await ctx.systemd()
+    await doing('reloading systemd', () => systemd.reload())
+  })
+}
+
+export interface RollbackResult {
+  name: string
+  unit: string
+  /** The deployment now active (`NAME.N`) and the one it replaced. */
+  deployment: string
+  previousDeployment: string
+  image: string
+  manifestDigest: string
+  /** Set when the unit was running and was restarted. */
+  restarted?: JobResult
+}
+
+export async function rollback(ctx: OpsContext, name: string): Promise<RollbackResult> {
+  checkContainerName(name)
+  return doing(`rolling back ${name}`, async () => {
+    const deployments = new Deployments(ctx.paths.containersDir)
+    const current = await deployments.active(name)
+    if (!current) {
+      throw new NotFoundError('container.not-found', `no container named ${name} is installed`, { hint: 'sysctr containers list shows what is installed' })
+    }
+    const previous = await deployments.read(name, otherSlot(current.slot))
+    if (!previous) {
+      throw new NotFoundError('deployment.not-found', `${name} has no previous deployment to roll back to`, {
+        hint: 'a previous deployment exists after an update (sysctr containers update)',
+      })
+    }
+    const systemd = await ctx.systemd()
+    const unit = current.record.unit
+    const running = await unitIsRunning(systemd, unit)
+    await switchDeployment(ctx, deployments, previous, current)
+    const result: RollbackResult = {
+      name,
+      unit,
+      deployment: `${name}.${previous.slot}`,
+      previousDeployment: `${name}.${current.slot}`,
+      image: previous.record.image,
+      manifestDigest: previous.record.manifestDigest,
+    }
+    if (running) {
+      try {
+        result.restarted = await systemd.restartUnit(unit)
+      } catch (err) {
+        throw withContext(err, `${name} now runs deployment ${name}.${previous.slot}, but restarting ${unit} failed`)
+      }
+    }
+    return result
+  })
+}

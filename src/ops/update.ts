@@ -1,0 +1,283 @@
+/**
+ * containers update: pull the installed reference again (or --rebase IMAGE),
+ * build the OTHER deployment slot from it with the saved --set values plus
+ * the new ones, switch to it atomically, and restart the unit if it was
+ * running, waiting for the job. A restart that fails (or whose unit never
+ * becomes ready) switches back to the previous deployment's own recorded
+ * files, restarts that, and reports the failure as "rolled back" (exit 8).
+ *
+ * Values: manifest defaults < computed < the user's --set (saved ones, then
+ * this run's). A key the user never set follows the new image's default.
+ * The container's $UUID is kept across updates.
+ *
+ * The previous deployment stays until the next update, which replaces it
+ * (a stale other slot is removed before building). Nothing outside the
+ * deployments dir changes before the new deployment is complete.
+ */
+import { ConflictError, doing, NotFoundError, SysctrError, SystemdError, toSysctrError } from '../errors'
+import { parseReference, ImageReference } from '../reference/reference'
+import { Store } from '../store/store'
+import { checkContainerName, FIXED_KEYS, parseSetFlags } from '../templates/values'
+import { Deployment, Deployments, removeTree } from '../deployment/deployments'
+import type { ImageSource } from '../transports/image-source'
+import { openRegistrySource } from '../transports/registry/registry-source'
+import type { JobResult } from '../systemd/systemd'
+import { UnitFile, splitUnitList } from '../systemd/unit-file'
+import { promises as fsp } from 'node:fs'
+import { join } from 'node:path'
+import type { OpsContext } from './context'
+import { buildDeployment } from './install'
+import { pullImage, PullResult } from './pull'
+import { otherSlot, switchDeployment, unitIsRunning } from './rollback'
+
+export interface UpdateOptions {
+  /** More --set KEY=VALUE; added to (and overriding) the saved ones. */
+  set?: string[]
+  /** Move to another image reference. */
+  rebase?: string
+  tlsVerify?: boolean
+  /** Tests and other transports hand in a source per reference; default: the registry. */
+  openSource?: (ref: ImageReference) => ImageSource
+}
+
+export interface ValueChange {
+  key: string
+  /** undefined: the key is new. */
+  from?: string
+  /** undefined: the key is gone. */
+  to?: string
+}
+
+export interface UpdateResult {
+  name: string
+  unit: string
+  image: string
+  previousImage: string
+  manifestDigest: string
+  previousManifestDigest: string
+  /** True when image digest and values are unchanged: nothing was done. */
+  unchanged: boolean
+  /** The deployment active now (`NAME.N`). */
+  deployment: string
+  previousDeployment?: string
+  /** Values whose rendered value changed (keys sysctr fixes per deployment left out). */
+  changedValues: ValueChange[]
+  pull?: PullResult
+  /** The unit was running before the update. */
+  wasRunning: boolean
+  /** Set when the unit was restarted on the new deployment. */
+  restarted?: JobResult
+}
+
+export async function update(ctx: OpsContext, name: string, opts: UpdateOptions = {}): Promise<UpdateResult> {
+  checkContainerName(name)
+  return doing(`updating ${name}`, () => updateNamed(ctx, name, opts))
+}
+
+async function updateNamed(ctx: OpsContext, name: string, opts: UpdateOptions): Promise<UpdateResult> {
+  const deployments = new Deployments(ctx.paths.containersDir)
+  await deployments.cleanLeftovers(name)
+  const current = await deployments.active(name)
+  if (!current) {
+    throw new NotFoundError('container.not-found', `no container named ${name} is installed`, { hint: 'sysctr containers list shows what is installed' })
+  }
+  const old = current.record
+  const ref = parseReference(opts.rebase ?? old.image)
+  const image = ref.toString()
+  const setValues = { ...old.setValues, ...parseSetFlags(opts.set ?? []) }
+
+  const store = await Store.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
+  const source = opts.openSource ? opts.openSource(ref) : openRegistrySource(ref, { tlsVerify: opts.tlsVerify ?? true })
+  let pull: PullResult
+  try {
+    pull = await doing(`pulling ${image}`, () => pullImage(store, source, image, { reporter: ctx.reporter }))
+  } finally {
+    await source.close()
+  }
+  const base = {
+    name,
+    unit: old.unit,
+    image,
+    previousImage: old.image,
+    manifestDigest: pull.manifestDigest,
+    previousManifestDigest: old.manifestDigest,
+    pull,
+  }
+  if (pull.manifestDigest === old.manifestDigest && image === old.image && sameValues(setValues, old.setValues)) {
+    ctx.reporter.info(`${name} already runs ${image} (${pull.manifestDigest.slice(0, 19)}) with the same values: nothing to do`)
+    return { ...base, unchanged: true, deployment: `${name}.${current.slot}`, changedValues: [], wasRunning: false }
+  }
+
+  const slot = otherSlot(current.slot)
+  if ((await deployments.slots(name)).includes(slot)) {
+    // The previous deployment (or a failed update's): replaced by this one.
+    await removeTree(deployments.slotDir(name, slot))
+  }
+  const built = await buildDeployment(ctx, {
+    store,
+    deployments,
+    pull,
+    name,
+    image,
+    runtime: old.runtime,
+    slot,
+    setValues,
+    uuid: old.values.UUID,
+  })
+  const next = (await deployments.read(name, slot))!
+  const changedValues = diffValues(old.values, built.record.values)
+  for (const c of changedValues) ctx.reporter.info(`value ${c.key}: ${c.from ?? '(unset)'} -> ${c.to ?? '(unset)'}`)
+
+  const systemd = await ctx.systemd()
+  const wasRunning = await unitIsRunning(systemd, old.unit)
+  try {
+    await switchDeployment(ctx, deployments, next, current)
+  } catch (err) {
+    // Put the previous deployment's files and link back; the new slot stays for inspection.
+    await switchDeployment(ctx, deployments, current, next).catch((e) =>
+      ctx.reporter.warn(`could not switch ${name} back to ${name}.${current.slot}: ${(e as Error).message}`),
+    )
+    throw err
+  }
+  const result: UpdateResult = {
+    ...base,
+    unchanged: false,
+    deployment: `${name}.${slot}`,
+    previousDeployment: `${name}.${current.slot}`,
+    changedValues,
+    wasRunning,
+  }
+  if (!wasRunning) return result
+  try {
+    result.restarted = await doing(`restarting ${old.unit}`, () => systemd.restartUnit(old.unit))
+    return result
+  } catch (err) {
+    throw await rollBackAfterFailedRestart(ctx, deployments, current, next, err)
+  }
+}
+
+/** The restart on the new deployment failed: back to the previous one, restart it, and explain. */
+async function rollBackAfterFailedRestart(
+  ctx: OpsContext,
+  deployments: Deployments,
+  previous: Deployment,
+  failed: Deployment,
+  cause: unknown,
+): Promise<SysctrError> {
+  const { name, unit } = { name: previous.name, unit: previous.record.unit }
+  const why = toSysctrError(cause).fullMessage
+  ctx.reporter.warn(`${unit} did not start on ${name}.${failed.slot} (${why}); rolling back to ${name}.${previous.slot}`)
+  let restartedOld: JobResult | undefined
+  try {
+    await switchDeployment(ctx, deployments, previous, failed)
+    restartedOld = await (await ctx.systemd()).restartUnit(unit)
+  } catch (err) {
+    return new SystemdError('update.rollback-failed', `${unit} failed on the new deployment ${name}.${failed.slot} (${why}), and rolling back to ${name}.${previous.slot} failed too: ${toSysctrError(err).fullMessage}`, {
+        hint: `see journalctl -u ${unit}; sysctr containers rollback ${name} switches deployments by hand`,
+        cause,
+        data: { name, failedDeployment: `${name}.${failed.slot}`, previousDeployment: `${name}.${previous.slot}` },
+      })
+  }
+  return new SystemdError(
+    'update.rolled-back',
+    `${unit} failed to start on ${name}.${failed.slot} (${failed.record.image}, ${failed.record.manifestDigest.slice(0, 19)}): ${why}; rolled back to ${name}.${previous.slot} (${previous.record.image}, ${previous.record.manifestDigest.slice(0, 19)}), restart: ${restartedOld}`,
+    {
+      hint: `the failed deployment is kept in ${failed.dir} until the next update; see journalctl -u ${unit}`,
+      cause,
+      data: {
+        name,
+        rolledBack: true,
+        failedDeployment: `${name}.${failed.slot}`,
+        activeDeployment: `${name}.${previous.slot}`,
+        restarted: restartedOld,
+      },
+    },
+  )
+}
+
+export interface UpdateAllResult {
+  /** Container names in the order they were updated (dependencies first). */
+  order: string[]
+  results: UpdateResult[]
+  failed: { name: string; error: SysctrError }[]
+}
+
+/**
+ * Update every installed container, dependencies first (After=/Requires=/
+ * Wants=/BindsTo= among the installed containers' units). A failure is
+ * recorded and the rest go on, except containers that depend on a failed one.
+ */
+export async function updateAll(ctx: OpsContext, opts: Omit<UpdateOptions, 'rebase'> = {}): Promise<UpdateAllResult> {
+  const order = await dependencyOrder(ctx)
+  const out: UpdateAllResult = { order: order.map((o) => o.name), results: [], failed: [] }
+  const failedUnits = new Set<string>()
+  for (const { name, deps } of order) {
+    const blocked = deps.find((d) => failedUnits.has(d))
+    if (blocked) {
+      out.failed.push({
+        name,
+        error: new ConflictError('update.dependency-failed', `not updating ${name}: its dependency ${blocked} failed to update`),
+      })
+      failedUnits.add(`${name}.service`)
+      continue
+    }
+    try {
+      out.results.push(await update(ctx, name, opts))
+    } catch (err) {
+      out.failed.push({ name, error: toSysctrError(err) })
+      failedUnits.add(`${name}.service`)
+    }
+  }
+  return out
+}
+
+/**
+ * Installed containers sorted so that each comes after the containers its
+ * unit orders itself after or requires. Ties (and cycles) go by name.
+ */
+export async function dependencyOrder(ctx: OpsContext): Promise<{ name: string; deps: string[] }[]> {
+  const deployments = new Deployments(ctx.paths.containersDir)
+  const nodes = new Map<string, string[]>()
+  const units = new Map<string, string>()
+  for (const name of await deployments.names()) {
+    const d = await deployments.active(name)
+    if (d) units.set(d.record.unit, name)
+  }
+  for (const [unit, name] of units) {
+    const d = (await deployments.active(name))!
+    let deps: string[] = []
+    try {
+      const file = UnitFile.parse(await fsp.readFile(join(d.dir, unit), 'utf8'), unit)
+      for (const key of ['After', 'Requires', 'Wants', 'BindsTo', 'Requisite']) {
+        for (const v of file.getAll('Unit', key)) deps.push(...splitUnitList(v))
+      }
+    } catch {
+      /* an unreadable unit orders nothing */
+    }
+    deps = [...new Set(deps.filter((u) => units.has(u) && u !== unit))]
+    nodes.set(name, deps)
+  }
+  const done = new Set<string>()
+  const out: { name: string; deps: string[] }[] = []
+  const pending = [...nodes.keys()].sort()
+  while (pending.length > 0) {
+    let i = pending.findIndex((n) => nodes.get(n)!.every((u) => done.has(units.get(u)!)))
+    if (i < 0) i = 0 // a cycle: take the first by name
+    const [name] = pending.splice(i, 1)
+    done.add(name)
+    out.push({ name, deps: nodes.get(name)! })
+  }
+  return out
+}
+
+/** What changed between two deployments' values; keys fixed per deployment (paths, digests) are left out. */
+export function diffValues(before: Record<string, string>, after: Record<string, string>): ValueChange[] {
+  const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((k) => !FIXED_KEYS.includes(k)).sort()
+  return keys.filter((k) => before[k] !== after[k]).map((k) => ({ key: k, from: before[k], to: after[k] }))
+}
+
+function sameValues(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a).sort()
+  const kb = Object.keys(b).sort()
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k])
+}
