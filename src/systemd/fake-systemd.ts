@@ -7,9 +7,8 @@
  * What it models (and the contract suite checks against real systemd):
  * - Units are loaded on first use and kept until reload() (systemd 252 also
  *   loads a never-seen unit on demand; a changed file needs a reload).
- * - enable: for each WantedBy=/RequiredBy= of [Install], a symlink
- *   <unitdir>/<target>.wants/<unit> -> <path of the unit file>; Also= units
- *   are enabled too. disable removes links to the unit from /etc/systemd/system.
+ * - enable/disable: the symlinks of [Install] (WantedBy=, RequiredBy=, Alias=,
+ *   Also=) made and removed on disk by enablement.ts, as systemctl does.
  * - start: pulls in Requires=/BindsTo=/Wants=/Requisite= dependencies and
  *   starts them in After=/Before= order (each start gets a later monotonic
  *   timestamp); a unit whose requirement failed gets result 'dependency'.
@@ -20,8 +19,6 @@
  * Not modelled: Conflicts=, conditions, timeouts, restart policies, templates
  * (foo@.service), drop-ins, masking.
  */
-import { promises as fs } from 'node:fs'
-import * as path from 'node:path'
 import { SystemdError } from '../errors'
 import {
   jobFailedError,
@@ -35,6 +32,7 @@ import {
   type UnitState,
 } from './systemd'
 import { UnitFile, splitUnitList } from './unit-file'
+import { DEFAULT_UNIT_DIRS, disableUnits, enableUnits, findUnitFile, unitFileState, type UnitTree } from './enablement'
 
 export interface FakeSystemdOptions {
   /** The directory standing for `/`; unit dirs and reported paths are relative to it. */
@@ -70,7 +68,6 @@ interface LoadedUnit {
   mainPid?: number
 }
 
-const DEFAULT_UNIT_DIRS = ['/etc/systemd/system', '/run/systemd/system', '/usr/lib/systemd/system', '/lib/systemd/system']
 
 export class FakeSystemd implements Systemd {
   readonly root: string
@@ -111,56 +108,12 @@ export class FakeSystemd implements Systemd {
 
   async enableUnitFiles(files: string[]): Promise<{ changes: UnitFileChange[] }> {
     this.checkOpen()
-    const changes: UnitFileChange[] = []
-    const queue = [...files]
-    const done = new Set<string>()
-    while (queue.length > 0) {
-      const spec = queue.shift()!
-      let name = path.basename(spec)
-      if (done.has(name)) continue
-      done.add(name)
-      let target: string
-      if (path.isAbsolute(spec) && !this.unitDirs.includes(path.dirname(spec))) {
-        // systemctl enable /some/path/x.service: link it into the first unit dir, then enable.
-        target = path.posix.join(this.unitDirs[0]!, name)
-        await this.link(target, spec, changes)
-        name = path.basename(spec)
-      } else {
-        const found = await this.findUnitFile(name)
-        if (!found) throw unitNotFoundError(name)
-        target = found.path
-      }
-      const file = await this.readUnit(this.hostPath(target), name)
-      for (const [key, suffix] of [
-        ['WantedBy', 'wants'],
-        ['RequiredBy', 'requires'],
-      ] as const) {
-        for (const owner of file.getAll('Install', key).flatMap(splitUnitList)) {
-          await this.link(path.posix.join(this.unitDirs[0]!, `${owner}.${suffix}`, name), target, changes)
-        }
-      }
-      for (const also of file.getAll('Install', 'Also').flatMap(splitUnitList)) queue.push(also)
-    }
-    return { changes }
+    return { changes: await enableUnits(this.tree(), files) }
   }
 
   async disableUnitFiles(files: string[]): Promise<{ changes: UnitFileChange[] }> {
     this.checkOpen()
-    const changes: UnitFileChange[] = []
-    const names = new Set(files.map((f) => path.basename(f)))
-    const configDir = this.unitDirs[0]!
-    const entries = await fs.readdir(this.hostPath(configDir), { withFileTypes: true }).catch(() => [])
-    for (const dir of entries) {
-      if (!dir.isDirectory() || !/\.(wants|requires)$/.test(dir.name)) continue
-      const inside = path.posix.join(configDir, dir.name)
-      for (const link of await fs.readdir(this.hostPath(inside))) {
-        if (!names.has(link)) continue
-        const file = path.posix.join(inside, link)
-        await fs.unlink(this.hostPath(file))
-        changes.push({ type: 'unlink', file, dest: '' })
-      }
-    }
-    return { changes }
+    return { changes: await disableUnits(this.tree(), files) }
   }
 
   startUnit(name: string, _mode: JobMode = 'replace'): Promise<JobResult> {
@@ -318,52 +271,16 @@ export class FakeSystemd implements Systemd {
     return u
   }
 
-  private async findUnitFile(name: string): Promise<{ path: string; file: UnitFile } | undefined> {
-    for (const dir of this.unitDirs) {
-      const p = path.posix.join(dir, name)
-      const text = await fs.readFile(this.hostPath(p), 'utf8').catch((err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined
-        throw err
-      })
-      if (text !== undefined) return { path: p, file: UnitFile.parse(text, p) }
-    }
-    return undefined
+  private findUnitFile(name: string): Promise<{ path: string; file: UnitFile } | undefined> {
+    return findUnitFile(this.tree(), name)
   }
 
-  private async readUnit(hostFile: string, name: string): Promise<UnitFile> {
-    return UnitFile.parse(await fs.readFile(hostFile, 'utf8'), name)
+  private unitFileState(name: string, file: UnitFile): Promise<string> {
+    return unitFileState(this.tree(), name, file)
   }
 
-  private async unitFileState(name: string, file: UnitFile): Promise<string> {
-    const hasInstall = ['WantedBy', 'RequiredBy', 'Also', 'Alias'].some((k) => file.getAll('Install', k).length > 0)
-    for (const dir of this.unitDirs) {
-      const entries = await fs.readdir(this.hostPath(dir), { withFileTypes: true }).catch(() => [])
-      for (const e of entries) {
-        if (!e.isDirectory() || !/\.(wants|requires)$/.test(e.name)) continue
-        const links = await fs.readdir(this.hostPath(path.posix.join(dir, e.name))).catch(() => [] as string[])
-        if (links.includes(name)) return 'enabled'
-      }
-    }
-    return hasInstall ? 'disabled' : 'static'
-  }
-
-  /** Make a symlink `file` -> `dest` (paths inside root), recording the change; an identical link is left alone. */
-  private async link(file: string, dest: string, changes: UnitFileChange[]): Promise<void> {
-    const host = this.hostPath(file)
-    const existing = await fs.readlink(host).catch(() => undefined)
-    if (existing === dest) return
-    if (existing !== undefined) {
-      throw new SystemdError('systemd.dbus', `cannot enable: ${file} already exists and points to ${existing}`, {
-        data: { dbusError: 'org.freedesktop.DBus.Error.FileExists', file },
-      })
-    }
-    await fs.mkdir(path.dirname(host), { recursive: true })
-    await fs.symlink(dest, host)
-    changes.push({ type: 'symlink', file, dest })
-  }
-
-  private hostPath(p: string): string {
-    return path.join(this.root, p)
+  private tree(): UnitTree {
+    return { root: this.root, unitDirs: this.unitDirs }
   }
 
   private checkOpen(): void {
