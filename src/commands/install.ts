@@ -2,6 +2,8 @@ import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../cli/base-command'
 import { UsageError } from '../errors'
 import { install } from '../ops/install'
+import { buildRootContext } from '../ops/context'
+import { makeReporter } from '../cli/reporter'
 import { formatBytes } from '../ops/pull'
 
 export default class Install extends BaseCommand {
@@ -26,6 +28,7 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
     set: Flags.string({ description: 'template value KEY=VALUE (repeatable); overrides computed and image defaults', multiple: true, multipleNonGreedy: true, default: [] }),
     now: Flags.boolean({ description: 'also start the unit and wait for the result', default: false }),
     runtime: Flags.string({ description: 'OCI runtime binary', default: '/usr/bin/runc' }),
+    root: Flags.string({ description: 'install into the OS tree at DIR (no running systemd: files and enablement links only; see README "Composing a root")' }),
     'tls-verify': Flags.string({
       description: 'require HTTPS and verify certificates (--tls-verify=false allows plain HTTP registries)',
       options: ['true', 'false'],
@@ -38,7 +41,10 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
     if (!flags.system) {
       throw new UsageError('usage.system-required', 'sysctr installs system containers only: pass --system', { hint: `sysctr install --system ${args.image}` })
     }
-    const ctx = this.context(flags)
+    if (flags.root && flags.now) {
+      throw new UsageError('usage.root-now', '--now cannot be used with --root: no systemd runs under the root', { hint: 'the unit is enabled and starts when the root boots' })
+    }
+    const ctx = flags.root ? buildRootContext(flags.root, { reporter: makeReporter({ json: flags.json, quiet: flags.quiet }) }) : this.context(flags)
     const r = await install(ctx, {
       image: args.image,
       name: flags.name,

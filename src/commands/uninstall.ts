@@ -1,6 +1,8 @@
-import { Args } from '@oclif/core'
+import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../cli/base-command'
 import { uninstall } from '../ops/uninstall'
+import { buildRootContext } from '../ops/context'
+import { makeReporter } from '../cli/reporter'
 
 export default class Uninstall extends BaseCommand {
   static override summary = 'Stop, disable and remove an installed system container (the image stays in the store)'
@@ -8,9 +10,14 @@ export default class Uninstall extends BaseCommand {
     name: Args.string({ description: 'container name', required: true }),
   }
 
+  static override flags = {
+    root: Flags.string({ description: 'uninstall from the OS tree at DIR (no running systemd: files and enablement links only)' }),
+  }
+
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Uninstall)
-    const r = await uninstall(this.context(flags), args.name)
+    const ctx = flags.root ? buildRootContext(flags.root, { reporter: makeReporter({ json: flags.json, quiet: flags.quiet }) }) : this.context(flags)
+    const r = await uninstall(ctx, args.name)
     this.output(flags, r, () => [`uninstalled ${r.name}: stopped and disabled ${r.unit}, removed ${r.removedFiles.length} host files and ${r.removedDeployments.length} deployment(s)`])
   }
 }

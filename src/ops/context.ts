@@ -9,9 +9,11 @@
  *   SYSCTR_TMPFILES_DIR  default /etc/tmpfiles.d
  *   SYSCTR_TEMPLATES_DIR default <sysctr>/templates
  */
-import { join, resolve } from 'node:path'
+import { createHash } from 'node:crypto'
+import { isAbsolute, join, relative, resolve } from 'node:path'
 import type { Systemd } from '../systemd/systemd'
 import { connectSystemd } from '../systemd/dbus-systemd'
+import { OfflineSystemd } from '../systemd/offline-systemd'
 import { runCommand } from '../util/run-command'
 import { HostError } from '../errors'
 
@@ -37,6 +39,75 @@ export interface OpsContext {
   /** Apply (`create`) or undo (`remove`) one tmpfiles.d file. */
   tmpfiles(mode: 'create' | 'remove', file: string): Promise<void>
   reporter: Reporter
+  /**
+   * Set by --root DIR: the paths above are under DIR, no systemd runs there
+   * (systemd() is an OfflineSystemd), and what sysctr writes into rendered
+   * files and records names paths as seen from inside DIR once it boots
+   * (`inRoot()`); `fromRoot()` maps them back. Unset: DIR is `/`.
+   */
+  root?: string
+  /** The clock for records' createdAt; default the real clock. */
+  now?: () => Date
+  /** $UUID of a new container; default random. */
+  uuid?: (name: string, manifestDigest: string) => string
+}
+
+/** A host path as seen from inside ctx.root (identity without --root). */
+export function inRoot(ctx: Pick<OpsContext, 'root'>, hostPath: string): string {
+  if (!ctx.root) return hostPath
+  const rel = relative(ctx.root, hostPath)
+  if (rel.startsWith('..') || isAbsolute(rel)) return hostPath
+  return '/' + rel
+}
+
+/** A path as seen from inside ctx.root, on the host (identity without --root). */
+export function fromRoot(ctx: Pick<OpsContext, 'root'>, path: string): string {
+  return ctx.root ? join(ctx.root, path) : path
+}
+
+/** A UUID fixed by name and image (RFC 4122 version 5 layout over SHA-256): the same inputs give the same tree. */
+export function derivedUuid(name: string, manifestDigest: string): string {
+  const h = createHash('sha256').update(`sysctr-container-uuid\0${name}\0${manifestDigest}`).digest()
+  h[6] = (h[6]! & 0x0f) | 0x50
+  h[8] = (h[8]! & 0x3f) | 0x80
+  const x = h.subarray(0, 16).toString('hex')
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`
+}
+
+/**
+ * The context of `--root DIR`: everything under DIR at the usual places
+ * (DIR/var/lib/sysctr/{store,containers}, DIR/etc/systemd/system,
+ * DIR/etc/tmpfiles.d), enablement on files (OfflineSystemd), no D-Bus.
+ * tmpfiles entries are written but not applied: the tree's own
+ * systemd-tmpfiles-setup.service applies /etc/tmpfiles.d when it boots,
+ * before any unit of multi-user.target, and what they create (mostly under
+ * /run) would not survive until then anyway.
+ * Reproducible: $UUID derived from name and manifest digest; createdAt from
+ * SOURCE_DATE_EPOCH (seconds), else the epoch.
+ */
+export function buildRootContext(root: string, opts: { reporter: Reporter; env?: NodeJS.ProcessEnv; templatesDir?: string }): OpsContext {
+  const dir = resolve(root)
+  const env = opts.env ?? process.env
+  const stateDir = join(dir, 'var/lib/sysctr')
+  const epoch = Number(env.SOURCE_DATE_EPOCH)
+  const fixed = new Date(Number.isFinite(epoch) && epoch >= 0 ? epoch * 1000 : 0)
+  let systemd: Promise<Systemd> | undefined
+  return {
+    paths: {
+      stateDir,
+      storeDir: join(stateDir, 'store'),
+      containersDir: join(stateDir, 'containers'),
+      unitDir: join(dir, 'etc/systemd/system'),
+      tmpfilesDir: join(dir, 'etc/tmpfiles.d'),
+      templatesDir: opts.templatesDir ?? defaultPaths(env).templatesDir,
+    },
+    systemd: () => (systemd ??= Promise.resolve(new OfflineSystemd({ root: dir }))),
+    tmpfiles: async () => {},
+    reporter: opts.reporter,
+    root: dir,
+    now: () => fixed,
+    uuid: derivedUuid,
+  }
 }
 
 export interface ContextOptions {

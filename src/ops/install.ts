@@ -24,7 +24,7 @@ import { sha256File, writeFileAtomic } from '../util/atomic-file'
 import { createHash } from 'node:crypto'
 import type { ImageSource } from '../transports/image-source'
 import { openRegistrySource } from '../transports/registry/registry-source'
-import type { OpsContext } from './context'
+import { fromRoot, inRoot, type OpsContext } from './context'
 import { pullImage, PullResult } from './pull'
 import type { JobResult } from '../systemd/systemd'
 import { UnitFile } from '../systemd/unit-file'
@@ -95,10 +95,10 @@ async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string)
       hint: `uninstall it first (sysctr uninstall ${name}), or choose another name with --name`,
     })
   }
-  await removeUnlinkedSlots(deployments, name)
+  await removeUnlinkedSlots(ctx, deployments, name)
   await refuseForeignFile(unitPath, 'unit')
   await refuseForeignFile(tmpfilesPath, 'tmpfiles entry')
-  await checkRuntime(runtime)
+  await checkRuntime(ctx, runtime)
 
   const store = await Store.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
   const source = opts.source ?? openRegistrySource(ref, { tlsVerify: opts.tlsVerify ?? true })
@@ -110,7 +110,7 @@ async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string)
   }
 
   const slot = 0
-  const destDir = deployments.slotDir(name, slot)
+  const destDir = inRoot(ctx, deployments.slotDir(name, slot))
   const written: string[] = []
   let linked = false
   let published = false
@@ -203,7 +203,8 @@ export interface BuiltDeployment {
 export async function buildDeployment(ctx: OpsContext, o: BuildDeploymentOptions): Promise<BuiltDeployment> {
   const { store, deployments, pull, name, image, runtime, slot, setValues } = o
   const unit = `${name}.service`
-  const destDir = deployments.slotDir(name, slot)
+  // Rendered values name paths as the running system sees them (inside --root).
+  const destDir = inRoot(ctx, deployments.slotDir(name, slot))
   const staged = await deployments.stage(name, slot)
   try {
     await doing('checking out the image', () => store.checkout(pull.commit, join(staged, 'rootfs')))
@@ -215,9 +216,9 @@ export async function buildDeployment(ctx: OpsContext, o: BuildDeploymentOptions
       runtime,
       imageName: image,
       imageId: pull.manifestDigest,
-      hostUid: process.getuid?.() ?? 0,
-      hostGid: process.getgid?.() ?? 0,
-      uuid: o.uuid ?? randomUUID(),
+      hostUid: ctx.root ? 0 : (process.getuid?.() ?? 0),
+      hostGid: ctx.root ? 0 : (process.getgid?.() ?? 0),
+      uuid: o.uuid ?? ctx.uuid?.(name, pull.manifestDigest) ?? randomUUID(),
     })
     const { values } = resolveValues({ manifestDefaults: exportsFound.manifest?.defaultValues ?? {}, computed, set: setValues })
     const rendered = await doing('rendering templates', () => renderExports(exportsFound, values, config.config ?? {}))
@@ -229,8 +230,8 @@ export async function buildDeployment(ctx: OpsContext, o: BuildDeploymentOptions
     await writeFileAtomic(join(staged, unit), rendered.service, { mode: 0o644 })
     await writeFileAtomic(join(staged, 'tmpfiles.conf'), rendered.tmpfiles, { mode: 0o644 })
     const files: HostFile[] = [
-      { path: join(ctx.paths.unitDir, unit), sha256: sha256(rendered.service), role: 'unit' },
-      { path: join(ctx.paths.tmpfilesDir, `${name}.conf`), sha256: sha256(rendered.tmpfiles), role: 'tmpfiles' },
+      { path: inRoot(ctx, join(ctx.paths.unitDir, unit)), sha256: sha256(rendered.service), role: 'unit' },
+      { path: inRoot(ctx, join(ctx.paths.tmpfilesDir, `${name}.conf`)), sha256: sha256(rendered.tmpfiles), role: 'tmpfiles' },
     ]
     const record: DeploymentRecord = {
       format: 1,
@@ -250,7 +251,7 @@ export async function buildDeployment(ctx: OpsContext, o: BuildDeploymentOptions
       },
       unit,
       files,
-      createdAt: new Date().toISOString(),
+      createdAt: (ctx.now?.() ?? new Date()).toISOString(),
     }
     await deployments.writeRecord(staged, record)
     const dir = await deployments.publish(staged, name, slot)
@@ -266,11 +267,12 @@ export async function buildDeployment(ctx: OpsContext, o: BuildDeploymentOptions
  * them and the host files they recorded (only where the file is still exactly
  * what sysctr wrote).
  */
-async function removeUnlinkedSlots(deployments: Deployments, name: string): Promise<void> {
+async function removeUnlinkedSlots(ctx: OpsContext, deployments: Deployments, name: string): Promise<void> {
   for (const slot of await deployments.slots(name)) {
     const d = await deployments.read(name, slot)
     for (const f of d?.record.files ?? []) {
-      if ((await sha256File(f.path)) === f.sha256) await fsp.rm(f.path, { force: true })
+      const host = fromRoot(ctx, f.path)
+      if ((await sha256File(host)) === f.sha256) await fsp.rm(host, { force: true })
     }
     await fsp.rm(deployments.slotDir(name, slot), { recursive: true, force: true })
   }
@@ -285,10 +287,15 @@ async function refuseForeignFile(path: string, what: string): Promise<void> {
   })
 }
 
-async function checkRuntime(runtime: string): Promise<void> {
+async function checkRuntime(ctx: OpsContext, runtime: string): Promise<void> {
   try {
-    await fsp.access(runtime, fsc.X_OK)
+    await fsp.access(fromRoot(ctx, runtime), fsc.X_OK)
   } catch {
+    if (ctx.root) {
+      // A tree being composed may get its runtime later (a package, a bind of /usr at boot).
+      ctx.reporter.warn(`container runtime ${runtime} is not (yet) an executable under ${ctx.root}`)
+      return
+    }
     throw new HostError('runtime.missing', `container runtime ${runtime} is not an executable`, {
       hint: 'install runc (apt-get install runc) or name another runtime with --runtime PATH',
     })

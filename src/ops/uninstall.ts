@@ -12,7 +12,7 @@ import { doing, NotFoundError } from '../errors'
 import { checkContainerName } from '../templates/values'
 import { Deployments } from '../deployment/deployments'
 import { sha256File } from '../util/atomic-file'
-import type { OpsContext } from './context'
+import { fromRoot, type OpsContext } from './context'
 
 export interface UninstallResult {
   name: string
@@ -41,7 +41,10 @@ export async function uninstall(ctx: OpsContext, name: string): Promise<Uninstal
     const unit = (active ?? records[0]).record.unit
     const systemd = await ctx.systemd()
     // A unit systemd no longer knows (its file already gone) has nothing to stop.
-    await doing(`stopping ${unit}`, () => systemd.stopUnit(unit)).catch(ignoreCode('systemd.unit-not-found'))
+    // Under --root (OfflineSystemd) nothing runs: nothing to stop.
+    await doing(`stopping ${unit}`, () => systemd.stopUnit(unit))
+      .catch(ignoreCode('systemd.unit-not-found'))
+      .catch(ignoreCode('systemd.offline'))
     await doing(`disabling ${unit}`, () => systemd.disableUnitFiles([unit]))
 
     const result: UninstallResult = { name, unit, removedFiles: [], keptFiles: [], removedDeployments: slots }
@@ -54,15 +57,17 @@ export async function uninstall(ctx: OpsContext, name: string): Promise<Uninstal
       }
     }
     for (const [path, f] of files) {
-      const have = await sha256File(path)
+      // Records name paths as seen inside --root; on the host they are under it.
+      const host = fromRoot(ctx, path)
+      const have = await sha256File(host)
       if (have === undefined) continue
       if (f.role === 'tmpfiles') {
-        await ctx.tmpfiles('remove', path).catch((e: Error) => ctx.reporter.warn(e.message))
+        await ctx.tmpfiles('remove', host).catch((e: Error) => ctx.reporter.warn(e.message))
       }
       // The unit and tmpfiles entry are sysctr's even when edited: they belong to
       // this container and go with it. (Host files copied from /exports/hostfs
       // that the user changed are kept; see README.)
-      await fsp.rm(path, { force: true })
+      await fsp.rm(host, { force: true })
       result.removedFiles.push(path)
     }
     await deployments.remove(name)
