@@ -101,6 +101,29 @@ async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string)
   await checkRuntime(ctx, runtime)
 
   const store = await Store.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
+  // Close drops this process's lease file: nothing of the run stays in the store (a --root tree is reproducible).
+  try {
+    return await installWithStore(ctx, opts, { ref, image, name, unit, unitPath, tmpfilesPath, runtime, setValues, deployments, store })
+  } finally {
+    await store.close()
+  }
+}
+
+interface InstallPlan {
+  ref: ReturnType<typeof parseReference>
+  image: string
+  name: string
+  unit: string
+  unitPath: string
+  tmpfilesPath: string
+  runtime: string
+  setValues: Record<string, string>
+  deployments: Deployments
+  store: Store
+}
+
+async function installWithStore(ctx: OpsContext, opts: InstallOptions, plan: InstallPlan): Promise<InstallResult> {
+  const { ref, image, name, unit, unitPath, tmpfilesPath, runtime, setValues, deployments, store } = plan
   const source = opts.source ?? openRegistrySource(ref, { tlsVerify: opts.tlsVerify ?? true })
   let pull: PullResult
   try {
