@@ -23,8 +23,18 @@ import type { OpsContext } from './context'
 /** Unit states in which an update or rollback restarts the unit. */
 const RUNNING_STATES = ['active', 'activating', 'reloading']
 
-export function otherSlot(slot: number): number {
-  return slot === 0 ? 1 : 0
+/**
+ * The previous deployment of NAME: of the slots other than the active one,
+ * the most recently built (normally there is exactly one).
+ */
+export async function previousDeployment(deployments: Deployments, name: string, activeSlot: number): Promise<Deployment | undefined> {
+  let best: Deployment | undefined
+  for (const n of await deployments.slots(name)) {
+    if (n === activeSlot) continue
+    const d = await deployments.read(name, n).catch(() => undefined)
+    if (d && (!best || d.record.createdAt > best.record.createdAt)) best = d
+  }
+  return best
 }
 
 /** Was the unit running (so that a switch restarts it)? */
@@ -78,7 +88,7 @@ export async function rollback(ctx: OpsContext, name: string): Promise<RollbackR
     if (!current) {
       throw new NotFoundError('container.not-found', `no container named ${name} is installed`, { hint: 'sysctr containers list shows what is installed' })
     }
-    const previous = await deployments.read(name, otherSlot(current.slot))
+    const previous = await previousDeployment(deployments, name, current.slot)
     if (!previous) {
       throw new NotFoundError('deployment.not-found', `${name} has no previous deployment to roll back to`, {
         hint: 'a previous deployment exists after an update (sysctr containers update)',

@@ -1,18 +1,24 @@
 /**
  * containers update: pull the installed reference again (or --rebase IMAGE),
- * build the OTHER deployment slot from it with the saved --set values plus
- * the new ones, switch to it atomically, and restart the unit if it was
- * running, waiting for the job. A restart that fails (or whose unit never
- * becomes ready) switches back to the previous deployment's own recorded
- * files, restarts that, and reports the failure as "rolled back" (exit 8).
+ * build a new deployment from it in a free slot (NAME.N) with the saved --set
+ * values plus the new ones, switch to it atomically, and restart the unit if
+ * it was running, waiting for the job. A restart that fails (or whose unit
+ * never becomes ready) switches back to the previous deployment's own
+ * recorded files, restarts that, removes the failed deployment and reports
+ * the failure as "rolled back" (exit 8).
+ *
+ * Slots: normally two exist, the active one and the previous one (kept for
+ * `containers rollback`). An update builds a third, transiently: on success
+ * the oldest goes, on failure the new one goes, so a failed update never
+ * costs the deployment before it (install v1, update v2, failing v3 -> v2
+ * active, v1 still there to roll back to).
  *
  * Values: manifest defaults < computed < the user's --set (saved ones, then
  * this run's). A key the user never set follows the new image's default.
  * The container's $UUID is kept across updates.
  *
- * The previous deployment stays until the next update, which replaces it
- * (a stale other slot is removed before building). Nothing outside the
- * deployments dir changes before the new deployment is complete.
+ * Nothing outside the deployments dir changes before the new deployment is
+ * complete.
  */
 import { ConflictError, doing, NotFoundError, SysctrError, SystemdError, toSysctrError } from '../errors'
 import { parseReference, ImageReference } from '../reference/reference'
@@ -28,7 +34,7 @@ import { join } from 'node:path'
 import type { OpsContext } from './context'
 import { buildDeployment } from './install'
 import { pullImage, PullResult } from './pull'
-import { otherSlot, switchDeployment, unitIsRunning } from './rollback'
+import { previousDeployment, switchDeployment, unitIsRunning } from './rollback'
 
 export interface UpdateOptions {
   /** More --set KEY=VALUE; added to (and overriding) the saved ones. */
@@ -108,11 +114,12 @@ async function updateNamed(ctx: OpsContext, name: string, opts: UpdateOptions): 
     return { ...base, unchanged: true, deployment: `${name}.${current.slot}`, changedValues: [], wasRunning: false }
   }
 
-  const slot = otherSlot(current.slot)
-  if ((await deployments.slots(name)).includes(slot)) {
-    // The previous deployment (or a failed update's): replaced by this one.
-    await removeTree(deployments.slotDir(name, slot))
+  // Keep the active deployment and the previous one; build in a free slot.
+  const previous = await previousDeployment(deployments, name, current.slot)
+  for (const n of await deployments.slots(name)) {
+    if (n !== current.slot && n !== previous?.slot) await removeTree(deployments.slotDir(name, n))
   }
+  const slot = freeSlot(await deployments.slots(name))
   const built = await buildDeployment(ctx, {
     store,
     deployments,
@@ -137,6 +144,7 @@ async function updateNamed(ctx: OpsContext, name: string, opts: UpdateOptions): 
     await switchDeployment(ctx, deployments, current, next).catch((e) =>
       ctx.reporter.warn(`could not switch ${name} back to ${name}.${current.slot}: ${(e as Error).message}`),
     )
+    await removeTree(next.dir).catch(() => {})
     throw err
   }
   const result: UpdateResult = {
@@ -147,13 +155,23 @@ async function updateNamed(ctx: OpsContext, name: string, opts: UpdateOptions): 
     changedValues,
     wasRunning,
   }
-  if (!wasRunning) return result
-  try {
-    result.restarted = await doing(`restarting ${old.unit}`, () => systemd.restartUnit(old.unit))
-    return result
-  } catch (err) {
-    throw await rollBackAfterFailedRestart(ctx, deployments, current, next, err)
+  if (wasRunning) {
+    try {
+      result.restarted = await doing(`restarting ${old.unit}`, () => systemd.restartUnit(old.unit))
+    } catch (err) {
+      throw await rollBackAfterFailedRestart(ctx, deployments, current, next, err)
+    }
   }
+  // The new deployment is in use: the one before the previous goes.
+  if (previous) await removeTree(previous.dir)
+  return result
+}
+
+/** The lowest slot number not in use. */
+function freeSlot(used: number[]): number {
+  let n = 0
+  while (used.includes(n)) n++
+  return n
 }
 
 /** The restart on the new deployment failed: back to the previous one, restart it, and explain. */
@@ -178,11 +196,12 @@ async function rollBackAfterFailedRestart(
         data: { name, failedDeployment: `${name}.${failed.slot}`, previousDeployment: `${name}.${previous.slot}` },
       })
   }
+  await removeTree(failed.dir).catch((e) => ctx.reporter.warn(`could not remove the failed deployment ${failed.dir}: ${(e as Error).message}`))
   return new SystemdError(
     'update.rolled-back',
     `${unit} failed to start on ${name}.${failed.slot} (${failed.record.image}, ${failed.record.manifestDigest.slice(0, 19)}): ${why}; rolled back to ${name}.${previous.slot} (${previous.record.image}, ${previous.record.manifestDigest.slice(0, 19)}), restart: ${restartedOld}`,
     {
-      hint: `the failed deployment is kept in ${failed.dir} until the next update; see journalctl -u ${unit}`,
+      hint: `the failed deployment was removed, the one before it is kept for rollback; see journalctl -u ${unit}`,
       cause,
       data: {
         name,
