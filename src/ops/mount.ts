@@ -24,7 +24,8 @@ import { Deployments, removeTree } from '../deployment/deployments'
 import { parseReference } from '../reference/reference'
 import { Store } from '../store/store'
 import { writeFileAtomic } from '../util/atomic-file'
-import { CommandResult, runCommand } from '../util/run-command'
+import { execFile } from 'node:child_process'
+import type { CommandResult } from '../util/run-command'
 import type { OpsContext } from './context'
 
 export type MountKind = 'container' | 'image'
@@ -76,7 +77,7 @@ export async function mountedCommits(ctx: OpsContext): Promise<{ dir: string; im
 }
 
 export async function mount(ctx: OpsContext, target: string, dirArg: string, opts: MountOptions = {}): Promise<MountRecord> {
-  const run = opts.run ?? runCommand
+  const run = opts.run ?? runNoInput
   const dir = resolve(dirArg)
   return doing(`mounting ${target} at ${dir}`, async () => {
     const rec = recordPath(ctx, dir)
@@ -84,6 +85,7 @@ export async function mount(ctx: OpsContext, target: string, dirArg: string, opt
       throw new ConflictError('mount.exists', `${dir} is already a sysctr mount`, { hint: `sysctr umount ${dir}` })
     }
     await fsp.mkdir(dir, { recursive: true })
+    await fsp.mkdir(mountsDir(ctx), { recursive: true, mode: 0o700 })
     const deployments = new Deployments(ctx.paths.containersDir)
     const active = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(target) ? await deployments.active(target).catch(() => undefined) : undefined
     let record: MountRecord
@@ -137,7 +139,7 @@ export async function mount(ctx: OpsContext, target: string, dirArg: string, opt
 }
 
 export async function umount(ctx: OpsContext, dirArg: string, opts: MountOptions = {}): Promise<MountRecord> {
-  const run = opts.run ?? runCommand
+  const run = opts.run ?? runNoInput
   const dir = resolve(dirArg)
   return doing(`unmounting ${dir}`, async () => {
     const rec = recordPath(ctx, dir)
@@ -166,4 +168,22 @@ async function must(run: NonNullable<MountOptions['run']>, cmd: string, args: st
       hint: 'mounting needs root (CAP_SYS_ADMIN)',
     })
   }
+}
+
+/**
+ * mount(8)/umount(8) with no stdin (runCommand writes to stdin, which can
+ * fail with EPIPE when the program has exited already).
+ */
+function runNoInput(cmd: string, args: string[]): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(cmd, args, (err, stdout, stderr) => {
+      const e = err as (NodeJS.ErrnoException & { code?: unknown }) | null
+      if (e && typeof e.code === 'string') {
+        reject(e.code === 'ENOENT' ? new HostError('host.missing-program', `${cmd} is not installed`) : e)
+        return
+      }
+      resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, stdout: String(stdout), stderr: String(stderr) })
+    })
+    child.stdin?.end()
+  })
 }
