@@ -1,0 +1,132 @@
+/**
+ * provision: provision.d entries installed idempotently into a root
+ * (--root, OfflineSystemd) and on a "live" host (FakeSystemd: starts in
+ * dependency order), failures reported per entry while the others go on.
+ * Images from an in-process registry (the source factory path).
+ */
+import { promises as fsp } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildDemoImages } from '../../src/demo/images'
+import { buildRootContext, type OpsContext } from '../../src/ops/context'
+import { parseProvisionEntry, provision, provisionFailedError } from '../../src/ops/provision'
+import { FakeSystemd } from '../../src/systemd/fake-systemd'
+import { SysctrError } from '../../src/errors'
+import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
+
+const TEMPLATES = join(__dirname, '..', '..', 'templates')
+let layout: string
+let registry: FakeRegistry
+const dirs: string[] = []
+
+beforeAll(async () => {
+  layout = await fsp.mkdtemp(join(tmpdir(), 'sysctr-prov-layout-'))
+  dirs.push(layout)
+  await buildDemoImages(layout)
+  registry = await startFakeRegistry({ repository: 'demo/images' })
+  await registry.loadLayout(layout)
+})
+afterAll(async () => {
+  await registry?.close()
+  for (const d of dirs) await fsp.rm(d, { recursive: true, force: true })
+})
+
+async function tempDir(): Promise<string> {
+  const d = await fsp.mkdtemp(join(tmpdir(), 'sysctr-prov-root-'))
+  dirs.push(d)
+  return d
+}
+
+const entry = (tag: string, more = '') => `image = ${registry.host}/demo/images:${tag}\nname = ${tag}\ntls-verify = false\nstart = true\n${more}`
+
+async function writeEntries(dir: string, entries: Record<string, string>): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true })
+  for (const [f, text] of Object.entries(entries)) await fsp.writeFile(join(dir, f), text)
+}
+
+describe('parseProvisionEntry', () => {
+  it('reads image, name, set.KEY and [values], booleans; name defaults to the file name without its order prefix', () => {
+    const e = parseProvisionEntry('image = oci-archive:/usr/share/sysctr/images/etcd.tar\nset.A = 1\nenable = no\n[values]\nB = "x;y"\n', '/etc/sysctr/provision.d/10-etcd.conf')
+    expect(e).toMatchObject({ name: 'etcd', image: 'oci-archive:/usr/share/sysctr/images/etcd.tar', values: { A: '1', B: 'x;y' }, enable: false, start: false, tlsVerify: true })
+  })
+  it.each([
+    ['name = x\n', /no image/],
+    ['image = a/b:c\nstart = maybe\n', /start must be true or false/],
+    ['image = a/b:c\nbogus = 1\n', /unknown key bogus/],
+  ])('refuses %j', (text, re) => {
+    expect(() => parseProvisionEntry(text, 'f.conf')).toThrow(re)
+  })
+})
+
+describe('provision --root', () => {
+  it('installs every entry into the root, enabled, starts deferred to boot; a second run changes nothing', async () => {
+    const root = await tempDir()
+    const messages: string[] = []
+    const ctx = buildRootContext(root, { templatesDir: TEMPLATES, env: {}, reporter: { info: (m) => messages.push(m), warn: (m) => messages.push(`warning: ${m}`) } })
+    await writeEntries(join(root, 'etc/sysctr/provision.d'), { '10-etcd.conf': entry('etcd'), '20-flannel.conf': entry('flannel'), '30-engine.conf': entry('engine') })
+    const r = await provision(ctx)
+    expect(r.failures).toBe(0)
+    expect(r.entries.map((e) => [e.name, e.outcome])).toEqual([['etcd', 'installed'], ['flannel', 'installed'], ['engine', 'installed']])
+    expect(r.started.map((s) => s.result)).toEqual(['deferred', 'deferred', 'deferred'])
+    for (const n of ['etcd', 'flannel', 'engine']) {
+      expect(await fsp.readlink(join(root, `etc/systemd/system/multi-user.target.wants/${n}.service`))).toBe(`/etc/systemd/system/${n}.service`)
+    }
+    const info = await fsp.readFile(join(root, 'var/lib/sysctr/containers/etcd.0/info.json'), 'utf8')
+    const again = await provision(ctx)
+    expect(again.entries.map((e) => e.outcome)).toEqual(['unchanged', 'unchanged', 'unchanged'])
+    expect(await fsp.readFile(join(root, 'var/lib/sysctr/containers/etcd.0/info.json'), 'utf8')).toBe(info)
+  })
+
+  it('a failing entry is reported with its file and name, the others are installed, and the run fails', async () => {
+    const root = await tempDir()
+    const warnings: string[] = []
+    const ctx = buildRootContext(root, { templatesDir: TEMPLATES, env: {}, reporter: { info: () => {}, warn: (m) => warnings.push(m) } })
+    await writeEntries(join(root, 'etc/sysctr/provision.d'), {
+      '10-etcd.conf': entry('etcd'),
+      '15-missing.conf': entry('nosuchtag').replace('name = nosuchtag', 'name = missing'),
+      '16-broken.conf': 'name = broken\n',
+      '30-engine.conf': entry('engine', 'enable = false\n'),
+    })
+    const r = await provision(ctx)
+    expect(r.entries.map((e) => [e.name ?? null, e.outcome])).toEqual([['etcd', 'installed'], ['missing', 'failed'], [null, 'failed'], ['engine', 'installed']])
+    expect(r.failures).toBe(2)
+    expect(warnings.some((w) => w.includes('15-missing.conf (missing) failed'))).toBe(true)
+    expect(warnings.some((w) => w.includes('16-broken.conf failed') && w.includes('no image'))).toBe(true)
+    // enable = false: installed, not enabled.
+    await expect(fsp.readlink(join(root, 'etc/systemd/system/multi-user.target.wants/engine.service'))).rejects.toThrow()
+    const err = provisionFailedError(r)
+    expect(err).toBeInstanceOf(SysctrError)
+    expect(err!.message).toContain('missing')
+    expect(err!.exitCode).not.toBe(0)
+  })
+})
+
+describe('provision with a running systemd (fake)', () => {
+  it('starts the start = true units; systemd orders them by their dependencies', async () => {
+    const root = await tempDir()
+    const systemd = new FakeSystemd({ root })
+    const ctx: OpsContext = {
+      paths: {
+        stateDir: join(root, 'var/lib/sysctr'),
+        storeDir: join(root, 'var/lib/sysctr/store'),
+        containersDir: join(root, 'var/lib/sysctr/containers'),
+        unitDir: join(root, 'etc/systemd/system'),
+        tmpfilesDir: join(root, 'etc/tmpfiles.d'),
+        templatesDir: TEMPLATES,
+      },
+      systemd: async () => systemd,
+      tmpfiles: async () => {},
+      reporter: { info: () => {}, warn: () => {} },
+    }
+    const dir = join(root, 'conf')
+    // Engine first by file name: the start order still follows Requires=/After=.
+    await writeEntries(dir, { '10-engine.conf': entry('engine'), '20-flannel.conf': entry('flannel'), '30-etcd.conf': entry('etcd') })
+    const r = await provision(ctx, { dir })
+    expect(r.failures).toBe(0)
+    expect(r.started.map((s) => s.result)).toEqual(['done', 'done', 'done'])
+    // First activation of each (FakeSystemd does not merge concurrent jobs for one unit as systemd does).
+    const active = [...new Set(systemd.events.filter((e) => e.event === 'active').map((e) => e.unit))]
+    expect(active).toEqual(['etcd.service', 'flannel.service', 'engine.service'])
+  })
+})
