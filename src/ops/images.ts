@@ -7,7 +7,7 @@ import { parseReference } from '../reference/reference'
 import { Store } from '../store/store'
 import type { CheckoutStats } from '../checkout/checkout'
 import type { ImageSource } from '../transports/image-source'
-import { openRegistrySource } from '../transports/registry/registry-source'
+import { describeInput, openImageSource, OpenImageOptions } from '../transports/open'
 import type { OpsContext } from './context'
 import { pullImage, PullResult } from './pull'
 
@@ -15,11 +15,11 @@ export async function openStore(ctx: OpsContext): Promise<Store> {
   return Store.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
 }
 
-export async function pull(ctx: OpsContext, image: string, opts: { tlsVerify?: boolean; source?: ImageSource } = {}): Promise<PullResult> {
-  const ref = parseReference(image)
-  const name = ref.toString()
+export async function pull(ctx: OpsContext, image: string, opts: OpenImageOptions & { source?: ImageSource } = {}): Promise<PullResult> {
+  const opened = opts.source ? { refName: parseReference(image).toString(), source: opts.source } : await openImageSource(image, opts)
+  const name = opened.refName
+  const source = opened.source
   const store = await openStore(ctx)
-  const source = opts.source ?? openRegistrySource(ref, { tlsVerify: opts.tlsVerify ?? true })
   try {
     return await doing(`pulling ${name}`, () => pullImage(store, source, name, { reporter: ctx.reporter }))
   } finally {
@@ -28,7 +28,7 @@ export async function pull(ctx: OpsContext, image: string, opts: { tlsVerify?: b
 }
 
 export async function checkoutImage(ctx: OpsContext, image: string, dir: string, opts: { copy?: boolean } = {}): Promise<CheckoutStats> {
-  const name = parseReference(image).toString()
+  const name = describeInput(image).refName ?? image
   const store = await openStore(ctx)
   const rec = await store.getImageRef(name)
   if (!rec) throw new NotFoundError('image.not-in-store', `image ${name} is not in the store`, { hint: `sysctr images pull ${name}` })
