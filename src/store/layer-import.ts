@@ -3,7 +3,8 @@
  *
  * blob bytes -> [blob digest + size check] -> gunzip (by magic bytes) ->
  * [diffID hash + raw PAX xattr scan] -> tar-stream -> one staged object per
- * distinct regular file (streamed to a scratch file while hashed: memory stays
+ * distinct regular file not already in the store (small files hashed in memory
+ * first, big ones streamed to a scratch file while hashed: memory stays
  * flat), then the layer's trees and its commit object, all in the
  * transaction. Nothing is published here: the caller publishes under the lock
  * only after the whole blob was read and verified.
@@ -208,7 +209,7 @@ export async function stageLayer(tx: Transaction, desc: Descriptor, stream: Read
     },
   })
   const extract = tar.extract()
-  const stages: NodeJS.ReadWriteStream[] = compression === 'gzip' ? [blobTap, createGunzip(), diffTap] : [blobTap, diffTap]
+  const stages: NodeJS.ReadWriteStream[] = compression === 'gzip' ? [blobTap, createGunzip({ chunkSize: 128 * 1024 }), diffTap] : [blobTap, diffTap]
   const done = (pipeline as unknown as (...s: unknown[]) => Promise<void>)(Readable.from(source(), { objectMode: false }), ...stages, extract)
   let pipelineError: unknown
   done.catch((e) => (pipelineError = e))
@@ -296,7 +297,7 @@ async function addEntry(
       return
     case 'file':
     case 'contiguous-file': {
-      const object = await stageFile(tx, data, meta, xattrFiles)
+      const object = await stageFile(tx, data, h.size ?? 0, meta, xattrFiles)
       b.putLeaf(comps, { type: 'file', object })
       return
     }
@@ -335,19 +336,62 @@ async function addEntry(
   }
 }
 
-/** Stream one regular file into a scratch file while hashing header+content; give it its object name. */
-async function stageFile(tx: Transaction, data: Readable, meta: DirMeta, xattrFiles: { path: string; xattrs: Xattrs }[]): Promise<string> {
-  const scratch = tx.scratchPath()
+/** Files up to this size are read into memory, hashed, and written only if their object is new. */
+const SMALL_FILE = 1 << 20
+/** Big files are written to their scratch file in batches of about this size. */
+const WRITE_BATCH = 1 << 20
+
+/**
+ * Stage one regular file; returns its object name. A small file is hashed
+ * (header + content) from memory first and written, straight to its object
+ * name, only if that object is neither staged nor published. A big one is
+ * streamed to a scratch file while hashed (memory stays flat), then adopted.
+ */
+async function stageFile(tx: Transaction, data: Readable, size: number, meta: DirMeta, xattrFiles: { path: string; xattrs: Xattrs }[]): Promise<string> {
   const hash = createHash('sha256').update(fileObjectHeader(meta))
-  let size = 0
-  const fh = await fsp.open(scratch, 'wx', 0o600)
-  try {
+  if (size <= SMALL_FILE) {
+    const chunks: Buffer[] = []
     for await (const chunk of data as AsyncIterable<Buffer>) {
       hash.update(chunk)
-      size += chunk.length
-      let off = 0
-      while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten
+      chunks.push(chunk)
     }
+    const hex = hash.digest('hex')
+    const name = `${hex}.file`
+    // Xattrs are set after chown (which clears security.capability) and after the last write.
+    if (tx.putBytesSync(name, chunks, meta, { files: true }) && meta.xattrs) xattrFiles.push({ path: tx.path(name), xattrs: meta.xattrs })
+    return hex
+  }
+  const scratch = tx.scratchPath()
+  let written = 0
+  const fh = await fsp.open(scratch, 'wx', 0o600)
+  try {
+    let batch: Buffer[] = []
+    let batchLen = 0
+    const flush = async (): Promise<void> => {
+      let bufs = batch
+      batch = []
+      batchLen = 0
+      while (bufs.length) {
+        let n = (await fh.writev(bufs)).bytesWritten
+        while (n > 0 && bufs.length) {
+          if (n >= bufs[0].length) {
+            n -= bufs[0].length
+            bufs = bufs.slice(1)
+          } else {
+            bufs[0] = bufs[0].subarray(n)
+            n = 0
+          }
+        }
+      }
+    }
+    for await (const chunk of data as AsyncIterable<Buffer>) {
+      hash.update(chunk)
+      written += chunk.length
+      batch.push(chunk)
+      batchLen += chunk.length
+      if (batchLen >= WRITE_BATCH) await flush()
+    }
+    await flush()
     await fh.chown(meta.uid, meta.gid)
     await fh.chmod(meta.mode)
     await fh.utimes(0, 0)
@@ -356,8 +400,7 @@ async function stageFile(tx: Transaction, data: Readable, meta: DirMeta, xattrFi
   }
   const hex = hash.digest('hex')
   const name = `${hex}.file`
-  if (await tx.adopt(scratch, name, size)) {
-    // Set after chown (which clears security.capability) and after the last write.
+  if (await tx.adopt(scratch, name, written)) {
     if (meta.xattrs) xattrFiles.push({ path: tx.path(name), xattrs: meta.xattrs })
   }
   return hex
