@@ -49,6 +49,13 @@ export interface BootOptions {
   bootTimeoutMs?: number
   /** Extra kernel-command-line style arguments for the container's systemd. */
   systemdArgs?: string[]
+  /**
+   * Boot this directory as the container's root (`-D DIR`, persistent: what
+   * the boot writes stays in DIR) instead of the host's / with a volatile
+   * tmpfs root. DIR needs at least usr/ (e.g. bind the host's /usr read-only
+   * with `binds`), the bin/sbin/lib symlinks into it, and etc/ (may be empty).
+   */
+  directory?: string
 }
 
 export interface ExecOptions {
@@ -108,8 +115,8 @@ export async function bootSystemd(opts: BootOptions): Promise<SystemdContainer> 
   }
   const args = [
     '-D',
-    '/',
-    '--volatile=yes',
+    opts.directory ?? '/',
+    ...(opts.directory ? [] : ['--volatile=yes']),
     '--private-network',
     '--register=no',
     '--keep-unit',
