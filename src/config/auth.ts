@@ -31,7 +31,7 @@ export interface CredentialLookup {
   credentials?: Credentials
   /** Where they came from (a file path or `--creds`); undefined when none were found. */
   from?: string
-  /** Files looked at, in order (for a 401 message). */
+  /** Files looked at (present or not), in order (for a 401 message). */
   tried: string[]
 }
 
@@ -114,6 +114,7 @@ export async function findCredentials(registry: string, repository: string, opts
         if (file === opts.authfile) {
           throw new UsageError('usage.authfile-missing', `--authfile ${file} does not exist`)
         }
+        tried.push(file)
         continue
       }
       throw err
