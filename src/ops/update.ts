@@ -21,7 +21,8 @@
  * complete.
  */
 import { ConflictError, doing, NotFoundError, SysctrError, SystemdError, toSysctrError } from '../errors'
-import { parseReference, ImageReference } from '../reference/reference'
+import { parseReference } from '../reference/reference'
+import { describeInput, openImageSource } from '../transports/open'
 import { Store } from '../store/store'
 import { checkContainerName, FIXED_KEYS, parseSetFlags } from '../templates/values'
 import { Deployment, Deployments, removeTree } from '../deployment/deployments'
@@ -42,8 +43,8 @@ export interface UpdateOptions {
   /** Move to another image reference. */
   rebase?: string
   tlsVerify?: boolean
-  /** Tests and other transports hand in a source per reference; default: the registry. */
-  openSource?: (ref: ImageReference) => ImageSource
+  /** Tests hand in a source per image; default: the registry, or the local transport the image names. */
+  openSource?: (image: string) => ImageSource
 }
 
 export interface ValueChange {
@@ -88,12 +89,19 @@ async function updateNamed(ctx: OpsContext, name: string, opts: UpdateOptions): 
     throw new NotFoundError('container.not-found', `no container named ${name} is installed`, { hint: 'sysctr containers list shows what is installed' })
   }
   const old = current.record
-  const ref = parseReference(opts.rebase ?? old.image)
-  const image = ref.toString()
+  const input = opts.rebase ?? old.image
+  // oci:/oci-archive:/docker-archive:/dir: name a local image (recorded as such); anything else a registry.
+  const local = /^(oci|oci-archive|docker-archive|dir):/.test(input) ? describeInput(input) : undefined
+  const ref = local ? undefined : parseReference(input)
+  const image = local ? local.refName! : ref!.toString()
   const setValues = { ...old.setValues, ...parseSetFlags(opts.set ?? []) }
 
   const store = await Store.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
-  const source = opts.openSource ? opts.openSource(ref) : openRegistrySource(ref, { tlsVerify: opts.tlsVerify ?? true })
+  const source = opts.openSource
+    ? opts.openSource(image)
+    : ref
+      ? openRegistrySource(ref, { tlsVerify: opts.tlsVerify ?? true })
+      : (await openImageSource(input, { tlsVerify: opts.tlsVerify ?? true })).source
   let pull: PullResult
   try {
     pull = await doing(`pulling ${image}`, () => pullImage(store, source, image, { reporter: ctx.reporter }))
