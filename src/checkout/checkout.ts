@@ -18,7 +18,7 @@
  * - Timestamps are not kept (objects have mtime 0).
  */
 import { execFile } from 'node:child_process'
-import { constants as fsc, promises as fsp, readFileSync } from 'node:fs'
+import { chmodSync, constants as fsc, lchownSync, linkSync, mkdirSync, promises as fsp, readFileSync, symlinkSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { ConflictError, ContentError, HostError, toSysctrError } from '../errors'
 import { mapLimit } from '../store/durable'
@@ -123,61 +123,95 @@ export async function checkout(src: CheckoutSource, commitHex: string, target: s
     stats.copied++
   }
 
-  const fillDir = async (treeHex: string, dir: string): Promise<void> => {
-    const tree = await src.readTree(treeHex, false)
-    const names = Object.keys(tree.entries).sort()
-    const subdirs: [string, string][] = []
-    await mapLimit(names, 16, async (name) => {
-      if (!isValidName(name)) throw new ContentError('store.corrupt-object', `tree ${treeHex} has an invalid name ${JSON.stringify(name)}`)
-      const e = tree.entries[name]
-      const p = join(dir, name)
-      switch (e.type) {
-        case 'file':
-          stats.files++
-          if (copy) return copyFile(e.object, p)
-          try {
-            await fsp.link(src.objectPath(e.object, 'file'), p)
-            stats.hardlinks++
-          } catch (err) {
-            if ((err as NodeJS.ErrnoException).code !== 'EMLINK') throw err
-            await copyFile(e.object, p)
-          }
-          return
-        case 'dir':
-          await fsp.mkdir(p, { mode: 0o700 })
-          stats.dirs++
-          subdirs.push([name, e.tree])
-          dirsToFinish.push({ path: p, meta: e })
-          return
-        case 'symlink':
-          await fsp.symlink(e.target, p)
-          await fsp.lchown(p, e.uid, e.gid)
-          stats.symlinks++
-          return
-        case 'char':
-        case 'block':
-          await run('mknod', [p, e.type === 'char' ? 'c' : 'b', String(e.major), String(e.minor)])
-          await applyOwnerMode(p, e)
-          if (e.xattrs) xattrItems.push({ path: p, xattrs: e.xattrs })
-          stats.special++
-          return
-        case 'fifo':
-          await run('mkfifo', [p])
-          await applyOwnerMode(p, e)
-          if (e.xattrs) xattrItems.push({ path: p, xattrs: e.xattrs })
-          stats.special++
-          return
-        default:
-          throw new ContentError('store.corrupt-object', `image tree ${treeHex} holds a ${e.type} entry ${JSON.stringify(name)}`)
+  /** Every directory of the image, parents before children (breadth first), with its tree read. */
+  interface DirJob {
+    path: string
+    treeHex: string
+    tree?: Tree
+    meta?: DirMeta
+  }
+  const readAllTrees = async (rootHex: string): Promise<DirJob[]> => {
+    const all: DirJob[] = []
+    let level: DirJob[] = [{ path: target, treeHex: rootHex }]
+    while (level.length) {
+      await mapLimit(level, 32, async (d) => {
+        d.tree = await src.readTree(d.treeHex, false)
+      })
+      all.push(...level)
+      const next: DirJob[] = []
+      for (const d of level) {
+        for (const name of Object.keys(d.tree!.entries).sort()) {
+          if (!isValidName(name)) throw new ContentError('store.corrupt-object', `tree ${d.treeHex} has an invalid name ${JSON.stringify(name)}`)
+          const e = d.tree!.entries[name]
+          if (e.type === 'dir') next.push({ path: join(d.path, name), treeHex: e.tree, meta: e })
+        }
       }
-    })
-    subdirs.sort((a, b) => (a[0] < b[0] ? -1 : 1))
-    for (const [name, hex] of subdirs) await fillDir(hex, join(dir, name))
+      level = next
+    }
+    return all
   }
 
   await fsp.mkdir(target, { mode: 0o700 })
   try {
-    await fillDir(commit.root.tree, target)
+    const dirs = await readAllTrees(commit.root.tree)
+    // Synchronous calls, one thread, as `cp -al`: a few microseconds each, where
+    // each promise call is a threadpool round trip. Dirs come before their content.
+    const slow: (() => Promise<void>)[] = []
+    for (const d of dirs) {
+      if (d.meta) {
+        mkdirSync(d.path, { mode: 0o700 })
+        stats.dirs++
+        dirsToFinish.push({ path: d.path, meta: d.meta })
+      }
+      const entries = d.tree!.entries
+      for (const name of Object.keys(entries)) {
+        const e = entries[name]
+        const p = join(d.path, name)
+        switch (e.type) {
+          case 'dir':
+            break
+          case 'file':
+            stats.files++
+            if (copy) {
+              slow.push(() => copyFile(e.object, p))
+              break
+            }
+            try {
+              linkSync(src.objectPath(e.object, 'file'), p)
+              stats.hardlinks++
+            } catch (err) {
+              if ((err as NodeJS.ErrnoException).code !== 'EMLINK') throw err
+              slow.push(() => copyFile(e.object, p))
+            }
+            break
+          case 'symlink':
+            symlinkSync(e.target, p)
+            lchownSync(p, e.uid, e.gid)
+            stats.symlinks++
+            break
+          case 'char':
+          case 'block':
+            slow.push(async () => {
+              await run('mknod', [p, e.type === 'char' ? 'c' : 'b', String(e.major), String(e.minor)])
+              await applyOwnerMode(p, e)
+              if (e.xattrs) xattrItems.push({ path: p, xattrs: e.xattrs })
+              stats.special++
+            })
+            break
+          case 'fifo':
+            slow.push(async () => {
+              await run('mkfifo', [p])
+              await applyOwnerMode(p, e)
+              if (e.xattrs) xattrItems.push({ path: p, xattrs: e.xattrs })
+              stats.special++
+            })
+            break
+          default:
+            throw new ContentError('store.corrupt-object', `image tree ${d.treeHex} holds a ${(e as { type: string }).type} entry ${JSON.stringify(name)}`)
+        }
+      }
+    }
+    await mapLimit(slow, 16, (f) => f())
     if (copiedObjects.length) {
       const xs = await getXattrs(copiedObjects.map((c) => c.object))
       for (const c of copiedObjects) {
@@ -188,9 +222,12 @@ export async function checkout(src: CheckoutSource, commitHex: string, target: s
     for (const d of dirsToFinish) if (d.meta.xattrs) xattrItems.push({ path: d.path, xattrs: d.meta.xattrs })
     if (commit.root.xattrs) xattrItems.push({ path: target, xattrs: commit.root.xattrs })
     await setXattrs(xattrItems)
-    // Deepest first, so a read-only parent is finished after its children.
-    dirsToFinish.sort((a, b) => b.path.length - a.path.length)
-    for (const d of dirsToFinish) await applyOwnerMode(d.path, d.meta)
+    // Deepest first (reverse breadth-first order), so a read-only parent is finished after its children.
+    for (let i = dirsToFinish.length - 1; i >= 0; i--) {
+      const d = dirsToFinish[i]
+      lchownSync(d.path, d.meta.uid, d.meta.gid)
+      chmodSync(d.path, d.meta.mode & 0o7777)
+    }
     await applyOwnerMode(target, commit.root)
   } catch (err) {
     await fsp.rm(target, { recursive: true, force: true }).catch(() => undefined)
