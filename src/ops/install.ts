@@ -14,7 +14,8 @@ import { constants as fsc, promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import { ConflictError, doing, HostError, withContext } from '../errors'
 import type { Digest, ImageConfig } from '../oci/types'
-import { parseReference } from '../reference/reference'
+import { ImageReference, parseReference } from '../reference/reference'
+import { describeInput, openImageSource, type InputDescription } from '../transports/open'
 import { Store } from '../store/store'
 import { computeDefaults, checkContainerName, parseSetFlags, resolveValues } from '../templates/values'
 import { loadExports, renderExports } from '../templates/exports'
@@ -57,15 +58,16 @@ export interface InstallResult {
 export const DEFAULT_RUNTIME = '/usr/bin/runc'
 
 export async function install(ctx: OpsContext, opts: InstallOptions): Promise<InstallResult> {
-  const ref = parseReference(opts.image)
-  const name = opts.name ?? ref.name
+  const name = opts.name ?? localInput(opts.image)?.defaultName ?? parseReference(opts.image).name
   checkContainerName(name)
   return doing(`installing ${name}`, () => installNamed(ctx, opts, name))
 }
 
 async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string): Promise<InstallResult> {
-  const ref = parseReference(opts.image)
-  const image = ref.toString()
+  // oci:/oci-archive:/docker-archive:/dir: inputs name a local image; anything else a registry.
+  const local = localInput(opts.image)
+  const ref = local ? undefined : parseReference(opts.image)
+  const image = local ? local.refName! : ref!.toString()
   const setValues = parseSetFlags(opts.set ?? [])
   const runtime = opts.runtime ?? DEFAULT_RUNTIME
   const unit = `${name}.service`
@@ -110,7 +112,8 @@ async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string)
 }
 
 interface InstallPlan {
-  ref: ReturnType<typeof parseReference>
+  /** Undefined for a local transport. */
+  ref: ImageReference | undefined
   image: string
   name: string
   unit: string
@@ -124,7 +127,7 @@ interface InstallPlan {
 
 async function installWithStore(ctx: OpsContext, opts: InstallOptions, plan: InstallPlan): Promise<InstallResult> {
   const { ref, image, name, unit, unitPath, tmpfilesPath, runtime, setValues, deployments, store } = plan
-  const source = opts.source ?? openRegistrySource(ref, { tlsVerify: opts.tlsVerify ?? true })
+  const source = opts.source ?? (ref ? openRegistrySource(ref, { tlsVerify: opts.tlsVerify ?? true }) : (await openImageSource(opts.image)).source)
   let pull: PullResult
   try {
     pull = await doing(`pulling ${image}`, () => pullImage(store, source, image, { reporter: ctx.reporter }))
@@ -345,6 +348,11 @@ export function keepContainerInService(configJson: string, name: string, unit: U
 
 function sha256(s: string): string {
   return createHash('sha256').update(s).digest('hex')
+}
+
+/** The description of a local-transport input (oci:, oci-archive:, docker-archive:, dir:), else undefined. */
+function localInput(image: string): InputDescription | undefined {
+  return /^(oci|oci-archive|docker-archive|dir):/.test(image) ? describeInput(image) : undefined
 }
 
 function sameValues(a: Record<string, string>, b: Record<string, string>): boolean {

@@ -28,6 +28,7 @@ import { basename, join } from 'node:path'
 import * as ini from 'ini'
 import { SysctrError, toSysctrError, UsageError } from '../errors'
 import type { ImageSource } from '../transports/image-source'
+import { describeInput, openImageSource } from '../transports/open'
 import type { JobResult } from '../systemd/systemd'
 import { fromRoot, type OpsContext } from './context'
 import { DEFAULT_RUNTIME, install, type InstallResult } from './install'
@@ -74,8 +75,9 @@ export interface ProvisionOptions {
   /** Directory of .conf files, as seen inside the root; default /etc/sysctr/provision.d. */
   dir?: string
   /**
-   * The image source for an entry (local archives, registries); undefined
-   * leaves it to install (a registry). Tests hand in their own.
+   * The image source for an entry; undefined leaves it to install (registry
+   * or local transport). Default: under --root, local images are opened
+   * inside the root (see rootArchiveSource). Tests hand in their own.
    */
   openSource?: (entry: ProvisionEntry) => Promise<ImageSource | undefined>
 }
@@ -160,7 +162,7 @@ export async function provision(ctx: OpsContext, opts: ProvisionOptions = {}): P
       continue
     }
     try {
-      const source = await opts.openSource?.(entry)
+      const source = await (opts.openSource ?? rootArchiveSource(ctx))(entry)
       const r: InstallResult = await install(ctx, {
         image: entry.image,
         name: entry.name,
@@ -202,6 +204,21 @@ export async function provision(ctx: OpsContext, opts: ProvisionOptions = {}): P
     ctx.reporter.warn(`provision: starting ${unit} failed: ${e.fullMessage}`)
   })
   return result
+}
+
+/**
+ * Under --root, a local image (`oci-archive:/usr/share/sysctr/images/etcd.tar`)
+ * names a path inside the root: open it there, while the deployment records
+ * the name as written, so that the booted system sees the same image and
+ * values and leaves the entry alone. Registry images: install's own source.
+ */
+function rootArchiveSource(ctx: OpsContext): (entry: ProvisionEntry) => Promise<ImageSource | undefined> {
+  return async (entry) => {
+    if (!ctx.root || !/^(oci|oci-archive|docker-archive|dir):/.test(entry.image)) return undefined
+    const d = describeInput(entry.image, '/')
+    const at = `${d.transport}:${fromRoot(ctx, d.path!)}${d.tag !== undefined ? `:${d.tag}` : ''}`
+    return (await openImageSource(at)).source
+  }
 }
 
 /** The error a run with failures ends with (the exit code of the first failure). */

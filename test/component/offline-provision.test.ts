@@ -4,6 +4,7 @@
  * dependency order), failures reported per entry while the others go on.
  * Images from an in-process registry (the source factory path).
  */
+import { spawnSync } from 'node:child_process'
 import { promises as fsp } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -99,6 +100,22 @@ describe('provision --root', () => {
     expect(err).toBeInstanceOf(SysctrError)
     expect(err!.message).toContain('missing')
     expect(err!.exitCode).not.toBe(0)
+  })
+})
+
+describe('provision --root from a local archive inside the root', () => {
+  it('opens oci-archive:/usr/share/... under DIR and records the name as written, so the booted system finds it unchanged', async () => {
+    const root = await tempDir()
+    await fsp.mkdir(join(root, 'usr/share/sysctr/images'), { recursive: true })
+    const tar = spawnSync('tar', ['-C', layout, '-cf', join(root, 'usr/share/sysctr/images/demo.tar'), '.'])
+    expect(tar.status).toBe(0)
+    const ctx = buildRootContext(root, { templatesDir: TEMPLATES, env: {}, reporter: { info: () => {}, warn: () => {} } })
+    await writeEntries(join(root, 'etc/sysctr/provision.d'), { '10-etcd.conf': 'image = oci-archive:/usr/share/sysctr/images/demo.tar:etcd\nstart = true\n' })
+    const r = await provision(ctx)
+    expect(r.entries).toMatchObject([{ name: 'etcd', outcome: 'installed' }])
+    const info = JSON.parse(await fsp.readFile(join(root, 'var/lib/sysctr/containers/etcd.0/info.json'), 'utf8'))
+    expect(info.image).toBe('oci-archive:/usr/share/sysctr/images/demo.tar:etcd')
+    expect((await provision(ctx)).entries[0]!.outcome).toBe('unchanged')
   })
 })
 
