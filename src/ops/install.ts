@@ -24,7 +24,6 @@ import { Deployments, DeploymentRecord, HostFile, removeTree } from '../deployme
 import { sha256File, writeFileAtomic } from '../util/atomic-file'
 import { createHash } from 'node:crypto'
 import type { ImageSource } from '../transports/image-source'
-import { openRegistrySource } from '../transports/registry/registry-source'
 import { fromRoot, inRoot, type OpsContext } from './context'
 import { pullImage, PullResult } from './pull'
 import type { JobResult } from '../systemd/systemd'
@@ -37,6 +36,11 @@ export interface InstallOptions {
   now?: boolean
   runtime?: string
   tlsVerify?: boolean
+  /** Registry credentials: a containers-auth.json file, or USER:PASSWORD (see src/config/auth.ts). */
+  authfile?: string
+  creds?: string
+  /** os/arch[/variant] to pick from an index; default the host. */
+  platform?: string
   /** Tests and other transports hand in a source; default: the registry. */
   source?: ImageSource
 }
@@ -127,7 +131,9 @@ interface InstallPlan {
 
 async function installWithStore(ctx: OpsContext, opts: InstallOptions, plan: InstallPlan): Promise<InstallResult> {
   const { ref, image, name, unit, unitPath, tmpfilesPath, runtime, setValues, deployments, store } = plan
-  const source = opts.source ?? (ref ? openRegistrySource(ref, { tlsVerify: opts.tlsVerify ?? true }) : (await openImageSource(opts.image)).source)
+  const source =
+    opts.source ??
+    (await openImageSource(ref ? ref.toString() : opts.image, { tlsVerify: opts.tlsVerify ?? true, authfile: opts.authfile, creds: opts.creds, platform: opts.platform })).source
   let pull: PullResult
   try {
     pull = await doing(`pulling ${image}`, () => pullImage(store, source, image, { reporter: ctx.reporter }))
@@ -331,10 +337,12 @@ async function checkRuntime(ctx: OpsContext, runtime: string): Promise<void> {
 /**
  * Keep the container inside its service's cgroup: when the unit delegates its
  * cgroup (`Delegate=yes`) and the image's config names no cgroupsPath, use
- * `NAME.service/container`, which runc resolves relative to the parent of its
- * own cgroup, i.e. `<slice>/NAME.service/container`. systemd then tracks,
- * stops and accounts the container's processes as the service's own. Without
- * delegation runc's default (a sibling cgroup) is left alone, as Atomic had it.
+ * `/<slice path>/NAME.service/container` (the unit's Slice=, default
+ * system.slice). The path is absolute: runc and crun read relative paths
+ * differently (runc from its parent cgroup, crun from the root). systemd then
+ * tracks, stops and accounts the container's processes as the service's own,
+ * and accepts sd_notify from them. Without delegation the runtime's default
+ * (a cgroup beside the service) is left alone, as Atomic had it.
  */
 export function keepContainerInService(configJson: string, name: string, unit: UnitFile): string {
   const delegate = (unit.get('Service', 'Delegate') ?? 'no').trim().toLowerCase()
@@ -342,7 +350,7 @@ export function keepContainerInService(configJson: string, name: string, unit: U
   const spec = JSON.parse(configJson) as { linux?: { cgroupsPath?: string } }
   spec.linux ??= {}
   if (spec.linux.cgroupsPath) return configJson
-  spec.linux.cgroupsPath = `${name}.service/container`
+  spec.linux.cgroupsPath = `${slicePath(unit.get('Service', 'Slice') ?? 'system.slice')}/${name}.service/container`
   return JSON.stringify(spec, null, 2) + '\n'
 }
 
@@ -359,4 +367,12 @@ function sameValues(a: Record<string, string>, b: Record<string, string>): boole
   const ka = Object.keys(a).sort()
   const kb = Object.keys(b).sort()
   return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k])
+}
+
+/** The cgroup path of a slice unit: `a-b.slice` -> `/a.slice/a-b.slice`, `-.slice` -> ``. */
+export function slicePath(slice: string): string {
+  const base = slice.trim().replace(/\.slice$/, '')
+  if (base === '' || base === '-') return ''
+  const parts = base.split('-')
+  return parts.map((_, i) => `/${parts.slice(0, i + 1).join('-')}.slice`).join('')
 }

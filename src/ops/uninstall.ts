@@ -45,7 +45,7 @@ export async function uninstall(ctx: OpsContext, name: string): Promise<Uninstal
     await doing(`stopping ${unit}`, () => systemd.stopUnit(unit))
       .catch(ignoreCode('systemd.unit-not-found'))
       .catch(ignoreCode('systemd.offline'))
-    await doing(`disabling ${unit}`, () => systemd.disableUnitFiles([unit]))
+    await doing(`disabling ${unit}`, () => systemd.disableUnitFiles([unit])).catch(ignoreCode('systemd.unit-not-found'))
 
     const result: UninstallResult = { name, unit, removedFiles: [], keptFiles: [], removedDeployments: slots }
     const files = new Map<string, { sha: Set<string>; role: string }>()

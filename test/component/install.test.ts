@@ -118,7 +118,7 @@ describe('install', () => {
     const cfg = JSON.parse(await fsp.readFile(join(ctx.paths.containersDir, 'etcd.0/config.json'), 'utf8'))
     expect(cfg.root).toEqual({ path: 'rootfs', readonly: true })
     expect(cfg.process.env).toContain('READY_DELAY=2') // manifest.json defaultValues
-    expect(cfg.linux.cgroupsPath).toBe('etcd.service/container') // unit has Delegate=yes
+    expect(cfg.linux.cgroupsPath).toBe('/system.slice/etcd.service/container') // unit has Delegate=yes
     const info = JSON.parse(await fsp.readFile(join(ctx.paths.containersDir, 'etcd.0/info.json'), 'utf8'))
     expect(info).toMatchObject({ name: 'etcd', slot: 0, image: ref('etcd'), templates: { configJson: 'image', service: 'image', tmpfiles: 'image' } })
     expect(info.files.map((f: { role: string }) => f.role)).toEqual(['unit', 'tmpfiles'])
@@ -241,5 +241,19 @@ describe('uninstall', () => {
     await systemd.reload()
     await uninstall(ctx, 'etcd')
     expect(await fsp.readdir(ctx.paths.containersDir)).toEqual([])
+  })
+})
+
+describe('uninstall, interrupted after the unit file was removed and systemd reloaded', () => {
+  it('completes when run again (disable of a unit systemd no longer knows is not an error)', async () => {
+    await install(ctx, opts('etcd', { now: true }))
+    await systemd.stopUnit('etcd.service')
+    await systemd.disableUnitFiles(['etcd.service'])
+    await fsp.rm(join(ctx.paths.unitDir, 'etcd.service'))
+    await systemd.reload()
+    const r = await uninstall(ctx, 'etcd')
+    expect(r.removedDeployments).toEqual([0])
+    expect(await fsp.readdir(ctx.paths.containersDir)).toEqual([])
+    await expect(fsp.access(join(ctx.paths.tmpfilesDir, 'etcd.conf'))).rejects.toThrow()
   })
 })

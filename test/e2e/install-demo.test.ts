@@ -119,6 +119,21 @@ describe.skipIf(skip !== undefined)(`install --system end to end (real registry,
     expect((await systemd.unitState('etcd-copy.service')).activeState).toBe('active')
   })
 
+  it('runs under crun too (--runtime): ready, in the unit\'s cgroup, stops cleanly', async () => {
+    const r = await env.sysctr(['install', '--system', '--tls-verify=false', '--name', 'etcd-crun', '--runtime', '/usr/bin/crun', '--now', env.images.etcd])
+    expect(r.stderr).not.toMatch(/^error:/m)
+    expect(r.code).toBe(0)
+    const unit = await fsp.readFile(env.box.hostPath('/etc/systemd/system/etcd-crun.service'), 'utf8')
+    expect(unit).toContain('/usr/bin/crun run --no-new-keyring --bundle /var/lib/sysctr/containers/etcd-crun.0 etcd-crun')
+    expect((await systemd.unitState('etcd-crun.service')).activeState).toBe('active')
+    const w = await env.box.exec(['crun', 'exec', 'etcd-crun', '/bin/touch', '/x'])
+    expect(w.code).not.toBe(0)
+    await systemd.stopUnit('etcd-crun.service')
+    const s = await systemd.unitState('etcd-crun.service')
+    expect(s.activeState).toBe('inactive')
+    expect(s.result).toBe('success')
+  })
+
   it('--now reports a unit that fails to start with its name and result (exit 8)', async () => {
     // etcd's unit is Type=notify: with a runtime that exits at once, READY=1 never comes and the job fails.
     const r = await env.sysctr([
@@ -132,10 +147,9 @@ describe.skipIf(skip !== undefined)(`install --system end to end (real registry,
 
   it('uninstall stops and disables, and leaves no unit, tmpfiles entry or deployment; the image stays in the store', async () => {
     const objects = await storeObjects()
-    for (const name of ['etcd-copy', 'engine', 'flannel', 'etcd']) {
+    for (const name of ['etcd-crun', 'etcd-copy', 'engine', 'flannel', 'etcd']) {
       const r = await env.sysctr(['uninstall', name])
-      expect(r.stderr).not.toMatch(/^error:/m)
-      expect(r.code).toBe(0)
+      expect({ name, code: r.code, stderr: r.stderr }).toEqual({ name, code: 0, stderr: expect.not.stringMatching(/^error:/m) })
       const s = await systemd.unitState(`${name}.service`)
       expect(s.activeState).toBe('inactive')
       expect(s.loadState).toBe('not-found')
