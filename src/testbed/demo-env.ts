@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildDemoImages, DEMO_IMAGES } from '../demo/images'
 import { bootSystemd, SystemdContainer } from './nspawn'
+import { registryConfig } from './registry-config'
 
 export const WORK_IN_CONTAINER = '/var/tmp/sysctr-work'
 
@@ -40,25 +41,7 @@ export async function startDemoEnvironment(opts: { repo: string; log?: (m: strin
     const port = 5000 + Math.floor(Math.random() * 1000)
     const registry = `127.0.0.1:${port}`
     await fsp.mkdir(join(workDir, 'registry', 'data'), { recursive: true })
-    await fsp.writeFile(
-      join(workDir, 'registry', 'config.yml'),
-      `version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: ${WORK_IN_CONTAINER}/registry/data
-  delete:
-    enabled: true
-http:
-  addr: ${registry}
-health:
-  storagedriver:
-    enabled: false
-`,
-    )
+    await fsp.writeFile(join(workDir, 'registry', 'config.yml'), registryConfig({ addr: registry, storageDir: `${WORK_IN_CONTAINER}/registry/data` }))
     log(`starting docker-registry on ${registry} inside the container`)
     await must(box, ['systemd-run', '--quiet', '--unit=sysctr-test-registry', '/usr/bin/docker-registry', 'serve', `${WORK_IN_CONTAINER}/registry/config.yml`])
     await waitFor(async () => (await box!.exec(['curl', '-fsS', '-o', '/dev/null', `http://${registry}/v2/`])).code === 0, 20_000, 'the registry to answer')

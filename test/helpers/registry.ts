@@ -9,6 +9,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { registryConfig } from '../../src/testbed/registry-config'
 
 const execFileP = promisify(execFile)
 
@@ -70,31 +71,12 @@ export async function startRegistry(opts: { htpasswd?: { user: string; password:
   const port = await freePort()
   const host = `127.0.0.1:${port}`
   const url = `http://${host}`
-  let auth = ''
+  let htpasswdFile: string | undefined
   if (opts.htpasswd) {
-    await fsp.writeFile(join(dir, 'htpasswd'), `${opts.htpasswd.user}:${await bcrypt(opts.htpasswd.password)}\n`, { mode: 0o600 })
-    auth = `auth:\n  htpasswd:\n    realm: sysctr-test\n    path: ${join(dir, 'htpasswd')}\n`
+    htpasswdFile = join(dir, 'htpasswd')
+    await fsp.writeFile(htpasswdFile, `${opts.htpasswd.user}:${await bcrypt(opts.htpasswd.password)}\n`, { mode: 0o600 })
   }
-  const config = `version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: ${join(dir, 'data')}
-  delete:
-    enabled: true
-  cache:
-    blobdescriptor: inmemory
-http:
-  addr: ${host}
-  headers:
-    X-Content-Type-Options: [nosniff]
-health:
-  storagedriver:
-    enabled: false
-${auth}`
+  const config = registryConfig({ addr: host, storageDir: join(dir, 'data'), htpasswdFile })
   await fsp.writeFile(join(dir, 'config.yml'), config)
   const log: Buffer[] = []
   const child: ChildProcess = spawn(REGISTRY_BIN, ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'pipe', 'pipe'] })
