@@ -34,6 +34,9 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
       options: ['true', 'false'],
       default: 'true',
     }),
+    authfile: Flags.string({ description: 'credentials file (containers-auth.json format); default: the usual auth.json files' }),
+    creds: Flags.string({ description: 'registry credentials USER:PASSWORD' }),
+    platform: Flags.string({ description: 'os/arch[/variant] to pick from a multi-platform image (default: this host)' }),
   }
 
   async run(): Promise<void> {
@@ -52,6 +55,9 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
       now: flags.now,
       runtime: flags.runtime,
       tlsVerify: flags['tls-verify'] !== 'false',
+      ...(flags.authfile !== undefined ? { authfile: flags.authfile } : {}),
+      ...(flags.creds !== undefined ? { creds: flags.creds } : {}),
+      ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
     })
     this.output(flags, r, () => {
       if (r.unchanged) return [`${r.name}: already installed from ${r.image} (${r.manifestDigest.slice(0, 19)}), nothing changed`]
