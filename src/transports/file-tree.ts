@@ -129,6 +129,12 @@ export class TarTree implements FileTree {
     try {
       const total = (await fh.stat()).size
       const header = Buffer.alloc(BLOCK)
+      const head = Buffer.alloc(2)
+      await fh.read(head, 0, 2, 0)
+      if (head[0] === 0x1f && head[1] === 0x8b) {
+        throw new ContentError('content.bad-archive', `${file} is gzip-compressed; give the uncompressed tar (gunzip it first)`)
+      }
+      if (total > 0 && total < BLOCK) throw new ContentError('content.bad-archive', `${file} is not a tar archive (${total} bytes)`)
       let offset = 0
       let longName: string | undefined
       let longLink: string | undefined
@@ -144,9 +150,6 @@ export class TarTree implements FileTree {
         const { bytesRead } = await fh.read(header, 0, BLOCK, offset)
         if (bytesRead < BLOCK) break
         if (header.every((b) => b === 0)) break
-        if (offset === 0 && header[0] === 0x1f && header[1] === 0x8b) {
-          throw new ContentError('content.bad-archive', `${file} is gzip-compressed; give the uncompressed tar (gunzip it first)`)
-        }
         const magic = cstring(header, 257, 6)
         if (magic !== 'ustar' && magic !== 'ustar ') {
           throw new ContentError('content.bad-archive', `${file} is not a tar archive (no ustar header at byte ${offset})`)
