@@ -27,7 +27,6 @@ import { Store } from '../store/store'
 import { checkContainerName, FIXED_KEYS, parseSetFlags } from '../templates/values'
 import { Deployment, Deployments, removeTree } from '../deployment/deployments'
 import type { ImageSource } from '../transports/image-source'
-import { openRegistrySource } from '../transports/registry/registry-source'
 import type { JobResult } from '../systemd/systemd'
 import { UnitFile, splitUnitList } from '../systemd/unit-file'
 import { promises as fsp } from 'node:fs'
@@ -97,11 +96,8 @@ async function updateNamed(ctx: OpsContext, name: string, opts: UpdateOptions): 
   const setValues = { ...old.setValues, ...parseSetFlags(opts.set ?? []) }
 
   const store = await Store.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
-  const source = opts.openSource
-    ? opts.openSource(image)
-    : ref
-      ? openRegistrySource(ref, { tlsVerify: opts.tlsVerify ?? true })
-      : (await openImageSource(input, { tlsVerify: opts.tlsVerify ?? true })).source
+  // As install: registries.conf (mirrors, insecure, blocked) and auth.json apply; local transports by their recorded name.
+  const source = opts.openSource ? opts.openSource(image) : (await openImageSource(input, { tlsVerify: opts.tlsVerify ?? true })).source
   let pull: PullResult
   try {
     pull = await doing(`pulling ${image}`, () => pullImage(store, source, image, { reporter: ctx.reporter }))
