@@ -19,11 +19,15 @@ const LONG = `blobs/sha256/${'d'.repeat(64)}/${'n'.repeat(90)}`
 const BIG = Buffer.alloc(1_500_000)
 for (let i = 0; i < BIG.length; i++) BIG[i] = (i * 31) & 0xff
 
-async function writeTar(file: string, entries: Array<tar.Headers & { content?: Buffer | string }>, gzip = false): Promise<void> {
+async function writeTar(file: string, entries: Array<Partial<tar.Header> & { name: string; content?: Buffer | string }>, gzip = false): Promise<void> {
   const pack = tar.pack()
-  const done = pipeline(pack, ...(gzip ? [createGzip()] : []), createWriteStream(file))
+  const done = gzip ? pipeline(pack, createGzip(), createWriteStream(file)) : pipeline(pack, createWriteStream(file))
   for (const { content, ...h } of entries) {
-    await new Promise<void>((resolve, reject) => pack.entry(h, content === undefined ? undefined : Buffer.from(content), (err) => (err ? reject(err) : resolve())))
+    await new Promise<void>((resolve, reject) => {
+      const cb = (err?: Error | null) => (err ? reject(err) : resolve())
+      if (content === undefined) pack.entry(h as tar.Header, cb)
+      else pack.entry(h as tar.Header, Buffer.from(content), cb)
+    })
   }
   pack.finalize()
   await done
