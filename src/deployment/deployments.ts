@@ -1,7 +1,9 @@
 /**
  * Deployments: where an installed container lives.
  *
- *   containers/NAME.0/            a deployment (slot 0; updates use the other slot)
+ *   containers/NAME.0/            a deployment (slot 0; an update builds in the lowest free
+ *                                 slot and then removes the oldest, so the active and the
+ *                                 previous deployment remain)
  *       rootfs/                   read-only hardlink checkout of the image commit
  *       config.json               rendered runc config
  *       NAME.service              the unit as rendered for this deployment

@@ -8,7 +8,8 @@
  * so an interrupted uninstall can simply be run again.
  */
 import { promises as fsp } from 'node:fs'
-import { doing, NotFoundError } from '../errors'
+import { ConflictError, doing, NotFoundError } from '../errors'
+import { listMounts } from './mount'
 import { checkContainerName } from '../templates/values'
 import { Deployments } from '../deployment/deployments'
 import { sha256File } from '../util/atomic-file'
@@ -37,6 +38,12 @@ export async function uninstall(ctx: OpsContext, name: string): Promise<Uninstal
     const records = (await Promise.all(slots.map((s) => deployments.read(name, s)))).filter((d) => d !== undefined)
     if (!active && records.length === 0) {
       throw new NotFoundError('container.not-found', `no container named ${name} is installed`, { hint: 'sysctr containers list shows what is installed' })
+    }
+    const mounted = (await listMounts(ctx)).filter((m) => m.kind === 'container' && m.target === name)
+    if (mounted.length > 0) {
+      throw new ConflictError('container.mounted', `${name} is mounted at ${mounted.map((m) => m.dir).join(', ')}`, {
+        hint: `sysctr umount ${mounted[0]!.dir} first`,
+      })
     }
     const unit = (active ?? records[0]).record.unit
     const systemd = await ctx.systemd()

@@ -16,6 +16,7 @@ import type { OpsContext } from '../../src/ops/context'
 import { FakeSystemd } from '../../src/systemd/fake-systemd'
 import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
 import { buildUpdateImages } from '../helpers/update-images'
+import { uninstall } from '../../src/ops/uninstall'
 
 const TEMPLATES = join(__dirname, '..', '..', 'templates')
 const notRoot = process.getuid?.() !== 0
@@ -69,6 +70,9 @@ describe.skipIf(notRoot)(`sysctr mount / umount${notRoot ? ': skipped, bind moun
     await expect(fsp.writeFile(join(dir, 'etc/new'), 'x')).rejects.toMatchObject({ code: 'EROFS' })
     await expect(fsp.unlink(join(dir, 'etc/svc-version'))).rejects.toMatchObject({ code: 'EROFS' })
     await expect(mount(ctx, 'svc', dir)).rejects.toMatchObject({ code: 'mount.exists', exitCode: 4 })
+    // Uninstall would pull the files out from under the view: refused while mounted.
+    await expect(uninstall(ctx, 'svc')).rejects.toMatchObject({ code: 'container.mounted', exitCode: 4 })
+    expect(await fsp.readFile(join(dir, 'etc/svc-version'), 'utf8')).toBe('v1\n')
     await umount(ctx, dir)
     mounted.pop()
     expect(await listMounts(ctx)).toEqual([])
