@@ -20,7 +20,7 @@ import { createHash } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
 import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { createGunzip } from 'node:zlib'
+import { createGunzip, ZlibOptions } from 'node:zlib'
 import * as tar from 'tar-stream'
 import { ContentError } from '../errors'
 import { Descriptor, Digest, MediaType } from '../oci/types'
@@ -194,6 +194,7 @@ export async function stageLayer(tx: Transaction, desc: Descriptor, stream: Read
   let uncompressedSize = 0
   const scanner = new RawXattrScanner()
   const diffTap = new Transform({
+    readableHighWaterMark: READ_AHEAD,
     transform(chunk: Buffer, _e, cb) {
       diffHash.update(chunk)
       uncompressedSize += chunk.length
@@ -209,7 +210,7 @@ export async function stageLayer(tx: Transaction, desc: Descriptor, stream: Read
     },
   })
   const extract = tar.extract()
-  const stages: NodeJS.ReadWriteStream[] = compression === 'gzip' ? [blobTap, createGunzip({ chunkSize: 128 * 1024 }), diffTap] : [blobTap, diffTap]
+  const stages: NodeJS.ReadWriteStream[] = compression === 'gzip' ? [blobTap, createGunzip({ chunkSize: 128 * 1024, readableHighWaterMark: READ_AHEAD } as ZlibOptions), diffTap] : [blobTap, diffTap]
   const done = (pipeline as unknown as (...s: unknown[]) => Promise<void>)(Readable.from(source(), { objectMode: false }), ...stages, extract)
   let pipelineError: unknown
   done.catch((e) => (pipelineError = e))
@@ -336,6 +337,8 @@ async function addEntry(
   }
 }
 
+/** Decompressed bytes gunzip may run ahead of the tar parse (it works on the threadpool meanwhile). */
+const READ_AHEAD = 4 << 20
 /** Files up to this size are read into memory, hashed, and written only if their object is new. */
 const SMALL_FILE = 1 << 20
 /** Big files are written to their scratch file in batches of about this size. */
