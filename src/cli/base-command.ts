@@ -4,7 +4,7 @@
  * Commands stay thin: parse, call one operation, print a summary or JSON.
  */
 import { Command, Flags, Interfaces } from '@oclif/core'
-import { buildContext, ContextOptions, OpsContext } from '../ops/context'
+import { buildContext, buildRootContext, ContextOptions, OpsContext } from '../ops/context'
 import { makeReporter } from './reporter'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
@@ -19,6 +19,12 @@ export abstract class BaseCommand extends Command {
   /** Build the operations context (paths, systemd connection, reporter). */
   protected context(flags: { json?: boolean; quiet?: boolean }, opts: Partial<ContextOptions> = {}): OpsContext {
     return buildContext({ ...opts, reporter: makeReporter({ json: !!flags.json, quiet: !!flags.quiet }) })
+  }
+
+  /** The context for `--root DIR` (a composed OS tree, no running systemd) when given, else the host's. */
+  protected contextFor(flags: { json?: boolean; quiet?: boolean; root?: string }): OpsContext {
+    if (!flags.root) return this.context(flags)
+    return buildRootContext(flags.root, { reporter: makeReporter({ json: !!flags.json, quiet: !!flags.quiet }) })
   }
 
   /** Print a result: JSON when asked, else the human lines. */

@@ -18,7 +18,7 @@ import { Deployment, Deployments } from '../deployment/deployments'
 import type { JobResult, Systemd } from '../systemd/systemd'
 import { checkContainerName } from '../templates/values'
 import { sha256File, writeFileAtomic } from '../util/atomic-file'
-import type { OpsContext } from './context'
+import { fromRoot, type OpsContext } from './context'
 
 /** Unit states in which an update or rollback restarts the unit. */
 const RUNNING_STATES = ['active', 'activating', 'reloading']
@@ -53,16 +53,18 @@ export async function switchDeployment(ctx: OpsContext, deployments: Deployments
   const { name, record } = to
   await doing(`switching ${name} to deployment ${name}.${to.slot}`, async () => {
     for (const f of record.files) {
+      // Records name paths as the host (or, with --root, the composed tree) sees them.
+      const path = fromRoot(ctx, f.path)
       const source = f.role === 'unit' ? join(to.dir, record.unit) : join(to.dir, 'tmpfiles.conf')
       const wrote = from?.record.files.find((g) => g.path === f.path)?.sha256
-      const have = await sha256File(f.path)
-      if (wrote && have && have !== wrote) ctx.reporter.warn(`${f.path} was edited since sysctr wrote it; replacing it with ${name}.${to.slot}'s`)
-      await fsp.mkdir(join(f.path, '..'), { recursive: true })
-      await writeFileAtomic(f.path, await fsp.readFile(source), { mode: 0o644 })
+      const have = await sha256File(path)
+      if (wrote && have && have !== wrote) ctx.reporter.warn(`${path} was edited since sysctr wrote it; replacing it with ${name}.${to.slot}'s`)
+      await fsp.mkdir(join(path, '..'), { recursive: true })
+      await writeFileAtomic(path, await fsp.readFile(source), { mode: 0o644 })
     }
     await deployments.activate(name, to.slot)
     const tmpfiles = record.files.find((f) => f.role === 'tmpfiles')
-    if (tmpfiles) await doing(`applying ${tmpfiles.path}`, () => ctx.tmpfiles('create', tmpfiles.path))
+    if (tmpfiles) await doing(`applying ${tmpfiles.path}`, () => ctx.tmpfiles('create', fromRoot(ctx, tmpfiles.path)))
     const systemd = await ctx.systemd()
     await doing('reloading systemd', () => systemd.reload())
   })

@@ -20,6 +20,7 @@ restarts that, and exits 8 saying it rolled back. The previous deployment is kep
 
   static override args = { name: Args.string({ description: 'container name', required: false }) }
   static override flags = {
+    root: Flags.string({ description: 'update inside the OS tree at DIR (no running systemd: files and links only)' }),
     set: Flags.string({ description: 'template value KEY=VALUE (repeatable), added to the saved ones', multiple: true, multipleNonGreedy: true, default: [] }),
     rebase: Flags.string({ description: 'switch to another image reference' }),
     all: Flags.boolean({ description: 'update every installed container, dependencies first', default: false }),
@@ -29,7 +30,7 @@ restarts that, and exits 8 saying it rolled back. The previous deployment is kep
   async run(): Promise<void> {
     const { args, flags } = await this.parse(ContainersUpdate)
     const tlsVerify = flags['tls-verify'] !== 'false'
-    const ctx = this.context(flags)
+    const ctx = this.contextFor(flags)
     if (flags.all) {
       if (args.name || flags.rebase) throw new UsageError('usage.update-all', '--all takes no NAME and no --rebase')
       const r = await updateAll(ctx, { set: flags.set, tlsVerify })
