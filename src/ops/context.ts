@@ -12,7 +12,6 @@
 import { createHash } from 'node:crypto'
 import { isAbsolute, join, relative, resolve } from 'node:path'
 import type { Systemd } from '../systemd/systemd'
-import { connectSystemd } from '../systemd/dbus-systemd'
 import { OfflineSystemd } from '../systemd/offline-systemd'
 import { runCommand } from '../util/run-command'
 import { HostError } from '../errors'
@@ -142,7 +141,8 @@ export function buildContext(opts: Partial<ContextOptions> & { reporter: Reporte
   let systemd: Promise<Systemd> | undefined
   return {
     paths: defaultPaths(env),
-    systemd: () => (systemd ??= (opts.systemd ?? (() => connectSystemd()))()),
+    // dbus-next is loaded only by the commands that talk to systemd (CLI start-up).
+    systemd: () => (systemd ??= (opts.systemd ?? (async () => (await import('../systemd/dbus-systemd')).connectSystemd()))()),
     tmpfiles: runTmpfiles,
     reporter: opts.reporter,
   }

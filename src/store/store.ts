@@ -36,7 +36,7 @@
  *   file object per distinct (content, metadata).
  * - Every write is temp-on-the-same-filesystem, flush, rename. An import
  *   stages objects in tmp/ without the lock, then under the lock flushes once
- *   (syncfs), renames them into objects/, flushes, and only then writes the
+ *   (syncfs), links them into objects/ (link(2): never replaces an object published meanwhile), flushes, and only then writes the
  *   commit and the layer record (temp, fsync, rename, fsync dir). A crash
  *   leaves only tmp/ leftovers. Refs are replaced atomically the same way.
  * - Writers (publishing an import or image commit, refs, gc) hold the lock

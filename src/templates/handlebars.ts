@@ -23,11 +23,18 @@
  * Helpers: json, concat, envDefault, or, uid, gid (plus Handlebars' if,
  * unless, each, with, lookup).
  */
-import Handlebars from 'handlebars'
+import type * as HandlebarsModule from 'handlebars'
 import { ContentError, SysctrError, UsageError } from '../errors'
 import type { ImageConfig } from '../oci/types'
 import { missingValuesError } from './legacy'
 import { unitUnsafeReason } from './values'
+
+/** Handlebars, loaded on first use: commands that render nothing do not pay for it at start-up. */
+let loaded: typeof HandlebarsModule | undefined
+function handlebars(): typeof HandlebarsModule {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (loaded ??= require('handlebars') as typeof HandlebarsModule)
+}
 
 export type HandlebarsMode = 'json' | 'unit'
 
@@ -110,7 +117,7 @@ const CONTEXT_KEEPING_BLOCKS = new Set(['if', 'unless'])
 
 function parse(text: string, file: string): ProgramNode {
   try {
-    return Handlebars.parse(text) as unknown as ProgramNode
+    return handlebars().parse(text) as unknown as ProgramNode
   } catch (err) {
     const lines = (err instanceof Error ? err.message : String(err)).split('\n').map((l) => l.trim()).filter(Boolean)
     const detail = lines.length > 1 ? `${lines[0].replace(/:$/, '')}: ${lines[lines.length - 1]}` : lines[0] ?? 'parse error'
@@ -226,7 +233,7 @@ export function numericUser(user: string | undefined): { uid: number; gid: numbe
   return { uid: Number(m[1]), gid: m[2] === undefined ? 0 : Number(m[2]) }
 }
 
-function registerHelpers(env: typeof Handlebars, file: string, sites: EmitSite[]): void {
+function registerHelpers(env: typeof HandlebarsModule, file: string, sites: EmitSite[]): void {
   const fail = (what: string, options: { loc?: Loc } | undefined): never => {
     const loc = options?.loc?.start
     const where = loc ? `${file}:${loc.line}:${loc.column + 1}` : file
@@ -317,7 +324,7 @@ export function renderHandlebars(
   if (missing.length > 0) throw missingValuesError(missing, opts.file)
 
   const sites = rewriteOutputs(ast, mode)
-  const env = Handlebars.create()
+  const env = handlebars().create()
   registerHelpers(env, opts.file, sites)
   try {
     const template = env.compile(ast, { strict: true, noEscape: true })
