@@ -19,7 +19,21 @@ import { HostError } from '../errors'
 export interface Reporter {
   info(message: string): void
   warn(message: string): void
+  /** Transfer progress (optional: without it, pull reports layers through info()). */
+  progress?(event: ProgressEvent): void
 }
+
+/**
+ * What a pull reports per layer: `start` before the first byte, `bytes` as
+ * they arrive (cumulative `bytes` of `total`), `done` after the layer is in
+ * the store, `skipped` when the store already had it. `index` is 0-based,
+ * `count` the number of layers of the image.
+ */
+export type ProgressEvent =
+  | { kind: 'start'; digest: string; index: number; count: number; total: number }
+  | { kind: 'bytes'; digest: string; index: number; count: number; total: number; bytes: number }
+  | { kind: 'done'; digest: string; index: number; count: number; total: number; bytes: number }
+  | { kind: 'skipped'; digest: string; index: number; count: number; total: number }
 
 export interface Paths {
   stateDir: string

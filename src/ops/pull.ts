@@ -3,12 +3,20 @@
  * does not have it, streamed through digest verification into the store, and
  * checked against the config's diff_ids. The image ref is written last, so a
  * crash or a bad byte leaves the previous ref untouched.
+ *
+ * Layers are fetched concurrently (at most `concurrency`, default 3); the
+ * layer records keep the manifest's order. The first failure cancels the
+ * other transfers (their streams are destroyed, so the store publishes
+ * nothing for them), waits for them to settle, and is what pull throws.
  */
 import type { LayerRecord, Store } from '../store/store'
 import type { ImageSource } from '../transports/image-source'
 import { ContentError, doing } from '../errors'
 import type { Digest, Platform } from '../oci/types'
-import type { Reporter } from './context'
+import type { ProgressEvent, Reporter } from './context'
+import { Transform, TransformCallback } from 'node:stream'
+import type { Readable } from 'node:stream'
+import type { Descriptor } from '../oci/types'
 
 export interface PullResult {
   reference: string
@@ -23,11 +31,18 @@ export interface PullResult {
   bytesAdded: number
 }
 
+export interface PullOptions {
+  reporter: Reporter
+  platform?: Platform
+  /** Layers fetched at once; default 3. */
+  concurrency?: number
+}
+
 export async function pullImage(
   store: Store,
   source: ImageSource,
   refName: string,
-  opts: { reporter: Reporter; platform?: Platform },
+  opts: PullOptions,
 ): Promise<PullResult> {
   const image = await doing(`resolving ${source.name}`, () => source.resolve(opts.platform))
   const { manifest, config } = image
@@ -49,31 +64,7 @@ export async function pullImage(
     objectsAdded: 0,
     bytesAdded: 0,
   }
-  const layerRecords: LayerRecord[] = []
-  for (const [i, desc] of manifest.layers.entries()) {
-    const short = desc.digest.slice(0, 19)
-    const have = await store.getLayer(desc.digest)
-    if (have) {
-      result.layersReused++
-      layerRecords.push(have)
-      continue
-    }
-    opts.reporter.info(`fetching layer ${i + 1}/${manifest.layers.length} ${short} (${formatBytes(desc.size)})`)
-    const rec = await doing(`pulling layer ${short}`, async () => {
-      const stream = await source.openBlob(desc)
-      return store.importLayer(desc, stream)
-    })
-    if (rec.diffID !== diffIDs[i]) {
-      throw new ContentError('content.diffid-mismatch', `layer ${short} unpacks to ${rec.diffID}, the config says ${diffIDs[i]}`, {
-        data: { expected: diffIDs[i], found: rec.diffID },
-      })
-    }
-    result.layersFetched++
-    result.bytesFetched += desc.size
-    result.objectsAdded += rec.filesAdded
-    result.bytesAdded += rec.bytesAdded
-    layerRecords.push(rec.record)
-  }
+  const layerRecords = await fetchLayers(store, source, manifest.layers, diffIDs, result, opts)
   await store.putBlob(manifest.config.digest, image.configBytes)
   await store.putBlob(image.manifestDigest, image.manifestBytes)
   const { commit } = await store.commitImage({
@@ -102,4 +93,101 @@ export function formatBytes(n: number): string {
     u++
   }
   return `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`
+}
+
+/** Fetch (or reuse) every layer, at most opts.concurrency at once; records in manifest order. */
+async function fetchLayers(
+  store: Store,
+  source: ImageSource,
+  layers: Descriptor[],
+  diffIDs: Digest[],
+  result: PullResult,
+  opts: PullOptions,
+): Promise<LayerRecord[]> {
+  const count = layers.length
+  const records: LayerRecord[] = new Array(count)
+  const limit = Math.max(1, Math.floor(opts.concurrency ?? 3))
+  const active = new Set<Readable>()
+  const report = (e: ProgressEvent) => opts.reporter.progress?.(e)
+  let failure: { err: unknown } | undefined
+  let next = 0
+
+  const fetchOne = async (i: number): Promise<void> => {
+    const desc = layers[i]!
+    const short = desc.digest.slice(0, 19)
+    const base = { digest: desc.digest, index: i, count, total: desc.size }
+    const have = await store.getLayer(desc.digest)
+    if (have) {
+      result.layersReused++
+      records[i] = have
+      report({ kind: 'skipped', ...base })
+      return
+    }
+    if (failure) return
+    if (opts.reporter.progress) report({ kind: 'start', ...base })
+    else opts.reporter.info(`fetching layer ${i + 1}/${count} ${short} (${formatBytes(desc.size)})`)
+    const rec = await doing(`pulling layer ${short}`, async () => {
+      const blob = await source.openBlob(desc)
+      const counted = countBytes(blob, (bytes) => report({ kind: 'bytes', ...base, bytes }))
+      active.add(counted)
+      try {
+        if (failure) counted.destroy(cancelled())
+        return await store.importLayer(desc, counted)
+      } finally {
+        active.delete(counted)
+      }
+    })
+    if (rec.diffID !== diffIDs[i]) {
+      throw new ContentError('content.diffid-mismatch', `layer ${short} unpacks to ${rec.diffID}, the config says ${diffIDs[i]}`, {
+        data: { expected: diffIDs[i], found: rec.diffID },
+      })
+    }
+    result.layersFetched++
+    result.bytesFetched += desc.size
+    result.objectsAdded += rec.filesAdded
+    result.bytesAdded += rec.bytesAdded
+    records[i] = rec.record
+    report({ kind: 'done', ...base, bytes: desc.size })
+  }
+
+  const worker = async (): Promise<void> => {
+    while (!failure && next < count) {
+      const i = next++
+      try {
+        await fetchOne(i)
+      } catch (err) {
+        if (!failure) {
+          failure = { err }
+          for (const s of active) s.destroy(cancelled())
+        }
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, count) }, worker))
+  if (failure) throw failure.err
+  return records
+}
+
+function cancelled(): Error {
+  return Object.assign(new Error('cancelled: another layer failed'), { code: 'ECANCELED' })
+}
+
+/** A pass-through that reports the running byte count; errors of `src` fail it. */
+function countBytes(src: Readable, onBytes: (bytes: number) => void): Readable {
+  let n = 0
+  const t = new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+      n += chunk.length
+      onBytes(n)
+      cb(null, chunk)
+    },
+  })
+  src.on('error', (err) => t.destroy(err))
+  // The consumer sees a failure through its read; no listener yet must not crash.
+  t.on('error', () => {})
+  t.on('close', () => {
+    if (!src.readableEnded) src.destroy()
+  })
+  src.pipe(t)
+  return t
 }
