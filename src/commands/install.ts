@@ -37,6 +37,10 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
     authfile: Flags.string({ description: 'credentials file (containers-auth.json format); default: the usual auth.json files' }),
     creds: Flags.string({ description: 'registry credentials USER:PASSWORD' }),
     platform: Flags.string({ description: 'os/arch[/variant] to pick from a multi-platform image (default: this host)' }),
+    privileged: Flags.boolean({
+      description: 'accept a config.json that asks for host namespaces, extra capabilities, privileged bind mounts, all devices or hooks (recorded in the deployment)',
+      default: false,
+    }),
   }
 
   async run(): Promise<void> {
@@ -58,6 +62,7 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
       ...(flags.authfile !== undefined ? { authfile: flags.authfile } : {}),
       ...(flags.creds !== undefined ? { creds: flags.creds } : {}),
       ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
+      ...(flags.privileged ? { privileged: true } : {}),
     })
     this.output(flags, r, () => {
       if (r.unchanged) return [`${r.name}: already installed from ${r.image} (${r.manifestDigest.slice(0, 19)}), nothing changed`]
@@ -67,6 +72,7 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
         p ? `  layers: ${p.layersFetched} fetched (${formatBytes(p.bytesFetched)}), ${p.layersReused} already in the store; ${p.objectsAdded} new objects (${formatBytes(p.bytesAdded)})` : '',
         `  deployment: ${r.deployment}`,
         `  unit: ${r.unit} (enabled${r.started ? `, started: ${r.started}` : ''})`,
+        r.privileged ? '  privileged: yes (config.json may use host namespaces, capabilities, binds, devices or hooks)' : '',
       ].filter((l) => l !== '')
     })
   }

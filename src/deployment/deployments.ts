@@ -55,6 +55,8 @@ export interface DeploymentRecord {
   unit: string
   files: HostFile[]
   createdAt: string
+  /** Installed with --privileged: config.json may ask for more of the host than the defaults (see runtime/config-check.ts). */
+  privileged?: boolean
 }
 
 export interface Deployment {

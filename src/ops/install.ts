@@ -19,7 +19,7 @@ import { describeInput, openImageSource, type InputDescription } from '../transp
 import { Store } from '../store/store'
 import { computeDefaults, checkContainerName, parseSetFlags, resolveValues } from '../templates/values'
 import { loadExports, renderExports } from '../templates/exports'
-import { checkRuntimeConfig } from '../runtime/config-check'
+import { checkRuntimeConfig, refusePrivileged } from '../runtime/config-check'
 import { Deployments, DeploymentRecord, HostFile, removeTree } from '../deployment/deployments'
 import { sha256File, writeFileAtomic } from '../util/atomic-file'
 import { createHash } from 'node:crypto'
@@ -43,6 +43,8 @@ export interface InstallOptions {
   platform?: string
   /** Tests and other transports hand in a source; default: the registry. */
   source?: ImageSource
+  /** Accept a config.json that asks for host namespaces, capabilities, privileged binds, devices or hooks (recorded). */
+  privileged?: boolean
 }
 
 export interface InstallResult {
@@ -57,6 +59,8 @@ export interface InstallResult {
   started?: JobResult
   values: Record<string, string>
   files: HostFile[]
+  /** Installed with --privileged. */
+  privileged?: boolean
 }
 
 export const DEFAULT_RUNTIME = '/usr/bin/runc'
@@ -147,7 +151,7 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, plan: Ins
   let linked = false
   let published = false
   try {
-    const built = await buildDeployment(ctx, { store, deployments, pull, name, image, runtime, slot, setValues })
+    const built = await buildDeployment(ctx, { store, deployments, pull, name, image, runtime, slot, setValues, privileged: opts.privileged })
     published = true
     const { record } = built
     const { values, files } = record
@@ -166,7 +170,7 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, plan: Ins
     const systemd = await ctx.systemd()
     await doing('reloading systemd', () => systemd.reload())
     await doing(`enabling ${unit}`, () => systemd.enableUnitFiles([unit]))
-    const result: InstallResult = { name, unit, image, manifestDigest: pull.manifestDigest, deployment: destDir, unchanged: false, pull, values, files }
+    const result: InstallResult = { name, unit, image, manifestDigest: pull.manifestDigest, deployment: destDir, unchanged: false, pull, values, files, ...(record.privileged ? { privileged: true } : {}) }
     if (opts.now) {
       try {
         result.started = await systemd.startUnit(unit)
@@ -214,6 +218,8 @@ export interface BuildDeploymentOptions {
   setValues: Record<string, string>
   /** Keep the previous deployment's $UUID (updates); default: a new one. */
   uuid?: string
+  /** Accept privilege findings in config.json (install --privileged; an update keeps the record's). Default: refuse them. */
+  privileged?: boolean
 }
 
 export interface BuiltDeployment {
@@ -254,7 +260,8 @@ export async function buildDeployment(ctx: OpsContext, o: BuildDeploymentOptions
     })
     const { values } = resolveValues({ manifestDefaults: exportsFound.manifest?.defaultValues ?? {}, computed, set: setValues })
     const rendered = await doing('rendering templates', () => renderExports(exportsFound, values, config.config ?? {}))
-    const checked = checkRuntimeConfig(rendered.configJson, {})
+    const checked = checkRuntimeConfig(rendered.configJson, { privileged: o.privileged === true })
+    refusePrivileged(checked)
     for (const w of checked.warnings ?? []) ctx.reporter.warn(`config.json: ${w}`)
     const configJson = keepContainerInService(rendered.configJson, name, UnitFile.parse(rendered.service, unit))
 
@@ -284,6 +291,7 @@ export async function buildDeployment(ctx: OpsContext, o: BuildDeploymentOptions
       unit,
       files,
       createdAt: (ctx.now?.() ?? new Date()).toISOString(),
+      ...(o.privileged ? { privileged: true } : {}),
     }
     await deployments.writeRecord(staged, record)
     const dir = await deployments.publish(staged, name, slot)

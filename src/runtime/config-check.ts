@@ -7,13 +7,27 @@
  *   with the store through hardlinks: the container must never write to it);
  * - process.args is a non-empty list of strings.
  *
- * Findings (reported, not refused yet; `privileged: true` silences them): what
- * gives the container more of the host than runc's default spec does — a
- * missing pid/mount/ipc/uts namespace or one joined by path, capabilities
- * beyond the default set, read-write binds of host system directories, all
- * devices allowed, OCI hooks (they run on the host as root). A terminal
- * (which a service does not have) is reported even when privileged.
- * Each finding has a stable code so a later version can refuse by code.
+ * Privilege findings (`privileged: true` silences them; install refuses a
+ * config that has any with ContentError 'config.privileged' through
+ * refusePrivileged, unless installed with --privileged): what gives the
+ * container more of the host than runc's default spec does — a missing
+ * pid/mount/ipc/uts namespace or one joined by path, capabilities beyond the
+ * default set, privileged bind mounts (see isPrivilegedBind), all devices
+ * allowed, OCI hooks (they run on the host as root). A terminal (which a
+ * service does not have) is reported even when privileged, as a warning.
+ * Each finding has a stable code.
+ *
+ * Bind mounts (source normalised, /var/run read as /run):
+ * - privileged read-write: a host system directory itself (/, /etc, /usr,
+ *   /var, /run, ...), or anything under /proc, /sys, /boot, or a container
+ *   engine's state (/var/lib/sysctr, /var/lib/docker, /var/lib/containers);
+ * - privileged even read-only (ro does not stop connect() on a socket nor a
+ *   write to a device node): anything under /dev, a daemon's control socket
+ *   (`*.sock`, /run/dbus, /run/docker*, /run/containerd, /run/podman,
+ *   /run/crio, /run/runc, anything under /run/systemd);
+ * - except the allow-list for logging and readiness: /run/systemd/notify,
+ *   /run/systemd/journal/{socket,stdout,dev-log}, /dev/log.
+ * Anything else (e.g. /run/NAME, /var/lib/NAME, /srv/...) is allowed.
  */
 import { ContentError } from '../errors'
 
@@ -133,6 +147,37 @@ function normalisePath(p: string): string {
   return collapsed.length > 1 ? collapsed.replace(/\/$/, '') : collapsed
 }
 
+/** Bind sources allowed whatever else the rules say: logging and sd_notify readiness. */
+export const ALLOWED_BIND_SOURCES: readonly string[] = ['/run/systemd/notify', '/run/systemd/journal/socket', '/run/systemd/journal/stdout', '/run/systemd/journal/dev-log', '/dev/log']
+/** Binds of or below these are privileged even read-only. */
+const ALWAYS_PRIVILEGED_UNDER: readonly string[] = ['/dev', '/run/dbus', '/run/containerd', '/run/podman', '/run/crio', '/run/runc', '/run/systemd']
+/** Read-write binds below these are privileged. */
+const RW_PRIVILEGED_UNDER: readonly string[] = ['/proc', '/sys', '/boot', '/var/lib/sysctr', '/var/lib/docker', '/var/lib/containers']
+
+const isUnder = (p: string, dir: string): boolean => p === dir || p.startsWith(`${dir}/`)
+
+/**
+ * Why a bind of host path `source` is privileged ('read-write' or 'socket/device'), or
+ * undefined when it is allowed. The rule is in the module comment.
+ */
+export function isPrivilegedBind(source: string, readOnly: boolean): string | undefined {
+  let p = normalisePath(source.startsWith('/') ? source : `/${source}`)
+  // Lexical only: `..` in a source is resolved as the kernel would, so /run/x/../../etc is /etc.
+  const parts: string[] = []
+  for (const c of p.split('/')) {
+    if (c === '' || c === '.') continue
+    if (c === '..') parts.pop()
+    else parts.push(c)
+  }
+  p = `/${parts.join('/')}`
+  if (isUnder(p, '/var/run')) p = `/run${p.slice('/var/run'.length)}`
+  if (ALLOWED_BIND_SOURCES.includes(p)) return undefined
+  if (ALWAYS_PRIVILEGED_UNDER.some((d) => isUnder(p, d)) || /^\/run\/docker/.test(p) || p.endsWith('.sock')) return readOnly ? 'socket or device' : 'read-write socket or device'
+  if (readOnly) return undefined
+  if (PRIVILEGED_BIND_SOURCES.includes(p) || RW_PRIVILEGED_UNDER.some((d) => isUnder(p, d))) return 'read-write'
+  return undefined
+}
+
 /** Check the shape every config must have; returns it typed. */
 function checkRequired(raw: unknown): RuntimeSpec {
   if (!isObject(raw)) throw invalid('expected a JSON object')
@@ -209,11 +254,12 @@ export function privilegeFindings(spec: RuntimeSpec): ConfigFinding[] {
     const isBind = m.type === 'bind' || options.includes('bind') || options.includes('rbind')
     if (!isBind || typeof m.source !== 'string') continue
     const readOnly = options.includes('ro')
-    if (!readOnly && PRIVILEGED_BIND_SOURCES.includes(normalisePath(m.source))) {
+    const why = isPrivilegedBind(m.source, readOnly)
+    if (why) {
       findings.push({
         code: 'config.privileged-mount',
         field: `mounts[${i}]`,
-        message: `read-write bind of the host's ${normalisePath(m.source)} at ${m.destination}`,
+        message: `${why} bind of the host's ${normalisePath(m.source)} at ${m.destination}`,
       })
     }
   }
@@ -243,6 +289,24 @@ export function checkRuntimeConfig(text: string, opts: { privileged?: boolean } 
   const spec = checkRequired(parseJson(text))
   const findings = [...(opts.privileged ? [] : privilegeFindings(spec)), ...serviceFindings(spec)]
   return { spec, findings, warnings: findings.map((f) => `${f.field}: ${f.message}`) }
+}
+
+/** The codes install refuses without --privileged (config.terminal is only a warning). */
+export const PRIVILEGE_CODES: readonly ConfigFindingCode[] = ['config.host-namespace', 'config.extra-capabilities', 'config.privileged-mount', 'config.all-devices', 'config.hooks']
+
+/**
+ * Throw ContentError 'config.privileged' (exit 6) naming every offending field
+ * when `checked` has privilege findings. A result checked with
+ * `privileged: true` has none, so this passes.
+ */
+export function refusePrivileged(checked: ConfigCheckResult): void {
+  const found = checked.findings.filter((f) => PRIVILEGE_CODES.includes(f.code))
+  if (found.length === 0) return
+  const fields = [...new Set(found.map((f) => f.field))]
+  throw new ContentError('config.privileged', `config.json asks for privileges a system container does not get by default: ${found.map((f) => `${f.field}: ${f.message}`).join('; ')}`, {
+    hint: 'if you trust this image with that much of the host, install it with --privileged',
+    data: { fields, findings: found.map((f) => ({ code: f.code, field: f.field, message: f.message })) },
+  })
 }
 
 /** Sources of bind mounts (Atomic created the missing ones through tmpfiles). */
