@@ -1,0 +1,208 @@
+/**
+ * images info: what an image in the store ships under /exports and which
+ * template values it takes, read from its commit (store.readFile/lookup):
+ * no checkout, nothing written to the store or the host.
+ *
+ * Also the shared helper `exportsFromStore` (used by the dry runs): the
+ * top-level /exports entries of a commit are copied into a private temp
+ * directory (symlinks as symlinks, directories empty) and read through
+ * templates/exports.ts loadExports, so the same choice of templates and the
+ * same refusals (symlinks, non-regular files, size) apply as at install.
+ */
+import { promises as fsp } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { doing, NotFoundError } from '../errors'
+import { describeInput } from '../transports/open'
+import type { ImageRecord, Store } from '../store/store'
+import type { TreeEntry } from '../store/tree'
+import { loadExports, MAX_EXPORT_FILE_SIZE, templateVariables, type Exports } from '../templates/exports'
+import { computeDefaults, FIXED_KEYS } from '../templates/values'
+import { Store as StoreClass } from '../store/store'
+import type { OpsContext } from './context'
+
+export interface ExportFile {
+  /** Path in the image, e.g. `/exports/service.template`. */
+  path: string
+  type: TreeEntry['type']
+}
+
+export type VariableSource = 'manifest' | 'computed' | 'none'
+
+export interface TemplateVariable {
+  name: string
+  /** Which rendered files use it. */
+  usedBy: ('config.json' | 'service' | 'tmpfiles')[]
+  /** Where its default comes from; `none`: it needs --set. */
+  source: VariableSource
+  /** The manifest default, or for computed values an example (as for a container named after the image). */
+  default?: string
+  /** Computed values that --set cannot change. */
+  fixed?: boolean
+}
+
+export interface ImageInfo {
+  reference: string
+  manifestDigest: string
+  configDigest: string
+  commit: string
+  /** Whether the image has an /exports directory. */
+  hasExports: boolean
+  /** Every entry under /exports, sorted. */
+  files: ExportFile[]
+  templates: Record<'configJson' | 'service' | 'tmpfiles', { file: string; origin: 'image' | 'default'; syntax: string }>
+  manifest: Exports['manifest'] & { present: boolean }
+  variables: TemplateVariable[]
+  /** Variables with no default anywhere: install fails without `--set NAME=VALUE`. */
+  needsSet: string[]
+}
+
+/** The store ref of IMAGE (as `images pull` names it), or undefined. */
+export async function findImageRef(store: Store, image: string): Promise<{ name: string; record: ImageRecord } | undefined> {
+  let refName: string | undefined
+  try {
+    refName = describeInput(image).refName
+  } catch {
+    refName = undefined
+  }
+  for (const n of [refName, image]) {
+    if (!n) continue
+    const record = await store.getImageRef(n)
+    if (record) return { name: n, record }
+  }
+  return undefined
+}
+
+export async function imageInfo(ctx: OpsContext, image: string): Promise<ImageInfo> {
+  return doing(`reading image ${image}`, async () => {
+    const store = await StoreClass.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
+    try {
+      const found = await findImageRef(store, image)
+      if (!found) {
+        throw new NotFoundError('image.not-found', `${image} is not in the store`, {
+          hint: `pull it first: sysctr images pull ${image}`,
+          data: { image },
+        })
+      }
+      return await infoOf(ctx, store, found.name, found.record)
+    } finally {
+      await store.close()
+    }
+  })
+}
+
+async function infoOf(ctx: OpsContext, store: Store, name: string, record: ImageRecord): Promise<ImageInfo> {
+  const files = await listExportFiles(store, record.commit)
+  const ex = await exportsFromStore(store, record.commit, ctx.paths.templatesDir)
+  const vars = templateVariables(ex)
+  const computed = computeDefaults({
+    name: describeInputName(name),
+    destDir: join(ctx.paths.containersDir, `${describeInputName(name)}.0`),
+    runtime: '/usr/bin/runc',
+    imageName: name,
+    imageId: record.manifestDigest,
+    hostUid: 0,
+    hostGid: 0,
+    uuid: '(random at install)',
+  })
+  const defaults = ex.manifest.defaultValues
+  const variables: TemplateVariable[] = vars.all.map((v) => {
+    const usedBy = (
+      [
+        ['config.json', vars.configJson],
+        ['service', vars.service],
+        ['tmpfiles', vars.tmpfiles],
+      ] as const
+    )
+      .filter(([, list]) => list.includes(v))
+      .map(([k]) => k)
+    if (v in computed) return { name: v, usedBy, source: 'computed', default: computed[v], ...(FIXED_KEYS.includes(v) ? { fixed: true } : {}) }
+    if (v in defaults) return { name: v, usedBy, source: 'manifest', default: defaults[v] }
+    return { name: v, usedBy, source: 'none' }
+  })
+  // Manifest defaults no template uses are still listed: --set can change them.
+  for (const [k, d] of Object.entries(defaults)) {
+    if (!variables.some((x) => x.name === k)) variables.push({ name: k, usedBy: [], source: 'manifest', default: d })
+  }
+  const tpl = (t: Exports['service']) => ({ file: t.file, origin: t.origin, syntax: t.syntax })
+  return {
+    reference: name,
+    manifestDigest: record.manifestDigest,
+    configDigest: record.configDigest,
+    commit: record.commit,
+    hasExports: ex.present,
+    files,
+    templates: { configJson: tpl(ex.configJson), service: tpl(ex.service), tmpfiles: tpl(ex.tmpfiles) },
+    manifest: { ...ex.manifest, present: ex.manifestOrigin === 'image' },
+    variables,
+    needsSet: variables.filter((v) => v.source === 'none').map((v) => v.name),
+  }
+}
+
+function describeInputName(ref: string): string {
+  try {
+    return describeInput(ref).defaultName
+  } catch {
+    return 'NAME'
+  }
+}
+
+/** Every entry under /exports of an image commit, depth first, sorted by path. */
+export async function listExportFiles(store: Store, commit: string): Promise<ExportFile[]> {
+  const top = await store.lookup(commit, 'exports')
+  if (!top || top.type !== 'dir') return []
+  const layer = (await store.readCommit(commit)).kind === 'layer'
+  const out: ExportFile[] = []
+  const rec = async (tree: string, prefix: string): Promise<void> => {
+    const entries = (await store.readTree(tree, layer)).entries
+    for (const n of Object.keys(entries).sort()) {
+      const e = entries[n]
+      if (e.type === 'whiteout') continue
+      out.push({ path: `${prefix}/${n}`, type: e.type })
+      if (e.type === 'dir') await rec(e.tree, `${prefix}/${n}`)
+    }
+  }
+  await rec(top.tree, '/exports')
+  return out
+}
+
+/**
+ * The image's /exports as loadExports reads it, from the store without a
+ * checkout. Paths in the result name the image (`/exports/...`).
+ */
+export async function exportsFromStore(store: Store, commit: string, defaultsDir: string): Promise<Exports> {
+  const tmp = await fsp.mkdtemp(join(tmpdir(), 'sysctr-exports-'))
+  try {
+    const top = await store.lookup(commit, 'exports')
+    if (top) {
+      const dir = join(tmp, 'exports')
+      if (top.type === 'symlink') await fsp.symlink(top.target, dir)
+      else if (top.type !== 'dir') await fsp.writeFile(dir, '')
+      else {
+        await fsp.mkdir(dir)
+        const layer = (await store.readCommit(commit)).kind === 'layer'
+        const entries = (await store.readTree(top.tree, layer)).entries
+        for (const [n, e] of Object.entries(entries)) {
+          // Only the files loadExports may read are copied.
+          if (!/^(config\.json(\.hbs|\.template)?|(service|tmpfiles)\.(hbs|template)|manifest\.json)$/.test(n)) continue
+          const p = join(dir, n)
+          if (e.type === 'symlink') await fsp.symlink(e.target, p)
+          else if (e.type === 'file') {
+            const bytes = await store.readFile(commit, `exports/${n}`)
+            // Larger than loadExports accepts: a sparse stand-in of that size makes it refuse the same way.
+            if (bytes.length > MAX_EXPORT_FILE_SIZE) {
+              await fsp.writeFile(p, '')
+              await fsp.truncate(p, bytes.length)
+            }
+            else await fsp.writeFile(p, bytes)
+          } else if (e.type !== 'whiteout') await fsp.mkdir(p)
+        }
+      }
+    }
+    const ex = await loadExports(tmp, defaultsDir)
+    const rename = <T extends { path: string; origin: string }>(t: T): T => (t.origin === 'image' ? { ...t, path: t.path.replace(tmp, '') } : t)
+    return { ...ex, dir: '/exports', configJson: rename(ex.configJson), service: rename(ex.service), tmpfiles: rename(ex.tmpfiles) }
+  } finally {
+    await fsp.rm(tmp, { recursive: true, force: true })
+  }
+}
