@@ -40,8 +40,12 @@ export interface FakeFaults {
   redirectBlobsTo?: string
   /** Digests (blobs or manifests) served with one byte flipped (same length). */
   wrongBytes?: string[]
-  /** Digests whose body stops after half, the connection destroyed. */
+  /** Digests whose body stops after half (of what this response sends), the connection destroyed. */
   truncate?: string[]
+  /** How many responses `truncate` cuts (counted down); default every one. */
+  truncateTimes?: number
+  /** Ignore Range headers (answer 200 with the whole body), like a registry without range support. */
+  noRange?: boolean
   /** Digests whose body stops after half and then stalls (connection kept open). */
   stall?: string[]
   /** Digests sent chunked (no Content-Length) that end cleanly after half. */
@@ -56,6 +60,7 @@ export interface FakeRequest {
   method: string
   path: string
   authorization?: string
+  range?: string
 }
 
 export interface FakeRegistry {
@@ -103,7 +108,7 @@ export async function startFakeRegistry(opts: { repository?: string; faults?: Fa
     res.end(body)
   }
 
-  function sendContent(res: ServerResponse, digest: string, stored: Stored, headers: Record<string, string>): void {
+  function sendContent(res: ServerResponse, digest: string, stored: Stored, headers: Record<string, string>, range?: string): void {
     let bytes = stored.bytes
     if (faults.wrongBytes?.includes(digest)) {
       bytes = Buffer.from(bytes)
@@ -115,9 +120,18 @@ export async function startFakeRegistry(opts: { repository?: string; faults?: Fa
       res.end(half)
       return
     }
-    res.writeHead(200, { ...headers, 'content-length': String(bytes.length) })
-    if (faults.truncate?.includes(digest)) {
-      res.write(half, () => setTimeout(() => res.socket?.destroy(), 20))
+    // Range: only the `bytes=N-` form clients use to resume, answered 206.
+    const ranged = range && !faults.noRange ? /^bytes=(\d+)-$/.exec(range) : null
+    if (ranged && Number(ranged[1]) < bytes.length) {
+      const start = Number(ranged[1])
+      const total = bytes.length
+      bytes = bytes.subarray(start)
+      res.writeHead(206, { ...headers, 'content-length': String(bytes.length), 'content-range': `bytes ${start}-${total - 1}/${total}` })
+    } else {
+      res.writeHead(200, { ...headers, 'content-length': String(bytes.length) })
+    }
+    if (faults.truncate?.includes(digest) && (faults.truncateTimes === undefined || faults.truncateTimes-- > 0)) {
+      res.write(bytes.subarray(0, Math.floor(bytes.length / 2)), () => setTimeout(() => res.socket?.destroy(), 20))
       return
     }
     if (faults.stall?.includes(digest)) {
@@ -144,7 +158,12 @@ export async function startFakeRegistry(opts: { repository?: string; faults?: Fa
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const u = new URL(req.url ?? '/', url)
-    requests.push({ method: req.method ?? '', path: u.pathname + u.search, ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) })
+    requests.push({
+      method: req.method ?? '',
+      path: u.pathname + u.search,
+      ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+      ...(req.headers.range ? { range: req.headers.range } : {}),
+    })
     const json = { 'content-type': 'application/json' }
 
     if (u.pathname === '/token') {
@@ -164,7 +183,7 @@ export async function startFakeRegistry(opts: { repository?: string; faults?: Fa
     if (cdn) {
       const stored = blobs.get(cdn[1])
       if (!stored) return send(res, 404, json, errorBody('BLOB_UNKNOWN', 'blob unknown'))
-      return sendContent(res, cdn[1], stored, { 'content-type': 'application/octet-stream' })
+      return sendContent(res, cdn[1], stored, { 'content-type': 'application/octet-stream' }, req.headers.range)
     }
 
     if (u.pathname === '/v2/' || u.pathname === '/v2') {
@@ -207,7 +226,7 @@ export async function startFakeRegistry(opts: { repository?: string; faults?: Fa
       if (faults.redirectBlobsTo) {
         return send(res, 307, { location: `${faults.redirectBlobsTo}/cdn/blobs/${b[1]}?sig=s3cr3t-signature` })
       }
-      return sendContent(res, b[1], stored, { 'content-type': 'application/octet-stream', 'docker-content-digest': b[1] })
+      return sendContent(res, b[1], stored, { 'content-type': 'application/octet-stream', 'docker-content-digest': b[1] }, req.headers.range)
     }
     return send(res, 404, json, errorBody('UNSUPPORTED', 'not here'))
   }

@@ -14,7 +14,7 @@
  * `registry.status` with the status.
  */
 import type { Readable } from 'node:stream'
-import { ContentError, NotFoundError, RegistryError } from '../../errors'
+import { ContentError, NotFoundError, RegistryError, SysctrError } from '../../errors'
 import { Descriptor, INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES } from '../../oci/types'
 import { DigestStream } from '../../util/digest-stream'
 import { isDigest } from '../../reference/digest'
@@ -117,13 +117,21 @@ export class RegistryClient {
   /**
    * GET a blob as a stream that fails (never ends) unless the bytes match
    * `desc.digest` and `desc.size`. Redirects are followed.
+   *
+   * A connection lost mid-body is resumed (at most `retries` times, with
+   * backoff): `Range: bytes=N-` for the bytes not yet received; a 206 whose
+   * Content-Range starts at N continues the stream, a 200 (no range support)
+   * is read from the start with its first N bytes dropped. Either way every
+   * byte passed on went through the one digest check exactly once, in order.
+   * A stall (timeout) is not resumed: it fails with `registry.timeout`.
    */
   async getBlob(repository: string, desc: Descriptor): Promise<Readable> {
     if (!isDigest(desc.digest) || !Number.isSafeInteger(desc.size) || desc.size < 0) {
       throw new ContentError('content.bad-descriptor', `bad blob descriptor (digest ${String(desc.digest)}, size ${String(desc.size)})`)
     }
     const what = `blob ${desc.digest}`
-    const res = await this.get(repository, `blobs/${desc.digest}`, {})
+    const path = `blobs/${desc.digest}`
+    const res = await this.get(repository, path, {})
     if (res.status === 404) {
       res.body.resume()
       throw new NotFoundError('blob.not-found', `${what} not found in ${this.registry}/${repository}`, {
@@ -131,20 +139,98 @@ export class RegistryClient {
       })
     }
     await this.expectOk(res, `${what} of ${repository}`)
-    const verify = new DigestStream({ digest: desc.digest, size: desc.size, what })
+    const sizeError = (length: unknown) =>
+      new ContentError('content.size-mismatch', `${what}: size mismatch (expected ${desc.size} bytes, registry announces ${String(length)})`, {
+        data: { expected: desc.size, found: Number(length) },
+      })
     const length = res.headers['content-length']
     if (length !== undefined && Number(length) !== desc.size) {
       res.body.destroy()
-      throw new ContentError('content.size-mismatch', `${what}: size mismatch (expected ${desc.size} bytes, registry announces ${length})`, {
-        data: { expected: desc.size, found: Number(length) },
-      })
+      throw sizeError(length)
     }
-    res.body.on('error', (err) => verify.destroy(res.bodyError(err)))
-    res.body.on('aborted', () => verify.destroy(res.bodyError(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }))))
+    const verify = new DigestStream({ digest: desc.digest, size: desc.size, what })
+    let current = res
+    let received = 0
+    let resumes = 0
+    let closed = false
     verify.on('close', () => {
-      if (!res.body.complete) res.body.destroy()
+      closed = true
+      if (!current.body.complete) current.body.destroy()
     })
-    res.body.pipe(verify)
+
+    const attach = (r: HttpResponse, skip: number): void => {
+      current = r
+      let toSkip = skip
+      let failed = false
+      const fail = (err: unknown) => {
+        if (failed) return
+        failed = true
+        void recover(r.bodyError(err))
+      }
+      r.body.on('data', (chunk: Buffer) => {
+        if (failed || closed) return
+        if (toSkip > 0) {
+          if (chunk.length <= toSkip) {
+            toSkip -= chunk.length
+            return
+          }
+          chunk = chunk.subarray(toSkip)
+          toSkip = 0
+        }
+        received += chunk.length
+        if (!verify.write(chunk)) {
+          r.body.pause()
+          verify.once('drain', () => r.body.resume())
+        }
+      })
+      r.body.on('end', () => {
+        if (failed) return
+        if (r.body.complete) verify.end()
+        else fail(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }))
+      })
+      r.body.on('error', fail)
+      r.body.on('aborted', () => fail(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })))
+    }
+
+    const recover = async (err: SysctrError): Promise<void> => {
+      if (closed) return
+      if (!(err instanceof RegistryError && err.code === 'registry.connection-lost') || resumes >= this.http.retries || received >= desc.size) {
+        verify.destroy(err)
+        return
+      }
+      await this.http.pause(resumes++)
+      if (closed) return
+      let next: HttpResponse
+      try {
+        next = await this.get(repository, path, { range: `bytes=${received}-` })
+        if (closed) {
+          next.body.destroy()
+          return
+        }
+        if (next.status === 206) {
+          const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(next.headers['content-range'] ?? '').trim())
+          if (!m || Number(m[1]) !== received || Number(m[2]) !== desc.size - 1) {
+            next.body.destroy()
+            throw new RegistryError('registry.bad-range', `${this.registry} answered a range request for ${what} with another range (${String(next.headers['content-range'] ?? 'none')})`, {
+              data: { registry: this.registry, requested: received },
+            })
+          }
+          attach(next, 0)
+          return
+        }
+        await this.expectOk(next, `${what} of ${repository}`)
+        const len = next.headers['content-length']
+        if (len !== undefined && Number(len) !== desc.size) {
+          next.body.destroy()
+          throw sizeError(len)
+        }
+        attach(next, received)
+      } catch (e) {
+        verify.destroy(e instanceof Error ? e : new Error(String(e)))
+      }
+    }
+
+    attach(res, 0)
     return verify
   }
 

@@ -139,6 +139,16 @@ export class HttpTransport {
     }
   }
 
+  /** Wait before extra attempt number `attempt` (0-based), as get() does between its retries. */
+  pause(attempt: number): Promise<void> {
+    return this.opts.sleep(this.backoff(attempt))
+  }
+
+  /** Extra attempts allowed (the `retries` option). */
+  get retries(): number {
+    return this.opts.retries
+  }
+
   close(): void {
     this.httpAgent.destroy()
     this.httpsAgent.destroy()
