@@ -5,6 +5,7 @@ import { install } from '../ops/install'
 import { buildRootContext } from '../ops/context'
 import { makeReporter } from '../cli/reporter'
 import { formatBytes } from '../ops/pull'
+import { installDryRun, type InstallDryRun } from '../ops/dry-run'
 
 export default class Install extends BaseCommand {
   static override summary = 'Install an image as a system container run by systemd'
@@ -41,6 +42,7 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
       description: 'accept a config.json that asks for host namespaces, extra capabilities, privileged bind mounts, all devices or hooks (recorded in the deployment)',
       default: false,
     }),
+    'dry-run': Flags.boolean({ description: 'show what would be pulled and the files that would be written; change nothing (see README "Dry runs")', default: false }),
   }
 
   async run(): Promise<void> {
@@ -52,6 +54,21 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
       throw new UsageError('usage.root-now', '--now cannot be used with --root: no systemd runs under the root', { hint: 'the unit is enabled and starts when the root boots' })
     }
     const ctx = flags.root ? buildRootContext(flags.root, { reporter: makeReporter({ json: flags.json, quiet: flags.quiet }) }) : this.context(flags)
+    if (flags['dry-run']) {
+      const plan = await installDryRun(ctx, {
+        image: args.image,
+        name: flags.name,
+        set: flags.set,
+        runtime: flags.runtime,
+        tlsVerify: flags['tls-verify'] !== 'false',
+        ...(flags.authfile !== undefined ? { authfile: flags.authfile } : {}),
+        ...(flags.creds !== undefined ? { creds: flags.creds } : {}),
+        ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
+        ...(flags.privileged ? { privileged: true } : {}),
+      })
+      this.output(flags, plan, () => describeInstallPlan(plan))
+      return
+    }
     const r = await install(ctx, {
       image: args.image,
       name: flags.name,
@@ -76,4 +93,16 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
       ].filter((l) => l !== '')
     })
   }
+}
+
+function describeInstallPlan(p: InstallDryRun): string[] {
+  const lines = [
+    `dry run: nothing was changed`,
+    p.unchanged ? `${p.name} is already installed from ${p.image} with the same values: install would do nothing` : `would install ${p.name} from ${p.image} (${p.pull.manifestDigest.slice(0, 19)}) as ${p.deployment}`,
+    `  pull: ${p.pull.layersToFetch} of ${p.pull.layers.length} layers to fetch (${formatBytes(p.pull.bytesToFetch)})`,
+    ...p.warnings.map((w) => `  warning: ${w}`),
+  ]
+  if (p.note) lines.push(`  ${p.note}`)
+  for (const f of p.files ?? []) lines.push(`--- ${f.role}: ${f.path}`, ...f.text.replace(/\n$/, '').split('\n'))
+  return lines
 }

@@ -3,6 +3,7 @@ import { BaseCommand } from '../../cli/base-command'
 import { UsageError } from '../../errors'
 import { formatBytes } from '../../ops/pull'
 import { update, updateAll, UpdateResult } from '../../ops/update'
+import { updateDryRun, type UpdateDryRun } from '../../ops/dry-run'
 
 export default class ContainersUpdate extends BaseCommand {
   static override summary = 'Pull the image again (or --rebase to another), switch to a new deployment, restart if running'
@@ -25,12 +26,14 @@ restarts that, and exits 8 saying it rolled back. The previous deployment is kep
     rebase: Flags.string({ description: 'switch to another image reference' }),
     all: Flags.boolean({ description: 'update every installed container, dependencies first', default: false }),
     'tls-verify': Flags.string({ description: 'require HTTPS and verify certificates', options: ['true', 'false'], default: 'true' }),
+    'dry-run': Flags.boolean({ description: 'show what would be pulled and the unit/config/tmpfiles diffs; change nothing', default: false }),
   }
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(ContainersUpdate)
     const tlsVerify = flags['tls-verify'] !== 'false'
     const ctx = this.contextFor(flags)
+    if (flags.all && flags['dry-run']) throw new UsageError('usage.update-all-dry-run', '--dry-run takes one NAME, not --all')
     if (flags.all) {
       if (args.name || flags.rebase) throw new UsageError('usage.update-all', '--all takes no NAME and no --rebase')
       const r = await updateAll(ctx, { set: flags.set, tlsVerify })
@@ -42,6 +45,11 @@ restarts that, and exits 8 saying it rolled back. The previous deployment is kep
       return
     }
     if (!args.name) throw new UsageError('usage.name-required', 'name the container to update, or pass --all', { hint: 'sysctr containers list' })
+    if (flags['dry-run']) {
+      const plan = await updateDryRun(ctx, args.name, { set: flags.set, rebase: flags.rebase, tlsVerify })
+      this.output(flags, plan, () => describePlan(plan))
+      return
+    }
     const r = await update(ctx, args.name, { set: flags.set, rebase: flags.rebase, tlsVerify })
     this.output(flags, r, () => describe(r))
   }
@@ -57,4 +65,18 @@ function describe(r: UpdateResult): string[] {
     `  deployment: ${r.deployment} (previous: ${r.previousDeployment}, kept for rollback)`,
     `  unit: ${r.unit} ${r.restarted ? `restarted: ${r.restarted}` : 'was not running, not started'}`,
   ].filter((l) => l !== '')
+}
+
+function describePlan(p: UpdateDryRun): string[] {
+  if (p.unchanged) return ['dry run: nothing was changed', `${p.name}: already runs ${p.image} (${p.manifestDigest.slice(0, 19)}) with the same values, update would do nothing`]
+  const lines = [
+    'dry run: nothing was changed',
+    `would update ${p.name}: ${p.previousImage} (${p.previousManifestDigest.slice(0, 19)}) -> ${p.image} (${p.manifestDigest.slice(0, 19)}), building ${p.deployment} (active: ${p.activeDeployment})`,
+    `  pull: ${p.pull.layersToFetch} of ${p.pull.layers.length} layers to fetch (${formatBytes(p.pull.bytesToFetch)})`,
+    ...(p.changedValues ?? []).map((c) => `  value ${c.key}: ${c.from ?? '(unset)'} -> ${c.to ?? '(unset)'}`),
+    ...p.warnings.map((w) => `  warning: ${w}`),
+  ]
+  if (p.note) lines.push(`  ${p.note}`)
+  for (const d of p.diffs ?? []) lines.push(...(d.diff === '' ? [`${d.role}: unchanged`] : d.diff.replace(/\n$/, '').split('\n')))
+  return lines
 }

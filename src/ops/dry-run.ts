@@ -1,0 +1,310 @@
+/**
+ * install --dry-run and containers update --dry-run: what the real run would
+ * pull and write, changing nothing.
+ *
+ * - The manifest and config are resolved from the source (source.resolve,
+ *   which reads the manifest and the config blob only); layers the store
+ *   lacks are listed with their sizes. No layer is fetched.
+ * - Rendering needs the image's /exports. When the resolved image is already
+ *   in the store (any ref with that manifest digest), its /exports are read
+ *   from the store commit (no checkout) and the unit, config.json and
+ *   tmpfiles entry are rendered exactly as install/update would render them
+ *   (for update: the slot the update would use, the container's $UUID).
+ *   Otherwise the result says the files are unknown until the image is
+ *   pulled: `sysctr images pull IMAGE` (a pull is not an install) and run the
+ *   dry run again.
+ * - Nothing is written under the containers dir, the unit dir or the tmpfiles
+ *   dir, and systemd is not contacted. The store is opened (and created, if it
+ *   did not exist) for reading; no blob, layer, commit or ref is written.
+ */
+import { randomUUID } from 'node:crypto'
+import { promises as fsp } from 'node:fs'
+import { join } from 'node:path'
+import { ConflictError, doing, NotFoundError } from '../errors'
+import type { Digest, ImageConfig, ResolvedImage } from '../oci/types'
+import { parseReference } from '../reference/reference'
+import { describeInput, openImageSource } from '../transports/open'
+import type { ImageSource } from '../transports/image-source'
+import { Store } from '../store/store'
+import { checkContainerName, computeDefaults, parseSetFlags, resolveValues } from '../templates/values'
+import { renderExports } from '../templates/exports'
+import { checkRuntimeConfig } from '../runtime/config-check'
+import { Deployments } from '../deployment/deployments'
+import { UnitFile } from '../systemd/unit-file'
+import { sha256File } from '../util/atomic-file'
+import { unifiedDiff } from '../util/line-diff'
+import { inRoot, type OpsContext } from './context'
+import { DEFAULT_RUNTIME, keepContainerInService, type InstallOptions } from './install'
+import { exportsFromStore } from './image-info'
+import { diffValues, type UpdateOptions, type ValueChange } from './update'
+import { previousDeployment } from './rollback'
+
+export interface PullPlan {
+  /** The store ref the pull would write. */
+  reference: string
+  manifestDigest: Digest
+  layers: { digest: Digest; size: number; inStore: boolean }[]
+  layersToFetch: number
+  bytesToFetch: number
+  /** The image (this manifest digest) is in the store already: the pull would only (re)write its ref. */
+  imageInStore: boolean
+}
+
+export interface PlannedFile {
+  role: 'unit' | 'config.json' | 'tmpfiles'
+  /** Where the real run would write it (host path; the deployment's copy for config.json). */
+  path: string
+  text: string
+}
+
+export interface InstallDryRun {
+  dryRun: true
+  name: string
+  unit: string
+  image: string
+  /** The deployment the install would create (`NAME.0`). */
+  deployment: string
+  /** The same image and values are installed already: install would do nothing. */
+  unchanged: boolean
+  pull: PullPlan
+  /** Undefined when the image is not in the store (see `note`). */
+  files?: PlannedFile[]
+  values?: Record<string, string>
+  warnings: string[]
+  note?: string
+}
+
+export interface FileDiff {
+  role: PlannedFile['role']
+  path: string
+  /** Unified diff against the active deployment's file ('' when equal). */
+  diff: string
+}
+
+export interface UpdateDryRun {
+  dryRun: true
+  name: string
+  unit: string
+  image: string
+  previousImage: string
+  manifestDigest: Digest
+  previousManifestDigest: string
+  /** Same digest, image and values: update would do nothing. */
+  unchanged: boolean
+  /** The deployment update would build (`NAME.N`). */
+  deployment: string
+  activeDeployment: string
+  pull: PullPlan
+  changedValues?: ValueChange[]
+  diffs?: FileDiff[]
+  files?: PlannedFile[]
+  warnings: string[]
+  note?: string
+}
+
+const LOCAL = /^(oci|oci-archive|docker-archive|dir):/
+
+function storeName(input: string): string {
+  return LOCAL.test(input) ? describeInput(input).refName! : parseReference(input).toString()
+}
+
+export async function installDryRun(ctx: OpsContext, opts: InstallOptions): Promise<InstallDryRun> {
+  const name = opts.name ?? (LOCAL.test(opts.image) ? describeInput(opts.image).defaultName : parseReference(opts.image).name)
+  checkContainerName(name)
+  return doing(`planning the install of ${name}`, async () => {
+    const image = storeName(opts.image)
+    const setValues = parseSetFlags(opts.set ?? [])
+    const runtime = opts.runtime ?? DEFAULT_RUNTIME
+    const unit = `${name}.service`
+    const deployments = new Deployments(ctx.paths.containersDir)
+    const existing = await deployments.active(name)
+    let unchanged = false
+    if (existing) {
+      const r = existing.record
+      if (r.image !== image || r.runtime !== runtime || !sameValues(r.setValues, setValues)) {
+        throw new ConflictError('container.exists', `a container named ${name} is already installed (from ${r.image})`, {
+          hint: `uninstall it first (sysctr uninstall ${name}), or choose another name with --name`,
+        })
+      }
+      unchanged = true
+    } else {
+      for (const p of [join(ctx.paths.unitDir, unit), join(ctx.paths.tmpfilesDir, `${name}.conf`)]) {
+        if ((await sha256File(p)) !== undefined) {
+          throw new ConflictError('host.file-exists', `${p} exists and was not written by sysctr; install would refuse to overwrite it`, {
+            hint: 'choose another name with --name, or move the file away',
+          })
+        }
+      }
+    }
+    const source =
+      opts.source ??
+      (await openImageSource(opts.image, { tlsVerify: opts.tlsVerify ?? true, authfile: opts.authfile, creds: opts.creds, platform: opts.platform })).source
+    const store = await Store.open(ctx.paths.storeDir)
+    try {
+      const resolved = await resolveOnly(source)
+      const { pull, commit } = await planPull(store, image, resolved)
+      const out: InstallDryRun = { dryRun: true, name, unit, image, deployment: `${name}.0`, unchanged, pull, warnings: [] }
+      if (!commit) {
+        out.note = notPulledNote(opts.image)
+        return out
+      }
+      const r = await renderPlanned(ctx, store, { commit, resolved, name, image, runtime, slot: 0, setValues, uuid: ctx.uuid?.(name, resolved.manifestDigest) ?? randomUUID(), privileged: opts.privileged === true })
+      out.values = r.values
+      out.files = plannedFiles(ctx, deployments, name, 0, r)
+      out.warnings = r.warnings
+      return out
+    } finally {
+      await store.close()
+    }
+  })
+}
+
+export async function updateDryRun(ctx: OpsContext, name: string, opts: UpdateOptions = {}): Promise<UpdateDryRun> {
+  checkContainerName(name)
+  return doing(`planning the update of ${name}`, async () => {
+    const deployments = new Deployments(ctx.paths.containersDir)
+    const current = await deployments.active(name)
+    if (!current) {
+      throw new NotFoundError('container.not-found', `no container named ${name} is installed`, { hint: 'sysctr containers list shows what is installed' })
+    }
+    const old = current.record
+    const input = opts.rebase ?? old.image
+    const image = storeName(input)
+    const setValues = { ...old.setValues, ...parseSetFlags(opts.set ?? []) }
+    const previous = await previousDeployment(deployments, name, current.slot)
+    let slot = 0
+    while (slot === current.slot || slot === previous?.slot) slot++
+    const source = opts.openSource ? opts.openSource(image) : (await openImageSource(input, { tlsVerify: opts.tlsVerify ?? true })).source
+    const store = await Store.open(ctx.paths.storeDir)
+    try {
+      const resolved = await resolveOnly(source)
+      const { pull, commit } = await planPull(store, image, resolved)
+      const unchanged = resolved.manifestDigest === old.manifestDigest && image === old.image && sameValues(setValues, old.setValues)
+      const out: UpdateDryRun = {
+        dryRun: true,
+        name,
+        unit: old.unit,
+        image,
+        previousImage: old.image,
+        manifestDigest: resolved.manifestDigest,
+        previousManifestDigest: old.manifestDigest,
+        unchanged,
+        deployment: unchanged ? `${name}.${current.slot}` : `${name}.${slot}`,
+        activeDeployment: `${name}.${current.slot}`,
+        pull,
+        warnings: [],
+      }
+      if (unchanged) return out
+      if (!commit) {
+        out.note = notPulledNote(input)
+        return out
+      }
+      const r = await renderPlanned(ctx, store, { commit, resolved, name, image, runtime: old.runtime, slot, setValues, uuid: old.values.UUID, privileged: old.privileged === true })
+      out.changedValues = diffValues(old.values, r.values)
+      out.files = plannedFiles(ctx, deployments, name, slot, r)
+      out.warnings = r.warnings
+      const activeText: Record<PlannedFile['role'], string> = {
+        unit: await readOr(join(current.dir, old.unit)),
+        'config.json': await readOr(join(current.dir, 'config.json')),
+        tmpfiles: await readOr(join(current.dir, 'tmpfiles.conf')),
+      }
+      out.diffs = out.files.map((f) => ({
+        role: f.role,
+        path: f.path,
+        diff: unifiedDiff(activeText[f.role], f.text, `${name}.${current.slot}/${baseName(f, old.unit)}`, `${name}.${slot}/${baseName(f, old.unit)}`),
+      }))
+      return out
+    } finally {
+      await store.close()
+    }
+  })
+}
+
+function baseName(f: PlannedFile, unit: string): string {
+  return f.role === 'unit' ? unit : f.role === 'tmpfiles' ? 'tmpfiles.conf' : 'config.json'
+}
+
+async function readOr(p: string): Promise<string> {
+  return fsp.readFile(p, 'utf8').catch(() => '')
+}
+
+function notPulledNote(input: string): string {
+  return `the image is not in the store, so its /exports (and the files rendered from them) are unknown: pull it with \`sysctr images pull ${input}\` (a pull is not an install) and run the dry run again`
+}
+
+async function resolveOnly(source: ImageSource): Promise<ResolvedImage> {
+  try {
+    return await doing(`resolving ${source.name}`, () => source.resolve())
+  } finally {
+    await source.close()
+  }
+}
+
+async function planPull(store: Store, image: string, resolved: ResolvedImage): Promise<{ pull: PullPlan; commit?: string }> {
+  const layers = []
+  for (const l of resolved.manifest.layers) layers.push({ digest: l.digest, size: l.size, inStore: (await store.getLayer(l.digest)) !== undefined })
+  const missing = layers.filter((l) => !l.inStore)
+  const own = await store.getImageRef(image)
+  let commit = own?.manifestDigest === resolved.manifestDigest ? own.commit : undefined
+  if (!commit) commit = (await store.listImageRefs()).find((r) => r.record.manifestDigest === resolved.manifestDigest)?.record.commit
+  return {
+    pull: {
+      reference: image,
+      manifestDigest: resolved.manifestDigest,
+      layers,
+      layersToFetch: missing.length,
+      bytesToFetch: missing.reduce((n, l) => n + l.size, 0),
+      imageInStore: commit !== undefined,
+    },
+    commit,
+  }
+}
+
+interface Rendered {
+  values: Record<string, string>
+  service: string
+  configJson: string
+  tmpfiles: string
+  warnings: string[]
+}
+
+/** As buildDeployment renders, from the store commit instead of a checkout. */
+async function renderPlanned(
+  ctx: OpsContext,
+  store: Store,
+  o: { commit: string; resolved: ResolvedImage; name: string; image: string; runtime: string; slot: number; setValues: Record<string, string>; uuid: string; privileged: boolean },
+): Promise<Rendered> {
+  const deployments = new Deployments(ctx.paths.containersDir)
+  const unit = `${o.name}.service`
+  const ex = await doing('reading the image exports', () => exportsFromStore(store, o.commit, ctx.paths.templatesDir))
+  const computed = computeDefaults({
+    name: o.name,
+    destDir: inRoot(ctx, deployments.slotDir(o.name, o.slot)),
+    runtime: o.runtime,
+    imageName: o.image,
+    imageId: o.resolved.manifestDigest,
+    hostUid: ctx.root ? 0 : (process.getuid?.() ?? 0),
+    hostGid: ctx.root ? 0 : (process.getgid?.() ?? 0),
+    uuid: o.uuid,
+  })
+  const { values } = resolveValues({ manifestDefaults: ex.manifest.defaultValues, computed, set: o.setValues })
+  const config = o.resolved.config as ImageConfig
+  const rendered = await doing('rendering templates', () => renderExports(ex, values, config.config ?? {}))
+  const checked = checkRuntimeConfig(rendered.configJson, { privileged: o.privileged })
+  const configJson = keepContainerInService(rendered.configJson, o.name, UnitFile.parse(rendered.service, unit))
+  return { values, service: rendered.service, configJson, tmpfiles: rendered.tmpfiles, warnings: (checked.warnings ?? []).map((w) => `config.json: ${w}`) }
+}
+
+function plannedFiles(ctx: OpsContext, deployments: Deployments, name: string, slot: number, r: Rendered): PlannedFile[] {
+  return [
+    { role: 'unit', path: join(ctx.paths.unitDir, `${name}.service`), text: r.service },
+    { role: 'config.json', path: join(deployments.slotDir(name, slot), 'config.json'), text: r.configJson },
+    { role: 'tmpfiles', path: join(ctx.paths.tmpfilesDir, `${name}.conf`), text: r.tmpfiles },
+  ]
+}
+
+function sameValues(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a).sort()
+  const kb = Object.keys(b).sort()
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k])
+}
