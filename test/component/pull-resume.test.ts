@@ -133,4 +133,23 @@ describe('resuming a dropped blob transfer', () => {
       await store.close()
     }
   })
+
+  it('a blob redirected to storage elsewhere resumes there too (Range kept across the redirect)', async () => {
+    const layer = image.layers[1]
+    const cdn = await startFakeRegistry({ repository: 'demo/app' })
+    try {
+      await cdn.loadLayout(join(dir, 'layout'))
+      cdn.faults.truncate = [layer.digest]
+      cdn.faults.truncateTimes = 1
+      reg.faults.redirectBlobsTo = cdn.url
+      const s = source()
+      const r = await s.resolve()
+      const got = await drain(await s.openBlob(r.manifest.layers[1]))
+      expect(got).toMatchObject({ digest: layer.digest, bytes: layer.size })
+      const ranged = cdn.requests.filter((q) => q.path.startsWith(`/cdn/blobs/${layer.digest}`))
+      expect(ranged.map((q) => q.range)).toEqual([undefined, `bytes=${Math.floor(layer.size / 2)}-`])
+    } finally {
+      await cdn.close()
+    }
+  })
 })

@@ -1,10 +1,13 @@
 import { promises as fsp } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { PassThrough, Readable } from 'node:stream'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { ContentError, SysctrError } from '../../src/errors'
 import { writeOciLayout, WrittenImage } from '../../src/oci/layout-writer'
 import type { ProgressEvent } from '../../src/ops/context'
+import type { Descriptor } from '../../src/oci/types'
+import type { ImageSource } from '../../src/transports/image-source'
 import { pullImage } from '../../src/ops/pull'
 import { parseReference } from '../../src/reference/reference'
 import { Store } from '../../src/store/store'
@@ -122,5 +125,61 @@ describe('pull', () => {
     const lines: string[] = []
     await pullImage(store, source(), 'x', { reporter: { info: (m) => lines.push(m), warn() {} } })
     expect(lines.filter((l) => l.startsWith('fetching layer'))).toHaveLength(5)
+  })
+
+  it('at most `concurrency` blobs open at once, and that many really are (a barrier that would deadlock otherwise)', async () => {
+    const inner = source()
+    let open = 0
+    let most = 0
+    const waiting: Array<() => void> = []
+    const gated: ImageSource = {
+      name: inner.name,
+      resolve: (p) => inner.resolve(p),
+      close: () => inner.close(),
+      openBlob: async (desc: Descriptor) => {
+        open++
+        most = Math.max(most, open)
+        // the first three wait for each other: only concurrent fetching gets past this
+        if (waiting.length < 2 && most < 3) await new Promise<void>((r) => waiting.push(r))
+        else for (const w of waiting.splice(0)) w()
+        const s = await inner.openBlob(desc)
+        s.on('close', () => open--)
+        return s
+      },
+    }
+    const r = await pullImage(store, gated, 'gated', { reporter: recorder().reporter, concurrency: 3 })
+    expect(r.layersFetched).toBe(5)
+    expect(most).toBe(3)
+  })
+
+  it('one layer failing cancels transfers that would otherwise never end', async () => {
+    const inner = source()
+    const hanging: PassThrough[] = []
+    let opened = 0
+    const failing: ImageSource = {
+      name: inner.name,
+      resolve: (p) => inner.resolve(p),
+      close: () => inner.close(),
+      openBlob: async (desc: Descriptor): Promise<Readable> => {
+        opened++
+        if (desc.digest === image.layers[2].digest) {
+          // wait until the other two are in flight, then fail
+          while (hanging.length < 2) await new Promise((r) => setImmediate(r))
+          throw new ContentError('content.digest-mismatch', 'bad bytes')
+        }
+        const p = new PassThrough()
+        p.write(Buffer.alloc(10))
+        hanging.push(p) // never ends
+        return p
+      },
+    }
+    const err = await pullImage(store, failing, 'failing', { reporter: recorder().reporter, concurrency: 3 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect((err as SysctrError).code).toBe('content.digest-mismatch')
+    expect(opened).toBe(3) // nothing more started after the failure
+    expect(hanging.every((p) => p.destroyed)).toBe(true)
+    expect(await store.getImageRef('failing')).toBeUndefined()
   })
 })
