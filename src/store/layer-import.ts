@@ -14,7 +14,12 @@
  * resolved at merge), char/block devices, fifos, PAX xattrs, GNU/PAX long
  * names, OCI whiteouts `.wh.NAME` and opaque markers `.wh..wh..opq`.
  * Refused with ContentError naming the entry: absolute paths, `..` escaping
- * the root, NUL bytes, unknown entry types, a root that is not a directory.
+ * the root, NUL bytes, overlong names (checkout/safe-path.ts), unknown entry
+ * types, a root that is not a directory. A layer whose uncompressed tar
+ * grows past the limit (maxLayerSize) is refused with 'content.too-large'
+ * as soon as it does (a gzip bomb is never inflated further); truncated gzip
+ * ('content.bad-compression') and a tar with garbage after its last entry
+ * ('content.bad-tar') are refused too. Refused means nothing is published.
  */
 import { createHash } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
@@ -22,7 +27,7 @@ import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip, ZlibOptions } from 'node:zlib'
 import * as tar from 'tar-stream'
-import { ContentError } from '../errors'
+import { ContentError, UsageError } from '../errors'
 import { Descriptor, Digest, MediaType } from '../oci/types'
 import { entryPathComponents } from '../checkout/safe-path'
 import { fileObjectHeader, sha256Hex } from './canonical'
@@ -129,8 +134,26 @@ export function compressionOf(desc: Descriptor, head: Buffer): 'gzip' | 'zstd' |
   return 'none'
 }
 
+/** Default bound on a layer's uncompressed size: 64 GiB. */
+export const DEFAULT_MAX_LAYER_SIZE = 64 * 1024 ** 3
+
+/** The uncompressed-size limit: `opts.maxLayerSize`, else env SYSCTR_MAX_LAYER_SIZE (bytes), else the default. */
+export function maxLayerSize(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.SYSCTR_MAX_LAYER_SIZE
+  if (raw === undefined || raw === '') return DEFAULT_MAX_LAYER_SIZE
+  const n = Number(raw)
+  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError('usage.bad-limit', `SYSCTR_MAX_LAYER_SIZE must be a positive number of bytes (found ${JSON.stringify(raw)})`)
+  return n
+}
+
+export interface StageLayerOptions {
+  /** Refuse the layer once its uncompressed tar exceeds this many bytes (default: maxLayerSize()). */
+  maxLayerSize?: number
+}
+
 /** Stream `stream` (the layer blob described by `desc`) into `tx`. */
-export async function stageLayer(tx: Transaction, desc: Descriptor, stream: Readable): Promise<StagedLayer> {
+export async function stageLayer(tx: Transaction, desc: Descriptor, stream: Readable, opts: StageLayerOptions = {}): Promise<StagedLayer> {
+  const limit = opts.maxLayerSize ?? maxLayerSize()
   const [alg, expectedHex] = desc.digest.split(':')
   if ((alg !== 'sha256' && alg !== 'sha512') || !expectedHex) {
     stream.destroy()
@@ -196,8 +219,17 @@ export async function stageLayer(tx: Transaction, desc: Descriptor, stream: Read
   const diffTap = new Transform({
     readableHighWaterMark: READ_AHEAD,
     transform(chunk: Buffer, _e, cb) {
-      diffHash.update(chunk)
       uncompressedSize += chunk.length
+      if (uncompressedSize > limit) {
+        cb(
+          new ContentError('content.too-large', `layer ${desc.digest} decompresses to more than ${limit} bytes (compressed: ${desc.size})`, {
+            hint: 'raise the limit with SYSCTR_MAX_LAYER_SIZE (bytes) if the image is trusted',
+            data: { limit, compressedSize: desc.size },
+          }),
+        )
+        return
+      }
+      diffHash.update(chunk)
       scanner.push(chunk)
       cb(null, chunk)
     },
