@@ -1,0 +1,170 @@
+/**
+ * Host files from an image's /exports/hostfs, as Atomic system containers
+ * defined them: every regular file under /exports/hostfs/P is copied to the
+ * host at /P; manifest.json `renameFiles` maps /P to a destination template
+ * (`$VAR` syntax, rendered with the container's values); paths listed in
+ * `installedFilesTemplate` (by their /P name) have their content rendered as
+ * `$VAR` templates too. `noContainerService` is read by the caller.
+ *
+ * NOT YET WIRED into install/update/uninstall: that needs a `hostfs` role in
+ * deployment/deployments.ts HostFile and switchDeployment (ops/rollback.ts)
+ * to call writeHostFiles instead of copying every recorded file from the
+ * deployment (see the report of the helper that wrote this).
+ *
+ * Invariants:
+ * - Destinations are absolute, normalised, without `..`, NUL or newlines.
+ * - Only regular files and directories under hostfs are accepted; a symlink
+ *   (or device, fifo) is refused, never followed.
+ * - A host file is written only when it does not exist, or when it is
+ *   byte-for-byte what sysctr last wrote there (its recorded sha256). A file
+ *   the user changed is kept (warning) and its record keeps sysctr's old
+ *   checksum, so uninstall keeps it too. A file sysctr never wrote is never
+ *   overwritten (warning, not recorded).
+ * - Removal (uninstall, or a file an update no longer ships) happens only
+ *   when the file is still exactly what sysctr wrote; otherwise a warning.
+ * - Writes are atomic (temp, fsync, rename) with the image file's mode.
+ */
+import { createHash } from 'node:crypto'
+import { promises as fsp } from 'node:fs'
+import { join, posix } from 'node:path'
+import { ContentError } from '../errors'
+import { renderLegacy } from '../templates/legacy'
+import type { ExportsManifest } from '../templates/exports'
+import { sha256File, writeFileAtomic } from '../util/atomic-file'
+import { fromRoot, type OpsContext } from './context'
+
+export interface HostFilePlan {
+  /** Where it comes from in the image, e.g. `/exports/hostfs/etc/web.conf`. */
+  source: string
+  /** Destination as the running system sees it (with --root: inside the root). */
+  path: string
+  content: Buffer
+  /** Permission bits of the image's file. */
+  mode: number
+  /** Content was rendered (installedFilesTemplate). */
+  template: boolean
+}
+
+/** A host file sysctr wrote: what deployment records keep. */
+export interface RecordedHostFile {
+  path: string
+  sha256: string
+}
+
+export interface HostFilesResult {
+  /** Files now recorded as sysctr's (written, or kept after a user edit with the old checksum). */
+  files: RecordedHostFile[]
+  written: string[]
+  /** Edited by the user since sysctr wrote them: left alone. */
+  keptEdited: string[]
+  /** Existing files sysctr did not write: left alone, not recorded. */
+  skippedForeign: string[]
+  removed: string[]
+}
+
+function sha256(b: Buffer | string): string {
+  return createHash('sha256').update(b).digest('hex')
+}
+
+function checkDest(p: string, from: string): string {
+  if (!p.startsWith('/') || /[\0\n\r]/.test(p) || p.split('/').some((c) => c === '..')) {
+    throw new ContentError('hostfs.bad-destination', `${from}: destination ${JSON.stringify(p)} must be an absolute path without ..`, { data: { path: p } })
+  }
+  const n = posix.normalize(p)
+  if (n === '/') throw new ContentError('hostfs.bad-destination', `${from}: destination is /`, { data: { path: p } })
+  return n
+}
+
+/**
+ * The host files of a checked-out rootfs: `/exports/hostfs` walked (names
+ * sorted), destinations renamed and templates rendered with `values`.
+ */
+export async function planHostFiles(rootfs: string, manifest: ExportsManifest, values: Record<string, string>): Promise<HostFilePlan[]> {
+  const hostfs = join(rootfs, 'exports', 'hostfs')
+  const top = await fsp.lstat(hostfs).catch(() => undefined)
+  if (!top) return []
+  if (!top.isDirectory()) throw new ContentError('hostfs.not-a-directory', '/exports/hostfs is not a directory')
+  const templates = new Set(manifest.installedFilesTemplate.map((p) => posix.normalize('/' + p.replace(/^\/+/, ''))))
+  const out: HostFilePlan[] = []
+  const walk = async (dir: string, rel: string): Promise<void> => {
+    for (const n of (await fsp.readdir(dir)).sort()) {
+      const p = join(dir, n)
+      const r = `${rel}/${n}`
+      const st = await fsp.lstat(p)
+      if (st.isDirectory()) {
+        await walk(p, r)
+        continue
+      }
+      if (!st.isFile()) {
+        throw new ContentError('hostfs.not-a-file', `/exports/hostfs${r} is not a regular file (sysctr copies only regular files to the host)`, { data: { file: r } })
+      }
+      const renamed = manifest.renameFiles[r]
+      const dest = checkDest(renamed === undefined ? r : renderLegacy(renamed, values, { file: `manifest.json renameFiles[${r}]` }), `/exports/hostfs${r}`)
+      const raw = await fsp.readFile(p)
+      const template = templates.has(r)
+      const content = template ? Buffer.from(renderLegacy(raw.toString('utf8'), values, { file: `/exports/hostfs${r}` })) : raw
+      out.push({ source: `/exports/hostfs${r}`, path: dest, content, mode: st.mode & 0o7777, template })
+    }
+  }
+  await walk(hostfs, '')
+  const seen = new Set<string>()
+  for (const f of out) {
+    if (seen.has(f.path)) throw new ContentError('hostfs.duplicate-destination', `two /exports/hostfs files go to ${f.path}`, { data: { path: f.path } })
+    seen.add(f.path)
+  }
+  return out
+}
+
+/**
+ * Bring the host to `plans`, given the files the previous deployment recorded
+ * (none on install). See the invariants at the top for what is (not) touched.
+ */
+export async function writeHostFiles(
+  ctx: Pick<OpsContext, 'root' | 'reporter'>,
+  plans: HostFilePlan[],
+  previous: RecordedHostFile[] = [],
+): Promise<HostFilesResult> {
+  const res: HostFilesResult = { files: [], written: [], keptEdited: [], skippedForeign: [], removed: [] }
+  const prev = new Map(previous.map((f) => [f.path, f.sha256]))
+  for (const f of plans) {
+    const host = fromRoot(ctx, f.path)
+    const have = await sha256File(host)
+    const wrote = prev.get(f.path)
+    if (have !== undefined && wrote === undefined) {
+      ctx.reporter.warn(`${f.path} exists and was not written by sysctr: not overwriting it with ${f.source}`)
+      res.skippedForeign.push(f.path)
+      continue
+    }
+    if (have !== undefined && have !== wrote) {
+      ctx.reporter.warn(`${f.path} was changed since sysctr wrote it: keeping it (the image's version is not installed)`)
+      res.keptEdited.push(f.path)
+      res.files.push({ path: f.path, sha256: wrote! })
+      continue
+    }
+    await fsp.mkdir(join(host, '..'), { recursive: true })
+    await writeFileAtomic(host, f.content, { mode: f.mode })
+    res.written.push(f.path)
+    res.files.push({ path: f.path, sha256: sha256(f.content) })
+  }
+  const now = new Set(plans.map((p) => p.path))
+  const gone = previous.filter((f) => !now.has(f.path))
+  res.removed = await removeHostFiles(ctx, gone)
+  return res
+}
+
+/** Remove recorded host files that are still exactly what sysctr wrote; warn about changed ones. Returns the removed paths. */
+export async function removeHostFiles(ctx: Pick<OpsContext, 'root' | 'reporter'>, files: RecordedHostFile[]): Promise<string[]> {
+  const removed: string[] = []
+  for (const f of files) {
+    const host = fromRoot(ctx, f.path)
+    const have = await sha256File(host)
+    if (have === undefined) continue
+    if (have !== f.sha256) {
+      ctx.reporter.warn(`${f.path} was changed since sysctr wrote it: not removing it`)
+      continue
+    }
+    await fsp.rm(host, { force: true })
+    removed.push(f.path)
+  }
+  return removed
+}
