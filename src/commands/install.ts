@@ -42,7 +42,7 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
       description: 'accept a config.json that asks for host namespaces, extra capabilities, privileged bind mounts, all devices or hooks (recorded in the deployment)',
       default: false,
     }),
-    'dry-run': Flags.boolean({ description: 'show what would be pulled and the files that would be written; change nothing (see README "Dry runs")', default: false }),
+    'dry-run': Flags.boolean({ description: 'show what would be pulled and the files that would be written; change nothing (see README "Inspecting an image and dry runs")', default: false }),
   }
 
   async run(): Promise<void> {
