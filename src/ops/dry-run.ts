@@ -28,7 +28,7 @@ import type { ImageSource } from '../transports/image-source'
 import { Store } from '../store/store'
 import { checkContainerName, computeDefaults, parseSetFlags, resolveValues } from '../templates/values'
 import { renderExports } from '../templates/exports'
-import { checkRuntimeConfig } from '../runtime/config-check'
+import { checkRuntimeConfig, refusePrivileged } from '../runtime/config-check'
 import { Deployments } from '../deployment/deployments'
 import { UnitFile } from '../systemd/unit-file'
 import { sha256File } from '../util/atomic-file'
@@ -291,6 +291,8 @@ async function renderPlanned(
   const config = o.resolved.config as ImageConfig
   const rendered = await doing('rendering templates', () => renderExports(ex, values, config.config ?? {}))
   const checked = checkRuntimeConfig(rendered.configJson, { privileged: o.privileged })
+  // Refuse what the real install would refuse, so a dry run never promises more.
+  refusePrivileged(checked)
   const configJson = keepContainerInService(rendered.configJson, o.name, UnitFile.parse(rendered.service, unit))
   return { values, service: rendered.service, configJson, tmpfiles: rendered.tmpfiles, warnings: (checked.warnings ?? []).map((w) => `config.json: ${w}`) }
 }

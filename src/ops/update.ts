@@ -134,6 +134,8 @@ async function updateNamed(ctx: OpsContext, name: string, opts: UpdateOptions): 
     slot,
     setValues,
     uuid: old.values.UUID,
+    // An install the operator allowed --privileged stays allowed across updates.
+    privileged: old.privileged === true,
   })
   const next = (await deployments.read(name, slot))!
   const changedValues = diffValues(old.values, built.record.values)

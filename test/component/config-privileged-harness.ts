@@ -16,6 +16,10 @@ import { FakeSystemd } from '../../src/systemd/fake-systemd'
 import { SysctrError } from '../../src/errors'
 import type { RuntimeSpec } from '../../src/runtime/config-check'
 import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
+import { update } from '../../src/ops/update'
+import { installDryRun } from '../../src/ops/dry-run'
+import { pull } from '../../src/ops/images'
+import { uninstall } from '../../src/ops/uninstall'
 
 const TEMPLATES = join(__dirname, '..', '..', 'templates')
 
@@ -133,6 +137,24 @@ export function privilegeSuite(what: string, mutate: (spec: RuntimeSpec) => void
       const info = JSON.parse(await fsp.readFile(join(ctx.paths.containersDir, 'svc.0/info.json'), 'utf8'))
       expect(info.privileged).toBe(true)
       expect((await systemd.unitState('svc.service')).unitFileState).toBe('enabled')
+    })
+
+    it('an update of an install allowed --privileged stays allowed; an unprivileged one is refused the privileged image', async () => {
+      await install(ctx, opts('asks', { privileged: true }))
+      const up = await update(ctx, 'svc', { rebase: `${registry.host}/demo/priv:plain`, tlsVerify: false })
+      expect(up.unchanged).toBe(false)
+      const back = await update(ctx, 'svc', { rebase: `${registry.host}/demo/priv:asks`, tlsVerify: false })
+      expect(back.unchanged).toBe(false)
+      await uninstall(ctx, 'svc')
+      await install(ctx, opts('plain'))
+      await expect(update(ctx, 'svc', { rebase: `${registry.host}/demo/priv:asks`, tlsVerify: false })).rejects.toMatchObject({ code: 'config.privileged' })
+    })
+
+    it('a dry run refuses it too (it promises nothing the install would refuse)', async () => {
+      // A dry run renders only images already in the store.
+      await pull(ctx, `${registry.host}/demo/priv:asks`, { tlsVerify: false })
+      await expect(installDryRun(ctx, opts('asks'))).rejects.toMatchObject({ code: 'config.privileged', exitCode: 6 })
+      await expect(installDryRun(ctx, opts('asks', { privileged: true }))).resolves.toBeDefined()
     })
 
     it('the same image without the request installs unprivileged', async () => {
