@@ -20,8 +20,8 @@ import { update } from '../../src/ops/update'
 import { installDryRun } from '../../src/ops/dry-run'
 import { pull } from '../../src/ops/images'
 import { uninstall } from '../../src/ops/uninstall'
+import { rootedPaths } from '../helpers/test-paths'
 
-const TEMPLATES = join(__dirname, '..', '..', 'templates')
 
 /** A config like the demo images' (what the default template renders): nothing beyond the defaults. */
 export function baseSpec(): RuntimeSpec {
@@ -95,14 +95,7 @@ export function privilegeSuite(what: string, mutate: (spec: RuntimeSpec) => void
     root = await fsp.mkdtemp(join(tmpdir(), 'sysctr-priv-root-'))
     systemd = new FakeSystemd({ root })
     ctx = {
-      paths: {
-        stateDir: join(root, 'var/lib/sysctr'),
-        storeDir: join(root, 'var/lib/sysctr/store'),
-        containersDir: join(root, 'var/lib/sysctr/containers'),
-        unitDir: join(root, 'etc/systemd/system'),
-        tmpfilesDir: join(root, 'etc/tmpfiles.d'),
-        templatesDir: TEMPLATES,
-      },
+      paths: rootedPaths(root),
       systemd: async () => systemd,
       tmpfiles: async () => {},
       reporter: { info: () => {}, warn: () => {} },

@@ -17,8 +17,8 @@ import { FakeSystemd } from '../../src/systemd/fake-systemd'
 import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
 import { buildUpdateImages } from '../helpers/update-images'
 import { uninstall } from '../../src/ops/uninstall'
+import { rootedPaths } from '../helpers/test-paths'
 
-const TEMPLATES = join(__dirname, '..', '..', 'templates')
 const notRoot = process.getuid?.() !== 0
 
 describe.skipIf(notRoot)(`sysctr mount / umount${notRoot ? ': skipped, bind mounts need root' : ''}`, () => {
@@ -37,14 +37,7 @@ describe.skipIf(notRoot)(`sysctr mount / umount${notRoot ? ': skipped, bind moun
     root = await fsp.mkdtemp(join(tmpdir(), 'sysctr-mount-root-'))
     const systemd = new FakeSystemd({ root })
     ctx = {
-      paths: {
-        stateDir: join(root, 'var/lib/sysctr'),
-        storeDir: join(root, 'var/lib/sysctr/store'),
-        containersDir: join(root, 'var/lib/sysctr/containers'),
-        unitDir: join(root, 'etc/systemd/system'),
-        tmpfilesDir: join(root, 'etc/tmpfiles.d'),
-        templatesDir: TEMPLATES,
-      },
+      paths: rootedPaths(root),
       systemd: async () => systemd,
       tmpfiles: async () => {},
       reporter: { info: () => {}, warn: () => {} },

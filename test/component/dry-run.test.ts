@@ -21,8 +21,8 @@ import { SysctrError } from '../../src/errors'
 import { unifiedDiff } from '../../src/util/line-diff'
 import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
 import { buildUpdateImages } from '../helpers/update-images'
+import { rootedPaths } from '../helpers/test-paths'
 
-const TEMPLATES = join(__dirname, '..', '..', 'templates')
 
 let layout: string
 let registry: FakeRegistry
@@ -50,14 +50,7 @@ beforeEach(async () => {
   systemd = new FakeSystemd({ root })
   systemdCalls = 0
   ctx = {
-    paths: {
-      stateDir: join(root, 'var/lib/sysctr'),
-      storeDir: join(root, 'var/lib/sysctr/store'),
-      containersDir: join(root, 'var/lib/sysctr/containers'),
-      unitDir: join(root, 'etc/systemd/system'),
-      tmpfilesDir: join(root, 'etc/tmpfiles.d'),
-      templatesDir: TEMPLATES,
-    },
+    paths: rootedPaths(root),
     systemd: async () => {
       systemdCalls++
       return systemd

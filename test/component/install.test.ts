@@ -17,8 +17,8 @@ import { FakeSystemd } from '../../src/systemd/fake-systemd'
 import { Store } from '../../src/store/store'
 import { SysctrError } from '../../src/errors'
 import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
+import { rootedPaths } from '../helpers/test-paths'
 
-const TEMPLATES = join(__dirname, '..', '..', 'templates')
 
 let layout: string
 let registry: FakeRegistry
@@ -71,14 +71,7 @@ beforeEach(async () => {
   tmpfilesCalls = []
   messages = []
   ctx = {
-    paths: {
-      stateDir: join(root, 'var/lib/sysctr'),
-      storeDir: join(root, 'var/lib/sysctr/store'),
-      containersDir: join(root, 'var/lib/sysctr/containers'),
-      unitDir: join(root, 'etc/systemd/system'),
-      tmpfilesDir: join(root, 'etc/tmpfiles.d'),
-      templatesDir: TEMPLATES,
-    },
+    paths: rootedPaths(root),
     systemd: async () => systemd,
     tmpfiles: async (mode, file) => {
       tmpfilesCalls.push(`${mode} ${file}`)

@@ -15,6 +15,7 @@ import { parseProvisionEntry, provision, provisionFailedError } from '../../src/
 import { FakeSystemd } from '../../src/systemd/fake-systemd'
 import { SysctrError } from '../../src/errors'
 import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
+import { rootedPaths } from '../helpers/test-paths'
 
 const TEMPLATES = join(__dirname, '..', '..', 'templates')
 let layout: string
@@ -124,14 +125,7 @@ describe('provision with a running systemd (fake)', () => {
     const root = await tempDir()
     const systemd = new FakeSystemd({ root })
     const ctx: OpsContext = {
-      paths: {
-        stateDir: join(root, 'var/lib/sysctr'),
-        storeDir: join(root, 'var/lib/sysctr/store'),
-        containersDir: join(root, 'var/lib/sysctr/containers'),
-        unitDir: join(root, 'etc/systemd/system'),
-        tmpfilesDir: join(root, 'etc/tmpfiles.d'),
-        templatesDir: TEMPLATES,
-      },
+      paths: rootedPaths(root),
       systemd: async () => systemd,
       tmpfiles: async () => {},
       reporter: { info: () => {}, warn: () => {} },

@@ -18,8 +18,8 @@ import { FakeSystemd } from '../../src/systemd/fake-systemd'
 import { SysctrError, SystemdError } from '../../src/errors'
 import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
 import { buildUpdateImages } from '../helpers/update-images'
+import { rootedPaths } from '../helpers/test-paths'
 
-const TEMPLATES = join(__dirname, '..', '..', 'templates')
 
 let layout: string
 let registry: FakeRegistry
@@ -50,14 +50,7 @@ beforeEach(async () => {
   systemd = new FakeSystemd({ root, failsToStart: failsV3 })
   messages = []
   ctx = {
-    paths: {
-      stateDir: join(root, 'var/lib/sysctr'),
-      storeDir: join(root, 'var/lib/sysctr/store'),
-      containersDir: join(root, 'var/lib/sysctr/containers'),
-      unitDir: join(root, 'etc/systemd/system'),
-      tmpfilesDir: join(root, 'etc/tmpfiles.d'),
-      templatesDir: TEMPLATES,
-    },
+    paths: rootedPaths(root),
     systemd: async () => systemd,
     tmpfiles: async () => {},
     reporter: { info: (m) => messages.push(m), warn: (m) => messages.push(`warning: ${m}`) },
