@@ -35,6 +35,7 @@ import { RawXattrScanner } from './tar-xattrs'
 import { Transaction } from './transaction'
 import { DEFAULT_DIR_META, DirMeta, encodeObject, LayerCommit, Tree, TreeEntry } from './tree'
 import { setXattrs, Xattrs } from './xattr'
+import { Decompress as ZstdDecompress } from 'fzstd'
 
 export interface StagedLayer {
   commit: LayerCommit
@@ -177,13 +178,6 @@ export async function stageLayer(tx: Transaction, desc: Descriptor, stream: Read
   }
   const head = Buffer.concat(headChunks)
   const compression = compressionOf(desc, head)
-  if (compression === 'zstd') {
-    await it.return?.()
-    stream.destroy()
-    throw new ContentError('content.unsupported-compression', `layer ${desc.digest} is zstd-compressed; sysctr supports gzip and uncompressed layers`, {
-      data: { mediaType: desc.mediaType },
-    })
-  }
   async function* source(): AsyncGenerator<Buffer> {
     try {
       if (head.length) yield head
@@ -242,7 +236,13 @@ export async function stageLayer(tx: Transaction, desc: Descriptor, stream: Read
     },
   })
   const extract = tar.extract()
-  const stages: NodeJS.ReadWriteStream[] = compression === 'gzip' ? [blobTap, createGunzip({ chunkSize: 128 * 1024, readableHighWaterMark: READ_AHEAD } as ZlibOptions), diffTap] : [blobTap, diffTap]
+  const decompress =
+    compression === 'gzip'
+      ? [createGunzip({ chunkSize: 128 * 1024, readableHighWaterMark: READ_AHEAD } as ZlibOptions)]
+      : compression === 'zstd'
+        ? [createZstdDecompress(desc)]
+        : []
+  const stages: NodeJS.ReadWriteStream[] = [blobTap, ...decompress, diffTap]
   const done = (pipeline as unknown as (...s: unknown[]) => Promise<void>)(Readable.from(source(), { objectMode: false }), ...stages, extract)
   let pipelineError: unknown
   done.catch((e) => (pipelineError = e))
@@ -464,3 +464,37 @@ async function writeTrees(tx: Transaction, dir: MDir): Promise<string> {
 }
 
 export { sha256Hex }
+
+/**
+ * zstd layers (`+zstd` media types): Node 20's zlib has no zstd, so the
+ * decompression is fzstd's streaming decoder (pure JS, no dependencies) in a
+ * Transform. A truncated or corrupt frame fails the import like bad gzip does.
+ */
+function createZstdDecompress(desc: Descriptor): Transform {
+  let out: Transform
+  const dec = new ZstdDecompress((chunk: Uint8Array) => {
+    out.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+  })
+  const fail = (err: unknown) =>
+    new ContentError('content.bad-compression', `layer ${desc.digest}: bad zstd data: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+  out = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      try {
+        dec.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+        cb()
+      } catch (err) {
+        cb(fail(err))
+      }
+    },
+    flush(cb) {
+      try {
+        dec.push(new Uint8Array(0), true)
+        cb()
+      } catch (err) {
+        cb(fail(err))
+      }
+    },
+  })
+  return out
+}
+
