@@ -10,8 +10,8 @@
  */
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { promises as fsp } from 'node:fs'
-import { basename, dirname, join } from 'node:path'
+import { basename, join } from 'node:path'
+import { fsyncDir, writeFileAtomic } from '../util/atomic-file'
 import { HostError } from '../errors'
 import { processStartTime } from './lock'
 
@@ -24,35 +24,12 @@ export function randomId(): string {
   return randomBytes(6).toString('hex')
 }
 
-export async function fsyncPath(path: string): Promise<void> {
-  const fh = await fsp.open(path, 'r')
-  try {
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-}
+/** fsync a file or directory by path. */
+export const fsyncPath = fsyncDir
 
 /** Write `data` to `path` atomically and durably: tmp (in `tmpDir`, same filesystem), fsync, rename, fsync dir. */
 export async function writeFileDurable(path: string, data: Buffer | string, tmpDir: string, mode = 0o644): Promise<void> {
-  const tmp = join(tmpDir, `durable-${ownerTag()}-${randomId()}-${basename(path).slice(0, 64)}`)
-  const fh = await fsp.open(tmp, 'wx', mode)
-  try {
-    await fh.writeFile(data)
-    await fh.sync()
-  } catch (err) {
-    await fh.close().catch(() => undefined)
-    await fsp.rm(tmp, { force: true })
-    throw err
-  }
-  await fh.close()
-  try {
-    await fsp.rename(tmp, path)
-  } catch (err) {
-    await fsp.rm(tmp, { force: true })
-    throw err
-  }
-  await fsyncPath(dirname(path))
+  await writeFileAtomic(path, data, { mode, tmp: join(tmpDir, `durable-${ownerTag()}-${randomId()}-${basename(path).slice(0, 64)}`) })
 }
 
 /** Flush the whole filesystem holding `dir` (syncfs(2) through coreutils `sync -f`). */

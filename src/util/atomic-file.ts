@@ -21,8 +21,13 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-export async function writeFileAtomic(path: string, data: string | Buffer, opts: { mode?: number } = {}): Promise<void> {
-  const tmp = tempPathFor(path)
+/**
+ * Replace `path` with `data` crash-safely. `opts.tmp` names the temp file (it
+ * must be on the same filesystem; the store keeps its temp files in its own
+ * tmp/ so that leftovers are found and removed there); default: beside `path`.
+ */
+export async function writeFileAtomic(path: string, data: string | Buffer, opts: { mode?: number; tmp?: string } = {}): Promise<void> {
+  const tmp = opts.tmp ?? tempPathFor(path)
   const fh = await fsp.open(tmp, 'wx', opts.mode ?? 0o644)
   try {
     await fh.writeFile(data)
