@@ -62,6 +62,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await registry?.close()
   await fsp.rm(layout, { recursive: true, force: true })
+  if (root) await fsp.rm(root, { recursive: true, force: true })
 })
 
 beforeEach(async () => {
