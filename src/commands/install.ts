@@ -54,33 +54,23 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
       throw new UsageError('usage.root-now', '--now cannot be used with --root: no systemd runs under the root', { hint: 'the unit is enabled and starts when the root boots' })
     }
     const ctx = flags.root ? buildRootContext(flags.root, { reporter: makeReporter({ json: flags.json, quiet: flags.quiet }) }) : this.context(flags)
-    if (flags['dry-run']) {
-      const plan = await installDryRun(ctx, {
-        image: args.image,
-        name: flags.name,
-        set: flags.set,
-        runtime: flags.runtime,
-        tlsVerify: flags['tls-verify'] !== 'false',
-        ...(flags.authfile !== undefined ? { authfile: flags.authfile } : {}),
-        ...(flags.creds !== undefined ? { creds: flags.creds } : {}),
-        ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
-        ...(flags.privileged ? { privileged: true } : {}),
-      })
-      this.output(flags, plan, () => describeInstallPlan(plan))
-      return
-    }
-    const r = await install(ctx, {
+    const options = {
       image: args.image,
       name: flags.name,
       set: flags.set,
-      now: flags.now,
       runtime: flags.runtime,
       tlsVerify: flags['tls-verify'] !== 'false',
       ...(flags.authfile !== undefined ? { authfile: flags.authfile } : {}),
       ...(flags.creds !== undefined ? { creds: flags.creds } : {}),
       ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
       ...(flags.privileged ? { privileged: true } : {}),
-    })
+    }
+    if (flags['dry-run']) {
+      const plan = await installDryRun(ctx, options)
+      this.output(flags, plan, () => describeInstallPlan(plan))
+      return
+    }
+    const r = await install(ctx, { ...options, now: flags.now })
     this.output(flags, r, () => {
       if (r.unchanged) return [`${r.name}: already installed from ${r.image} (${r.manifestDigest.slice(0, 19)}), nothing changed`]
       const p = r.pull

@@ -20,7 +20,7 @@ import { update } from '../../src/ops/update'
 import { installDryRun } from '../../src/ops/dry-run'
 import { pull } from '../../src/ops/images'
 import { uninstall } from '../../src/ops/uninstall'
-import { rootedPaths } from '../helpers/test-paths'
+import { listTree, rootedPaths } from '../helpers/test-paths'
 
 
 /** A config like the demo images' (what the default template renders): nothing beyond the defaults. */
@@ -42,18 +42,6 @@ export function baseSpec(): RuntimeSpec {
   }
 }
 
-async function listTree(dir: string): Promise<string[]> {
-  const out: string[] = []
-  async function walk(d: string, rel: string): Promise<void> {
-    for (const e of await fsp.readdir(d, { withFileTypes: true }).catch(() => [])) {
-      const r = rel ? `${rel}/${e.name}` : e.name
-      out.push(r)
-      if (e.isDirectory() && !r.startsWith('var/lib/sysctr/store')) await walk(join(d, e.name), r)
-    }
-  }
-  await walk(dir, '')
-  return out.sort()
-}
 
 /**
  * Define the suite for one class: `mutate` turns the base config into one that

@@ -17,7 +17,7 @@ import { FakeSystemd } from '../../src/systemd/fake-systemd'
 import { Store } from '../../src/store/store'
 import { SysctrError } from '../../src/errors'
 import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
-import { rootedPaths } from '../helpers/test-paths'
+import { listTree, rootedPaths } from '../helpers/test-paths'
 
 
 let layout: string
@@ -28,18 +28,6 @@ let systemd: FakeSystemd
 let tmpfilesCalls: string[]
 let messages: string[]
 
-async function listTree(dir: string): Promise<string[]> {
-  const out: string[] = []
-  async function walk(d: string, rel: string): Promise<void> {
-    for (const e of await fsp.readdir(d, { withFileTypes: true }).catch(() => [])) {
-      const r = rel ? `${rel}/${e.name}` : e.name
-      out.push(r)
-      if (e.isDirectory() && !r.startsWith('var/lib/sysctr/store')) await walk(join(d, e.name), r)
-    }
-  }
-  await walk(dir, '')
-  return out.sort()
-}
 
 beforeAll(async () => {
   layout = await fsp.mkdtemp(join(tmpdir(), 'sysctr-install-layout-'))

@@ -1,4 +1,5 @@
 /** The operations paths of a host whose `/` is `root` (component tests with FakeSystemd). */
+import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import type { Paths } from '../../src/ops/context'
 
@@ -13,4 +14,18 @@ export function rootedPaths(root: string): Paths {
     tmpfilesDir: join(root, 'etc/tmpfiles.d'),
     templatesDir: TEMPLATES,
   }
+}
+
+/** Every path below `dir` (the store's inside left out), sorted: compare before and after an operation. */
+export async function listTree(dir: string): Promise<string[]> {
+  const out: string[] = []
+  async function walk(d: string, rel: string): Promise<void> {
+    for (const e of await fsp.readdir(d, { withFileTypes: true }).catch(() => [])) {
+      const r = rel ? `${rel}/${e.name}` : e.name
+      out.push(r)
+      if (e.isDirectory() && !r.startsWith('var/lib/sysctr/store')) await walk(join(d, e.name), r)
+    }
+  }
+  await walk(dir, '')
+  return out.sort()
 }
