@@ -20,6 +20,7 @@
  *   6  content rejected: digest or size mismatch, bad manifest or media type, unsafe layer, bad template/config
  *   7  host: filesystem or permission problem, missing runtime, cross-device checkout
  *   8  systemd: D-Bus unreachable, a job failed, a unit did not start
+ *   9  trust: the signature policy (containers-policy.json) rejects the image: unsigned, bad or foreign signature, a `reject` scope
  */
 
 export const ExitCode = {
@@ -32,6 +33,7 @@ export const ExitCode = {
   content: 6,
   host: 7,
   systemd: 8,
+  trust: 9,
 } as const
 export type ExitCodeName = keyof typeof ExitCode
 
@@ -97,6 +99,11 @@ export class ContentError extends SysctrError {
 export class HostError extends SysctrError {
   constructor(code: string, message: string, opts?: ErrorOptions) {
     super(code, message, ExitCode.host, opts)
+  }
+}
+export class TrustError extends SysctrError {
+  constructor(code: string, message: string, opts: ErrorOptions = {}) {
+    super(code, message, ExitCode.trust, opts)
   }
 }
 export class SystemdError extends SysctrError {
