@@ -22,8 +22,8 @@ import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import { ConflictError, doing, NotFoundError } from '../errors'
 import type { Digest, ImageConfig, ResolvedImage } from '../oci/types'
-import { parseReference } from '../reference/reference'
-import { describeInput, openImageSource } from '../transports/open'
+import { describeInput, openImageSource, type OpenImageOptions } from '../transports/open'
+import { registryReference } from './image-name'
 import type { ImageSource } from '../transports/image-source'
 import { Store } from '../store/store'
 import { checkContainerName, computeDefaults, parseSetFlags, resolveValues } from '../templates/values'
@@ -104,15 +104,16 @@ export interface UpdateDryRun {
 
 const LOCAL = /^(oci|oci-archive|docker-archive|dir):/
 
-function storeName(input: string): string {
-  return LOCAL.test(input) ? describeInput(input).refName! : parseReference(input).toString()
+/** The name the store and the record use: a local transport's absolute form, or the qualified registry name (short names resolved). */
+async function storeName(ctx: OpsContext, input: string, open: OpenImageOptions): Promise<string> {
+  return LOCAL.test(input) ? describeInput(input).refName! : (await registryReference(input, open, (m) => ctx.reporter.info(m))).toString()
 }
 
 export async function installDryRun(ctx: OpsContext, opts: InstallOptions): Promise<InstallDryRun> {
-  const name = opts.name ?? (LOCAL.test(opts.image) ? describeInput(opts.image).defaultName : parseReference(opts.image).name)
+  const name = opts.name ?? describeInput(opts.image).defaultName
   checkContainerName(name)
   return doing(`planning the install of ${name}`, async () => {
-    const image = storeName(opts.image)
+    const image = await storeName(ctx, opts.image, { tlsVerify: opts.tlsVerify ?? true, authfile: opts.authfile, creds: opts.creds, platform: opts.platform })
     const setValues = parseSetFlags(opts.set ?? [])
     const runtime = opts.runtime ?? DEFAULT_RUNTIME
     const unit = `${name}.service`
@@ -138,7 +139,7 @@ export async function installDryRun(ctx: OpsContext, opts: InstallOptions): Prom
     }
     const source =
       opts.source ??
-      (await openImageSource(opts.image, { tlsVerify: opts.tlsVerify ?? true, authfile: opts.authfile, creds: opts.creds, platform: opts.platform })).source
+      (await openImageSource(image, { tlsVerify: opts.tlsVerify ?? true, authfile: opts.authfile, creds: opts.creds, platform: opts.platform })).source
     const store = await Store.open(ctx.paths.storeDir)
     try {
       const resolved = await resolveOnly(source)
@@ -169,12 +170,12 @@ export async function updateDryRun(ctx: OpsContext, name: string, opts: UpdateOp
     }
     const old = current.record
     const input = opts.rebase ?? old.image
-    const image = storeName(input)
+    const image = await storeName(ctx, input, { tlsVerify: opts.tlsVerify ?? true })
     const setValues = { ...old.setValues, ...parseSetFlags(opts.set ?? []) }
     const previous = await previousDeployment(deployments, name, current.slot)
     let slot = 0
     while (slot === current.slot || slot === previous?.slot) slot++
-    const source = opts.openSource ? opts.openSource(image) : (await openImageSource(input, { tlsVerify: opts.tlsVerify ?? true })).source
+    const source = opts.openSource ? opts.openSource(image) : (await openImageSource(image, { tlsVerify: opts.tlsVerify ?? true })).source
     const store = await Store.open(ctx.paths.storeDir)
     try {
       const resolved = await resolveOnly(source)

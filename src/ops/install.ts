@@ -14,7 +14,7 @@ import { constants as fsc, promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import { ConflictError, doing, HostError, withContext } from '../errors'
 import type { Digest, ImageConfig } from '../oci/types'
-import { ImageReference, parseReference } from '../reference/reference'
+import type { ImageReference } from '../reference/reference'
 import { describeInput, openImageSource, type InputDescription } from '../transports/open'
 import { Store } from '../store/store'
 import { computeDefaults, checkContainerName, parseSetFlags, resolveValues } from '../templates/values'
@@ -26,6 +26,7 @@ import { createHash } from 'node:crypto'
 import type { ImageSource } from '../transports/image-source'
 import { fromRoot, inRoot, type OpsContext } from './context'
 import { pullImage, PullResult } from './pull'
+import { registryReference } from './image-name'
 import type { JobResult } from '../systemd/systemd'
 import { UnitFile } from '../systemd/unit-file'
 
@@ -66,7 +67,7 @@ export interface InstallResult {
 export const DEFAULT_RUNTIME = '/usr/bin/runc'
 
 export async function install(ctx: OpsContext, opts: InstallOptions): Promise<InstallResult> {
-  const name = opts.name ?? localInput(opts.image)?.defaultName ?? parseReference(opts.image).name
+  const name = opts.name ?? describeInput(opts.image).defaultName
   checkContainerName(name)
   return doing(`installing ${name}`, () => installNamed(ctx, opts, name))
 }
@@ -74,7 +75,7 @@ export async function install(ctx: OpsContext, opts: InstallOptions): Promise<In
 async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string): Promise<InstallResult> {
   // oci:/oci-archive:/docker-archive:/dir: inputs name a local image; anything else a registry.
   const local = localInput(opts.image)
-  const ref = local ? undefined : parseReference(opts.image)
+  const ref = local ? undefined : await registryReference(opts.image, { tlsVerify: opts.tlsVerify ?? true, authfile: opts.authfile, creds: opts.creds, platform: opts.platform }, (m) => ctx.reporter.info(m))
   const image = local ? local.refName! : ref!.toString()
   const setValues = parseSetFlags(opts.set ?? [])
   const runtime = opts.runtime ?? DEFAULT_RUNTIME

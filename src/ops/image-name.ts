@@ -1,0 +1,32 @@
+/**
+ * The registry name install, update and dry-run record, from what the user
+ * typed. A qualified name stays as it is; a short name is resolved as
+ * containers-registries.conf(5) says (src/config/registries.ts): its alias,
+ * or the one unqualified-search registry; with several search registries,
+ * enforcing mode refuses (no terminal is asked) and permissive mode takes the
+ * first registry that has the image. The record then holds the qualified
+ * name, so an update pulls from where the install did.
+ */
+import { isShortName, loadRegistriesConf, resolveShortName } from '../config/registries'
+import { type ImageReference, parseReference } from '../reference/reference'
+import { openImageSource, type OpenImageOptions } from '../transports/open'
+
+export async function registryReference(
+  input: string,
+  opts: OpenImageOptions = {},
+  note: (message: string) => void = () => {},
+): Promise<ImageReference> {
+  const name = input.startsWith('docker://') ? input.slice('docker://'.length) : input
+  if (!isShortName(name)) return parseReference(name)
+  const conf = opts.registriesConf ?? (await loadRegistriesConf({ configRoot: opts.configRoot, env: opts.env, home: opts.home }))
+  const resolution = resolveShortName(conf, name)
+  let chosen = resolution.candidates[0]
+  if (resolution.candidates.length > 1) {
+    // permissive: the first search registry that has the image
+    const opened = await openImageSource(input, { ...opts, registriesConf: conf })
+    await opened.source.close()
+    chosen = opened.reference!
+  }
+  note(`short name ${name} resolved to ${chosen.toString()} (${resolution.via === 'alias' ? 'alias' : 'unqualified-search-registries'}${conf.files.length ? ` in ${conf.files.join(', ')}` : ''})`)
+  return chosen
+}
