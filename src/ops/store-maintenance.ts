@@ -11,7 +11,7 @@ import { parseReference } from '../reference/reference'
 import { Deployments } from '../deployment/deployments'
 import { fsck, FsckResult } from '../store/fsck'
 import { gc, GcResult } from '../store/gc'
-import { Store } from '../store/store'
+import { Store, type ImageRecord } from '../store/store'
 import type { OpsContext } from './context'
 import { mountedCommits } from './mount'
 
@@ -131,6 +131,19 @@ export interface DeleteResult {
 export async function deleteImage(ctx: OpsContext, image: string, opts: { prune?: boolean } = {}): Promise<DeleteResult> {
   const name = parseReference(image).toString()
   const store = await open(ctx)
+  let rec: ImageRecord
+  try {
+    // Checked and removed under the store lock: an install that publishes this ref meanwhile waits, or is seen.
+    rec = await store.withLock(`deleting image ${name}`, () => deleteUnused(ctx, store, name))
+  } finally {
+    await store.close()
+  }
+  const result: DeleteResult = { reference: name, commit: rec.commit }
+  if (opts.prune) result.pruned = await pruneStore(ctx)
+  return result
+}
+
+async function deleteUnused(ctx: OpsContext, store: Store, name: string): Promise<ImageRecord> {
   const rec = (await store.listImageRefs()).find((r) => r.name === name)?.record
   if (!rec) throw new NotFoundError('image.not-in-store', `image ${name} is not in the store`, { hint: 'sysctr images list' })
   const users = (await deploymentUses(ctx)).filter((u) => u.imageCommit === rec.commit || u.image === name)
@@ -149,8 +162,6 @@ export async function deleteImage(ctx: OpsContext, image: string, opts: { prune?
     })
   }
   await store.deleteImageRef(name)
-  const result: DeleteResult = { reference: name, commit: rec.commit }
-  if (opts.prune) result.pruned = await pruneStore(ctx)
-  return result
+  return rec
 }
 

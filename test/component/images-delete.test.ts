@@ -1,0 +1,66 @@
+/**
+ * images delete: refused while a deployment uses the image, allowed after
+ * uninstall; the store lock and this process's lease are released after it.
+ */
+import { promises as fsp } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildDemoImages } from '../../src/demo/images'
+import { install } from '../../src/ops/install'
+import { uninstall } from '../../src/ops/uninstall'
+import { deleteImage, listImages } from '../../src/ops/store-maintenance'
+import type { OpsContext } from '../../src/ops/context'
+import { FakeSystemd } from '../../src/systemd/fake-systemd'
+import { Store } from '../../src/store/store'
+import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
+import { rootedPaths } from '../helpers/test-paths'
+
+let layout: string
+let registry: FakeRegistry
+let root: string
+let ctx: OpsContext
+
+beforeAll(async () => {
+  layout = await fsp.mkdtemp(join(tmpdir(), 'sysctr-delete-layout-'))
+  await buildDemoImages(layout)
+  registry = await startFakeRegistry({ repository: 'demo/images' })
+  await registry.loadLayout(layout)
+  root = await fsp.mkdtemp(join(tmpdir(), 'sysctr-delete-root-'))
+  const systemd = new FakeSystemd({ root })
+  ctx = {
+    paths: rootedPaths(root),
+    systemd: async () => systemd,
+    tmpfiles: async () => {},
+    reporter: { info: () => {}, warn: () => {} },
+  }
+  await fsp.mkdir(ctx.paths.unitDir, { recursive: true })
+})
+afterAll(async () => {
+  await registry?.close()
+  await fsp.rm(layout, { recursive: true, force: true })
+  await fsp.rm(root, { recursive: true, force: true })
+})
+
+describe('images delete', () => {
+  it('is refused while a deployment uses the image (exit 4, deployment named), and works after uninstall', async () => {
+    const image = `${registry.host}/demo/images:etcd`
+    await install(ctx, { image, name: 'etcd', tlsVerify: false })
+    await expect(deleteImage(ctx, image)).rejects.toMatchObject({ code: 'image.in-use', exitCode: 4, message: expect.stringContaining('etcd.0') })
+    expect((await listImages(ctx)).map((i) => i.reference)).toEqual([image])
+
+    await uninstall(ctx, 'etcd')
+    const r = await deleteImage(ctx, image, { prune: true })
+    expect(r.reference).toBe(image)
+    expect(r.pruned!.objectsRemoved).toBeGreaterThan(0)
+    expect(await listImages(ctx)).toEqual([])
+    // Nothing of the run stays: no lock, no lease.
+    const store = await Store.open(ctx.paths.storeDir)
+    try {
+      expect(await store.liveLeases()).toEqual([])
+    } finally {
+      await store.close()
+    }
+    await expect(fsp.lstat(join(ctx.paths.storeDir, 'lock'))).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+})
