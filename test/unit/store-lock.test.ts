@@ -25,7 +25,8 @@ const fs = require('node:fs')
   })
   fs.appendFileSync(process.env.LOG, process.env.WHAT + ' start\\n')
   process.send && process.send({ locked: true })
-  await new Promise((r) => setTimeout(r, Number(process.env.HOLD)))
+  if (process.env.HOLD === 'until-told') await new Promise((r) => process.on('message', (m) => m && m.release && r()))
+  else await new Promise((r) => setTimeout(r, Number(process.env.HOLD)))
   fs.appendFileSync(process.env.LOG, process.env.WHAT + ' end\\n')
   if (process.env.DIE) process.exit(0) // without releasing
   await lock.release()
@@ -33,7 +34,8 @@ const fs = require('node:fs')
 })()
 `
 
-function child(what: string, holdMs: number, opts: { die?: boolean } = {}) {
+/** `holdMs` 'until-told': the child holds the lock until the test sends it {release: true}. */
+function child(what: string, holdMs: number | 'until-told', opts: { die?: boolean } = {}) {
   const script = join(dir, 'child.js')
   const c = fork(script, [], {
     env: { ...process.env, LOCK_MODULE: LOCK_JS, ROOT: dir, WHAT: what, LOG: join(dir, 'log'), HOLD: String(holdMs), ...(opts.die ? { DIE: '1' } : {}) },
@@ -43,7 +45,8 @@ function child(what: string, holdMs: number, opts: { die?: boolean } = {}) {
   c.on('message', (m) => messages.push(m as Record<string, unknown>))
   const exited = new Promise<number | null>((r) => c.on('exit', (code) => r(code)))
   const locked = new Promise<void>((r) => c.on('message', (m) => (m as { locked?: boolean }).locked && r()))
-  return { c, messages, exited, locked }
+  const waiting = new Promise<void>((r) => c.on('message', (m) => (m as { waiting?: string }).waiting && r()))
+  return { c, messages, exited, locked, waiting }
 }
 
 // The child is plain node: bundle the lock module to JS with esbuild (vitest's own bundler).
@@ -57,9 +60,12 @@ beforeEach(async () => {
 
 describe('StoreLock', () => {
   it('serialises two processes and reports who holds it', async () => {
-    const a = child('installing etcd', 400)
+    // a holds the lock until b has said it waits: no timing assumption under load.
+    const a = child('installing etcd', 'until-told')
     await a.locked
     const b = child('installing nginx', 10)
+    await b.waiting
+    a.c.send({ release: true })
     expect(await a.exited).toBe(0)
     expect(await b.exited).toBe(0)
     const log = (await fsp.readFile(join(dir, 'log'), 'utf8')).trim().split('\n')
