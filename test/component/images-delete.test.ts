@@ -11,10 +11,9 @@ import { install } from '../../src/ops/install'
 import { uninstall } from '../../src/ops/uninstall'
 import { deleteImage, listImages } from '../../src/ops/store-maintenance'
 import type { OpsContext } from '../../src/ops/context'
-import { FakeSystemd } from '../../src/systemd/fake-systemd'
 import { Store } from '../../src/store/store'
 import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
-import { rootedPaths } from '../helpers/test-paths'
+import { fakeHost } from '../helpers/test-paths'
 
 let layout: string
 let registry: FakeRegistry
@@ -27,14 +26,7 @@ beforeAll(async () => {
   registry = await startFakeRegistry({ repository: 'demo/images' })
   await registry.loadLayout(layout)
   root = await fsp.mkdtemp(join(tmpdir(), 'sysctr-delete-root-'))
-  const systemd = new FakeSystemd({ root })
-  ctx = {
-    paths: rootedPaths(root),
-    systemd: async () => systemd,
-    tmpfiles: async () => {},
-    reporter: { info: () => {}, warn: () => {} },
-  }
-  await fsp.mkdir(ctx.paths.unitDir, { recursive: true })
+  ctx = (await fakeHost(root)).ctx
 })
 afterAll(async () => {
   await registry?.close()

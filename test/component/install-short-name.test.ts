@@ -13,10 +13,9 @@ import { install } from '../../src/ops/install'
 import { installDryRun } from '../../src/ops/dry-run'
 import { update } from '../../src/ops/update'
 import type { OpsContext } from '../../src/ops/context'
-import { FakeSystemd } from '../../src/systemd/fake-systemd'
 import { SysctrError } from '../../src/errors'
 import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
-import { listTree, rootedPaths } from '../helpers/test-paths'
+import { fakeHost, listTree } from '../helpers/test-paths'
 
 let layout: string
 let registry: FakeRegistry
@@ -40,15 +39,7 @@ afterAll(async () => {
 beforeEach(async () => {
   root = await fsp.mkdtemp(join(tmpdir(), 'sysctr-shortname-root-'))
   confDir = await fsp.mkdtemp(join(tmpdir(), 'sysctr-shortname-conf-'))
-  messages = []
-  const systemd = new FakeSystemd({ root })
-  ctx = {
-    paths: rootedPaths(root),
-    systemd: async () => systemd,
-    tmpfiles: async () => {},
-    reporter: { info: (m) => messages.push(m), warn: (m) => messages.push(`warning: ${m}`) },
-  }
-  await fsp.mkdir(ctx.paths.unitDir, { recursive: true })
+  ;({ ctx, messages } = await fakeHost(root))
 })
 afterEach(async () => {
   if (savedConf === undefined) delete process.env.CONTAINERS_REGISTRIES_CONF

@@ -1,7 +1,8 @@
 /** The operations paths of a host whose `/` is `root` (component tests with FakeSystemd). */
 import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
-import type { Paths } from '../../src/ops/context'
+import type { OpsContext, Paths } from '../../src/ops/context'
+import { FakeSystemd } from '../../src/systemd/fake-systemd'
 
 export const TEMPLATES = join(__dirname, '..', '..', 'templates')
 
@@ -28,4 +29,30 @@ export async function listTree(dir: string): Promise<string[]> {
   }
   await walk(dir, '')
   return out.sort()
+}
+
+export interface FakeHost {
+  ctx: OpsContext
+  systemd: FakeSystemd
+  /** reporter output, warnings prefixed `warning: ` */
+  messages: string[]
+  /** `create FILE` / `remove FILE` for each tmpfiles call */
+  tmpfilesCalls: string[]
+}
+
+/** An operations context for a host whose `/` is `root`: FakeSystemd, recorded reporter and tmpfiles calls; the unit dir exists. */
+export async function fakeHost(root: string, systemdOpts: Omit<ConstructorParameters<typeof FakeSystemd>[0], 'root'> = {}): Promise<FakeHost> {
+  const systemd = new FakeSystemd({ root, ...systemdOpts })
+  const messages: string[] = []
+  const tmpfilesCalls: string[] = []
+  const ctx: OpsContext = {
+    paths: rootedPaths(root),
+    systemd: async () => systemd,
+    tmpfiles: async (mode, file) => {
+      tmpfilesCalls.push(`${mode} ${file}`)
+    },
+    reporter: { info: (m) => messages.push(m), warn: (m) => messages.push(`warning: ${m}`) },
+  }
+  await fsp.mkdir(ctx.paths.unitDir, { recursive: true })
+  return { ctx, systemd, messages, tmpfilesCalls }
 }
