@@ -19,7 +19,7 @@ import { Descriptor, INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES } from '../../oci/t
 import { DigestStream } from '../../util/digest-stream'
 import { isDigest } from '../../reference/digest'
 import { Authenticator, Credentials, parseWwwAuthenticate } from './auth'
-import { describeUrl, HttpResponse, HttpTransport, isTransportError, readBody } from './http'
+import { describeUrl, HttpResponse, HttpTlsOptions, HttpTransport, isTransportError, readBody } from './http'
 
 export interface RegistryClientOptions {
   /** Default true. False: certificates unchecked and plain http allowed (see above). */
@@ -38,6 +38,8 @@ export interface RegistryClientOptions {
   /** Injected clock and sleep (tests). */
   now?: () => number
   sleep?: (ms: number) => Promise<void>
+  /** Extra CA roots / client certificate for https (containers-certs.d, see src/config/certs.ts). */
+  tls?: HttpTlsOptions
 }
 
 export interface FetchedManifest {
@@ -78,6 +80,7 @@ export class RegistryClient {
       retryDelayMs: opts.retryDelayMs ?? 500,
       maxRetryDelayMs: opts.maxRetryDelayMs ?? 10_000,
       sleep: opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))),
+      ...(opts.tls ? { tls: opts.tls } : {}),
     })
     this.auth = new Authenticator(this.http, { registry, credentials: opts.credentials, now: opts.now ?? Date.now })
   }

@@ -9,6 +9,10 @@
  *   when TLS is verified.
  * - Errors never carry credentials: headers are never printed and URLs are
  *   shown without their query (signed redirect URLs carry secrets there).
+ * - TLS: `tls` adds CA roots and a client certificate (containers-certs.d(5),
+ *   see src/config/certs.ts) to the https agent. A certificate the client
+ *   cannot verify is RegistryError `registry.tls-untrusted` naming host:port
+ *   and the reason, with a hint on where the CA goes.
  */
 import * as http from 'node:http'
 import * as https from 'node:https'
@@ -27,6 +31,18 @@ export interface HttpOptions {
   retryDelayMs: number
   maxRetryDelayMs: number
   sleep: (ms: number) => Promise<void>
+  /** Extra TLS material for https (certs.d). Used for every https host this transport talks to (registry, token realm, redirects). */
+  tls?: HttpTlsOptions
+}
+
+export interface HttpTlsOptions {
+  /** Trusted roots (replaces Node's list: give tls.rootCertificates plus the extra CAs). */
+  ca?: string[]
+  /** Client certificate and key, PEM. */
+  cert?: string
+  key?: string
+  /** Where these came from, for messages. */
+  certDir?: string
 }
 
 export interface HttpResponse {
@@ -61,7 +77,46 @@ export function isTransportError(err: unknown): boolean {
   return err instanceof RegistryError && err.data?.transport === true
 }
 
-function networkError(err: unknown, url: URL): RegistryError {
+/** Certificate verification failures (the peer's certificate is not trusted or does not match). */
+const CERT_UNTRUSTED = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_REJECTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+])
+
+function tlsError(err: NodeJS.ErrnoException, code: string | undefined, sslReason: string | undefined, url: URL, tls: HttpTlsOptions | undefined, data: Record<string, unknown>): RegistryError {
+  const where = hostPort(url)
+  const reason = (sslReason ?? (err.message || code || 'unknown')).split('\n')[0].replace(/\.$/, '')
+  const certDir = `/etc/containers/certs.d/${url.host}/`
+  if (code !== undefined && CERT_UNTRUSTED.has(code)) {
+    const what = code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? 'does not match the name' : code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID' ? 'is not valid now' : 'is not trusted'
+    return new RegistryError('registry.tls-untrusted', `TLS certificate of ${where} ${what} (${reason})`, {
+      cause: err,
+      data: { ...data, certDir: tls?.certDir ?? null },
+      hint: `${tls?.certDir ? `CAs were read from ${tls.certDir}; ` : ''}put the registry's CA in ${certDir}ca.crt (or give --cert-dir DIR), or, if you trust this network, use --tls-verify=false or insecure = true for the registry in registries.conf`,
+    })
+  }
+  const alert = /alert ([a-z ]+)$/i.exec(reason.replace(/[_:]/g, ' ').toLowerCase())
+  const clientCert = /certificate (required|unknown)|bad certificate|unknown ca|handshake failure/.test(reason.toLowerCase()) || /CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA/.test(code ?? '')
+  return new RegistryError('registry.tls', `TLS with ${where} failed: ${alert && clientCert ? `the registry refused the client certificate (${alert[1].trim()})` : reason}`, {
+    cause: err,
+    data: { ...data, certDir: tls?.certDir ?? null },
+    hint: clientCert
+      ? `this registry may require a client certificate: put NAME.cert and NAME.key in ${certDir} (or --cert-dir DIR)${tls?.certDir ? `; ${tls.certDir} was used` : ''}`
+      : 'for a plain-HTTP registry or one with a self-signed certificate, use --tls-verify=false',
+  })
+}
+
+function networkError(err: unknown, url: URL, tls?: HttpTlsOptions): RegistryError {
   const e = err as NodeJS.ErrnoException
   const code = typeof e?.code === 'string' ? e.code : undefined
   const where = hostPort(url)
@@ -81,11 +136,7 @@ function networkError(err: unknown, url: URL): RegistryError {
   }
   const sslReason = /SSL routines:[^:]*:([^:]+):/.exec(e?.message ?? '')?.[1]
   if ((code !== undefined && TLS_CODES.test(code)) || sslReason) {
-    return new RegistryError('registry.tls', `TLS with ${where} failed: ${sslReason ?? e.message}`, {
-      cause: err,
-      data,
-      hint: 'for a plain-HTTP registry or one with a self-signed certificate, use --tls-verify=false',
-    })
+    return tlsError(e, code, sslReason, url, tls, data)
   }
   if (code === 'ECONNRESET' || code === 'EPIPE' || e?.message === 'socket hang up' || e?.message === 'aborted') {
     return new RegistryError('registry.connection-lost', `connection to ${where} lost`, { cause: err, data })
@@ -113,7 +164,14 @@ export class HttpTransport {
 
   constructor(private readonly opts: HttpOptions) {
     this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: 8 })
-    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 8, rejectUnauthorized: opts.tlsVerify })
+    const t = opts.tls ?? {}
+    this.httpsAgent = new https.Agent({
+      keepAlive: true,
+      maxSockets: 8,
+      rejectUnauthorized: opts.tlsVerify,
+      ...(t.ca ? { ca: t.ca } : {}),
+      ...(t.cert && t.key ? { cert: t.cert, key: t.key } : {}),
+    })
   }
 
   /** GET with redirects and retries. The caller must consume or destroy `body`. */
@@ -197,7 +255,9 @@ export class HttpTransport {
   }
 
   private once(url: URL, headers: Headers): Promise<HttpResponse> {
-    const { timeoutMs, userAgent, tlsVerify } = this.opts
+    const { timeoutMs, userAgent, tlsVerify, tls } = this.opts
+    // Also on the request: the agent keys its socket pool on these, so a request must name them too.
+    const tlsMaterial = { ...(tls?.ca ? { ca: tls.ca } : {}), ...(tls?.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}) }
     return new Promise((resolve, reject) => {
       let timedOut = false
       const isHttps = url.protocol === 'https:'
@@ -205,27 +265,27 @@ export class HttpTransport {
         method: 'GET',
         headers: { 'user-agent': userAgent, ...headers },
         agent: isHttps ? this.httpsAgent : this.httpAgent,
-        ...(isHttps ? { rejectUnauthorized: tlsVerify } : {}),
+        ...(isHttps ? { rejectUnauthorized: tlsVerify, ...tlsMaterial } : {}),
       }
       let req: http.ClientRequest
       try {
         req = (isHttps ? https : http).request(url, options)
       } catch (err) {
-        reject(networkError(err, url))
+        reject(networkError(err, url, tls))
         return
       }
       req.setTimeout(timeoutMs, () => {
         timedOut = true
         req.destroy()
       })
-      req.on('error', (err) => reject(timedOut ? timeoutError(url, timeoutMs) : networkError(err, url)))
+      req.on('error', (err) => reject(timedOut ? timeoutError(url, timeoutMs) : networkError(err, url, tls)))
       req.on('response', (res) => {
         resolve({
           status: res.statusCode ?? 0,
           headers: res.headers,
           url,
           body: res,
-          bodyError: (err) => (err instanceof SysctrError ? err : timedOut ? timeoutError(url, timeoutMs) : networkError(err, url)),
+          bodyError: (err) => (err instanceof SysctrError ? err : timedOut ? timeoutError(url, timeoutMs) : networkError(err, url, tls)),
         })
       })
       req.end()
