@@ -20,6 +20,7 @@ import { NotFoundError, RegistryError, SysctrError, UsageError, withContext } fr
 import type { Descriptor, Platform, ResolvedImage } from '../oci/types'
 import { ImageReference, parseReference } from '../reference/reference'
 import { findCredentials } from '../config/auth'
+import { tlsOptionsFor } from '../config/certs'
 import { isShortName, loadRegistriesConf, pullEndpoints, RegistriesConf, resolveShortName } from '../config/registries'
 import type { ImageSource } from './image-source'
 import { openDir } from './dir'
@@ -101,6 +102,8 @@ export interface OpenImageOptions {
   env?: NodeJS.ProcessEnv
   /** Root for /etc/containers and /var/cache/containers (tests). */
   configRoot?: string
+  /** --cert-dir: TLS CAs / client certificate for every registry, instead of certs.d (src/config/certs.ts). */
+  certDir?: string
   /** Home directory for the user files (default $HOME). */
   home?: string
   /** Already loaded registries.conf (skips reading it). */
@@ -166,6 +169,8 @@ export async function openImageSource(input: string, opts: OpenImageOptions = {}
     home: opts.home,
     platform,
     client: opts.registry ?? {},
+    ...(opts.certDir !== undefined ? { certDir: opts.certDir } : {}),
+    ...(opts.configRoot !== undefined ? { configRoot: opts.configRoot } : {}),
   })
   let refName = candidates[0].toString()
   let reference = candidates[0]
@@ -191,6 +196,8 @@ interface FallbackOptions {
   creds?: string
   env?: NodeJS.ProcessEnv
   home?: string
+  certDir?: string
+  configRoot?: string
   platform?: Platform
   client: Omit<RegistrySourceOptions, 'tlsVerify' | 'credentials' | 'platform'>
 }
@@ -263,8 +270,10 @@ export class RegistryFallbackSource implements ImageSource {
       env: this.opts.env,
       home: this.opts.home,
     })
+    const tls = await tlsOptionsFor(a.endpoint.registry, { certDir: this.opts.certDir, configRoot: this.opts.configRoot, home: this.opts.home })
     const inner = openRegistrySource(a.endpoint, {
       ...this.opts.client,
+      ...(tls.ca || tls.cert ? { tls } : {}),
       tlsVerify: this.opts.tlsVerify && !a.insecure,
       ...(found.credentials ? { credentials: found.credentials } : {}),
       ...(this.opts.platform ? { platform: this.opts.platform } : {}),
