@@ -37,6 +37,7 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
     }),
     authfile: Flags.string({ description: 'credentials file (containers-auth.json format); default: the usual auth.json files' }),
     creds: Flags.string({ description: 'registry credentials USER:PASSWORD' }),
+    'cert-dir': Flags.string({ description: 'directory with *.crt CAs and NAME.cert/NAME.key client certificates for the registry (default: /etc/containers/certs.d/HOST[:PORT])' }),
     platform: Flags.string({ description: 'os/arch[/variant] to pick from a multi-platform image (default: this host)' }),
     privileged: Flags.boolean({
       description: 'accept a config.json that asks for host namespaces, extra capabilities, privileged bind mounts, all devices or hooks (recorded in the deployment)',
@@ -62,6 +63,7 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
       tlsVerify: flags['tls-verify'] !== 'false',
       ...(flags.authfile !== undefined ? { authfile: flags.authfile } : {}),
       ...(flags.creds !== undefined ? { creds: flags.creds } : {}),
+      ...(flags['cert-dir'] !== undefined ? { certDir: flags['cert-dir'] } : {}),
       ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
       ...(flags.privileged ? { privileged: true } : {}),
     }

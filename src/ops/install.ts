@@ -40,6 +40,8 @@ export interface InstallOptions {
   /** Registry credentials: a containers-auth.json file, or USER:PASSWORD (see src/config/auth.ts). */
   authfile?: string
   creds?: string
+  /** --cert-dir: TLS CAs / client certificate for the registry instead of certs.d. */
+  certDir?: string
   /** os/arch[/variant] to pick from an index; default the host. */
   platform?: string
   /** Tests and other transports hand in a source; default: the registry. */
@@ -75,7 +77,7 @@ export async function install(ctx: OpsContext, opts: InstallOptions): Promise<In
 async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string): Promise<InstallResult> {
   // oci:/oci-archive:/docker-archive:/dir: inputs name a local image; anything else a registry.
   const local = localInput(opts.image)
-  const ref = local ? undefined : await registryReference(opts.image, { tlsVerify: opts.tlsVerify ?? true, authfile: opts.authfile, creds: opts.creds, platform: opts.platform }, (m) => ctx.reporter.info(m))
+  const ref = local ? undefined : await registryReference(opts.image, { tlsVerify: opts.tlsVerify ?? true, authfile: opts.authfile, creds: opts.creds, certDir: opts.certDir, platform: opts.platform }, (m) => ctx.reporter.info(m))
   const image = local ? local.refName! : ref!.toString()
   const setValues = parseSetFlags(opts.set ?? [])
   const runtime = opts.runtime ?? DEFAULT_RUNTIME
@@ -138,7 +140,7 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, plan: Ins
   const { ref, image, name, unit, unitPath, tmpfilesPath, runtime, setValues, deployments, store } = plan
   const source =
     opts.source ??
-    (await openImageSource(ref ? ref.toString() : opts.image, { tlsVerify: opts.tlsVerify ?? true, authfile: opts.authfile, creds: opts.creds, platform: opts.platform })).source
+    (await openImageSource(ref ? ref.toString() : opts.image, { tlsVerify: opts.tlsVerify ?? true, authfile: opts.authfile, creds: opts.creds, certDir: opts.certDir, platform: opts.platform })).source
   let pull: PullResult
   try {
     pull = await doing(`pulling ${image}`, () => pullImage(store, source, image, { reporter: ctx.reporter }))

@@ -19,6 +19,7 @@ containers-auth.json files (or --authfile / --creds).`
     'tls-verify': Flags.string({ description: 'require HTTPS and verify certificates', options: ['true', 'false'], default: 'true' }),
     authfile: Flags.string({ description: 'credentials file (containers-auth.json format); default: the usual auth.json files' }),
     creds: Flags.string({ description: 'registry credentials USER:PASSWORD' }),
+    'cert-dir': Flags.string({ description: 'directory with *.crt CAs and NAME.cert/NAME.key client certificates for the registry (default: /etc/containers/certs.d/HOST[:PORT])' }),
     platform: Flags.string({ description: 'os/arch[/variant] to pick from a multi-platform image (default: this host)' }),
   }
 
@@ -28,6 +29,7 @@ containers-auth.json files (or --authfile / --creds).`
       tlsVerify: flags['tls-verify'] !== 'false',
       ...(flags.authfile !== undefined ? { authfile: flags.authfile } : {}),
       ...(flags.creds !== undefined ? { creds: flags.creds } : {}),
+      ...(flags['cert-dir'] !== undefined ? { certDir: flags['cert-dir'] } : {}),
       ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
     })
     this.output(flags, r, () => [
