@@ -16,12 +16,26 @@
  * microseconds each, against a threadpool round trip per call for the
  * promise API (the pull profile of issue 8: 7 round trips per file).
  */
-import { closeSync, fchmodSync, fchownSync, futimesSync, linkSync, lstatSync, mkdirSync, openSync, promises as fsp, writevSync } from 'node:fs'
+import { closeSync, fchmodSync, fchownSync, futimesSync, linkSync, lstatSync, mkdirSync, openSync, promises as fsp, readdirSync, unlinkSync, writevSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { ownerTag, randomId, syncFilesystem } from './durable'
 
 export function objectRelPath(name: string): string {
   return join(name.slice(0, 2), name)
+}
+
+/** Fan-out dirs with more entries than this are not listed in memory (see Transaction.exists). */
+export const LISTING_LIMIT = 512
+
+function listFanout(dir: string): Set<string> | null {
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Set()
+    throw err
+  }
+  return names.length > LISTING_LIMIT ? null : new Set(names)
 }
 
 export interface ObjectMeta {
@@ -52,6 +66,8 @@ export class Transaction {
   private readonly staged = new Map<string, number>()
   /** names found in objects/ (not staged) */
   private readonly existing = new Set<string>()
+  /** fan-out dir (`ab`) -> its object names when listed, null when it is too big to keep */
+  private readonly listings = new Map<string, Set<string> | null>()
   private counter = 0
 
   private constructor(
@@ -75,14 +91,25 @@ export class Transaction {
     return this.staged.has(name)
   }
 
-  /** True if `name` is staged here or already published in objects/ (then it need not be written). */
+  /**
+   * True if `name` is staged here or already published in objects/ (then it
+   * need not be written). A fan-out dir is listed once (one readdir instead of
+   * a failing lstat per new object); a dir over LISTING_LIMIT entries is asked
+   * per name, so memory stays bounded on a big store. An object published by
+   * another process after the listing is staged again and dropped by
+   * `publish` (link(2) finds it): a wasted write, never a wrong result.
+   */
   exists(name: string): boolean {
     if (this.staged.has(name) || this.existing.has(name)) return true
-    if (lstatSync(join(this.objectsDir, objectRelPath(name)), { throwIfNoEntry: false })) {
-      this.existing.add(name)
-      return true
+    const prefix = name.slice(0, 2)
+    let listing = this.listings.get(prefix)
+    if (listing === undefined) {
+      listing = listFanout(join(this.objectsDir, prefix))
+      this.listings.set(prefix, listing)
     }
-    return false
+    const found = listing ? listing.has(name) : lstatSync(join(this.objectsDir, objectRelPath(name)), { throwIfNoEntry: false }) !== undefined
+    if (found) this.existing.add(name)
+    return found
   }
 
   path(name: string): string {
@@ -159,7 +186,15 @@ export class Transaction {
     return { objectsAdded, filesAdded, bytesAdded }
   }
 
+  /** Remove the staging dir (after publish, or on failure). The staged names are known: unlinked without the stat per entry a recursive rm does. */
   async abort(): Promise<void> {
+    for (const name of this.staged.keys()) {
+      try {
+        unlinkSync(join(this.dir, name))
+      } catch {
+        /* the rm below reports what is really wrong */
+      }
+    }
     await fsp.rm(this.dir, { recursive: true, force: true })
   }
 }
