@@ -47,7 +47,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { createHash } from 'node:crypto'
-import { promises as fsp } from 'node:fs'
+import { promises as fsp, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { ContentError, HostError, NotFoundError, UsageError } from '../errors'
@@ -142,6 +142,20 @@ export function escapeRefName(name: string): string {
 async function readIfExists(path: string): Promise<Buffer | undefined> {
   try {
     return await fsp.readFile(path)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+}
+
+/**
+ * Tree objects are small (a directory listing): read with one synchronous
+ * call on the main thread, not four threadpool round trips (open, fstat,
+ * read, close). A checkout of 2,361 directories spent most of its time there.
+ */
+function readSmallIfExists(path: string): Buffer | undefined {
+  try {
+    return readFileSync(path)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw err
@@ -394,8 +408,8 @@ export class Store {
     const cached = this.treeCache.get(hex)
     if (cached) return cached
     const name = `${hex}.tree`
-    const staged = tx?.has(name) ? await fsp.readFile(tx.path(name)) : undefined
-    const bytes = staged ?? (await readIfExists(this.objectPath(hex, 'tree')))
+    const staged = tx?.has(name) ? readFileSync(tx.path(name)) : undefined
+    const bytes = staged ?? readSmallIfExists(this.objectPath(hex, 'tree'))
     if (!bytes) throw new ContentError('store.missing-object', `tree ${hex} is missing from the store`, { hint: 'run fsck; pull the image again' })
     const tree = decodeTree(hex, bytes, true)
     if (!layer) decodeTree(hex, bytes, false)
