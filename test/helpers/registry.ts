@@ -5,7 +5,8 @@
  */
 import { execFile, spawn, ChildProcess } from 'node:child_process'
 import { existsSync, promises as fsp } from 'node:fs'
-import { createServer } from 'node:net'
+import { connect, createServer } from 'node:net'
+import { request as httpsRequest } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -26,7 +27,7 @@ export function registrySkipReason(): string | undefined {
 export interface RunningRegistry {
   /** `127.0.0.1:PORT` */
   host: string
-  /** `http://127.0.0.1:PORT` */
+  /** `http://127.0.0.1:PORT` (`https://` with tls) */
   url: string
   stop(): Promise<void>
 }
@@ -57,6 +58,18 @@ async function bcrypt(password: string): Promise<string> {
 }
 
 async function answers(url: string): Promise<number | undefined> {
+  if (url.startsWith('https:')) {
+    // Self-signed: only "does it answer as a registry", nothing is trusted here.
+    return new Promise((resolve) => {
+      const req = httpsRequest(`${url}/v2/`, { rejectUnauthorized: false, timeout: 1000 }, (res) => {
+        res.resume()
+        resolve(res.statusCode)
+      })
+      req.on('timeout', () => req.destroy())
+      req.on('error', () => resolve(undefined))
+      req.end()
+    })
+  }
   try {
     const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000) })
     await res.arrayBuffer()
@@ -66,17 +79,42 @@ async function answers(url: string): Promise<number | undefined> {
   }
 }
 
-export async function startRegistry(opts: { htpasswd?: { user: string; password: string } } = {}): Promise<RunningRegistry> {
+/** A TCP connect succeeds (for a registry that wants a client certificate before it answers). */
+async function listens(host: string): Promise<boolean> {
+  const [h, p] = [host.slice(0, host.lastIndexOf(':')), Number(host.slice(host.lastIndexOf(':') + 1))]
+  return new Promise((resolve) => {
+    const s = connect(p, h, () => (s.destroy(), resolve(true)))
+    s.on('error', () => resolve(false))
+  })
+}
+
+export interface StartRegistryOptions {
+  htpasswd?: { user: string; password: string }
+  /** Serve https: PEM file paths; clientCas: require a client certificate signed by one of them. */
+  tls?: { cert: string; key: string; clientCas?: string[] }
+  /** Token auth: realm URL, service, issuer and the PEM bundle of certificates the token signer's x5c must chain to. */
+  token?: { realm: string; service: string; issuer: string; rootCertBundle: string }
+  /** Use this port (e.g. to know the registry's host before writing its certificate). */
+  port?: number
+}
+
+export async function startRegistry(opts: StartRegistryOptions = {}): Promise<RunningRegistry> {
   const dir = await fsp.mkdtemp(join(tmpdir(), 'sysctr-docker-registry-'))
-  const port = await freePort()
+  const port = opts.port ?? (await freePort())
   const host = `127.0.0.1:${port}`
-  const url = `http://${host}`
+  const url = `${opts.tls ? 'https' : 'http'}://${host}`
   let htpasswdFile: string | undefined
   if (opts.htpasswd) {
     htpasswdFile = join(dir, 'htpasswd')
     await fsp.writeFile(htpasswdFile, `${opts.htpasswd.user}:${await bcrypt(opts.htpasswd.password)}\n`, { mode: 0o600 })
   }
-  const config = registryConfig({ addr: host, storageDir: join(dir, 'data'), htpasswdFile })
+  const config = registryConfig({
+    addr: host,
+    storageDir: join(dir, 'data'),
+    htpasswdFile,
+    ...(opts.tls ? { tls: { certificate: opts.tls.cert, key: opts.tls.key, ...(opts.tls.clientCas ? { clientCas: opts.tls.clientCas } : {}) } } : {}),
+    ...(opts.token ? { token: opts.token } : {}),
+  })
   await fsp.writeFile(join(dir, 'config.yml'), config)
   const log: Buffer[] = []
   const child: ChildProcess = spawn(REGISTRY_BIN, ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -96,8 +134,12 @@ export async function startRegistry(opts: { htpasswd?: { user: string; password:
   }
 
   for (let i = 0; i < 100; i++) {
-    const status = await answers(url)
-    if (status === 200 || status === 401) return { host, url, stop }
+    if (opts.tls?.clientCas?.length) {
+      if (await listens(host)) return { host, url, stop }
+    } else {
+      const status = await answers(url)
+      if (status === 200 || status === 401) return { host, url, stop }
+    }
     if (exited) break
     await new Promise((r) => setTimeout(r, 100))
   }
@@ -111,9 +153,10 @@ export async function pushLayout(
   layoutDir: string,
   tag: string,
   dest: string,
-  opts: { all?: boolean; credentials?: { user: string; password: string } } = {},
+  opts: { all?: boolean; credentials?: { user: string; password: string }; certDir?: string } = {},
 ): Promise<void> {
-  const args = ['copy', '--insecure-policy', '--dest-tls-verify=false']
+  // certDir: skopeo reads the same certs.d layout (*.crt CAs, NAME.cert/NAME.key client certificate) and verifies TLS.
+  const args = ['copy', '--insecure-policy', ...(opts.certDir ? ['--dest-cert-dir', opts.certDir] : ['--dest-tls-verify=false'])]
   if (opts.all) args.push('--all')
   if (opts.credentials) args.push('--dest-creds', `${opts.credentials.user}:${opts.credentials.password}`)
   args.push(`oci:${layoutDir}:${tag}`, `docker://${dest}`)
