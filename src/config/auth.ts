@@ -6,16 +6,25 @@
  * In each file, `auths` keys are looked up most specific first:
  * `registry/ns/repo`, `registry/ns`, `registry` (Docker's
  * `https://index.docker.io/v1/` and `http(s)://host/…` keys match their host).
- * An entry is {"auth": base64(user:password)} (or username/password fields);
- * credHelpers/credsStore are not supported and reported as such.
+ * An entry is {"auth": base64(user:password)} (or username/password fields).
+ *
+ * Credential helpers: in each file, in this order (as containers/image):
+ *   1. `credHelpers: {"REGISTRY": "NAME"}` for the registry,
+ *   2. the `auths` entries,
+ *   3. `credsStore: "NAME"` (Docker's default store for every registry).
+ * A helper is `docker-credential-NAME get` with the registry on stdin; it
+ * prints {"ServerURL","Username","Secret"}. "credentials not found" (exit 1)
+ * means none here (the lookup goes on); a helper that is not installed is a
+ * HostError naming it (exit 7). Its output is never put in a message.
  *
  * Nothing here puts a password or token in a message: errors name the file
  * and the key only.
  */
+import { spawn } from 'node:child_process'
 import { promises as fsp } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { ContentError, UsageError } from '../errors'
+import { ContentError, HostError, UsageError } from '../errors'
 import type { Credentials } from '../transports/registry/auth'
 
 export interface AuthLookupOptions {
@@ -25,6 +34,91 @@ export interface AuthLookupOptions {
   creds?: string
   env?: NodeJS.ProcessEnv
   home?: string
+  /** Runs a credential helper (tests; default: spawn `docker-credential-NAME get` in PATH of `env`). */
+  runHelper?: CredentialHelperRunner
+}
+
+/** Run `docker-credential-NAME get` with `serverUrl` on stdin. */
+export type CredentialHelperRunner = (name: string, serverUrl: string, env: NodeJS.ProcessEnv) => Promise<HelperResult>
+
+export interface HelperResult {
+  /** Exit status; null when killed. */
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+const HELPER_TIMEOUT_MS = 30_000
+const HELPER_OUTPUT_LIMIT = 1 << 20
+
+/** The default runner: spawn the helper, feed stdin, collect (bounded) output. ENOENT is thrown as is. */
+export const spawnCredentialHelper: CredentialHelperRunner = (name, serverUrl, env) =>
+  new Promise((resolve, reject) => {
+    const child = spawn(`docker-credential-${name}`, ['get'], { env, stdio: ['pipe', 'pipe', 'pipe'], timeout: HELPER_TIMEOUT_MS })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      if (stdout.length < HELPER_OUTPUT_LIMIT) stdout += d
+    })
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      if (stderr.length < HELPER_OUTPUT_LIMIT) stderr += d
+    })
+    child.once('error', reject)
+    child.stdin.on('error', () => {}) // a helper that exits without reading stdin
+    child.stdin.end(serverUrl)
+    child.once('close', (code) => resolve({ code, stdout, stderr }))
+  })
+
+/**
+ * Credentials from credential helper `name` for `registry`, or undefined when
+ * it has none. `why` says where the helper was named (for messages).
+ */
+export async function credentialsFromHelper(
+  name: string,
+  registry: string,
+  why: string,
+  env: NodeJS.ProcessEnv,
+  run: CredentialHelperRunner = spawnCredentialHelper,
+): Promise<Credentials | undefined> {
+  const bin = `docker-credential-${name}`
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
+    throw new ContentError('config.bad-credential-helper', `${why}: invalid credential helper name "${name}"`, { data: { helper: name } })
+  }
+  let r: HelperResult
+  try {
+    r = await run(name, registry, env)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') {
+      throw new HostError('host.credential-helper-missing', `credential helper ${bin} (${why}) is not installed: not found in PATH`, {
+        cause: err,
+        data: { helper: bin },
+        hint: `install ${bin}, or remove it from ${why.replace(/^.* in /, '')}`,
+      })
+    }
+    throw new HostError('host.credential-helper-failed', `credential helper ${bin} (${why}) could not run: ${code ?? 'error'}`, { cause: err, data: { helper: bin } })
+  }
+  if (r.code !== 0) {
+    // docker-credential-helpers print "credentials not found in native keychain" on stdout, exit 1.
+    if (/credentials not found/i.test(r.stdout) || /credentials not found/i.test(r.stderr)) return undefined
+    const first = (r.stderr.trim() || '').split('\n')[0].slice(0, 200)
+    throw new HostError('host.credential-helper-failed', `credential helper ${bin} get for ${registry} failed (${r.code === null ? 'killed' : `exit ${r.code}`})${first ? `: ${first}` : ''}`, {
+      data: { helper: bin, exitCode: r.code },
+    })
+  }
+  let parsed: { Username?: unknown; Secret?: unknown }
+  try {
+    parsed = JSON.parse(r.stdout)
+  } catch {
+    parsed = {}
+  }
+  if (typeof parsed.Username !== 'string' || typeof parsed.Secret !== 'string') {
+    throw new HostError('host.credential-helper-failed', `credential helper ${bin} get for ${registry} printed no {"Username","Secret"} JSON`, {
+      data: { helper: bin },
+    })
+  }
+  if (parsed.Username === '' && parsed.Secret === '') return undefined
+  return { username: parsed.Username, password: parsed.Secret }
 }
 
 export interface CredentialLookup {
@@ -126,8 +220,22 @@ export async function findCredentials(registry: string, repository: string, opts
     } catch {
       throw new ContentError('config.bad-auth-file', `${file} is not JSON`, { data: { file } })
     }
+    const d = (doc ?? {}) as { credHelpers?: unknown; credsStore?: unknown }
+    const helpers = d.credHelpers && typeof d.credHelpers === 'object' ? (d.credHelpers as Record<string, unknown>) : {}
+    const own = helpers[registry]
+    if (typeof own === 'string' && own !== '') {
+      const why = `credHelpers in ${file}`
+      const c = await credentialsFromHelper(own, registry, why, env, opts.runHelper)
+      if (c) return { credentials: c, from: `docker-credential-${own} (${why})`, tried }
+      continue // containers/image: a registry's own helper is the only source in that file
+    }
     const c = credentialsIn(doc, file, keys)
     if (c) return { credentials: c, from: file, tried }
+    if (typeof d.credsStore === 'string' && d.credsStore !== '') {
+      const why = `credsStore in ${file}`
+      const s = await credentialsFromHelper(d.credsStore, registry, why, env, opts.runHelper)
+      if (s) return { credentials: s, from: `docker-credential-${d.credsStore} (${why})`, tried }
+    }
   }
   return { tried }
 }
