@@ -9,7 +9,11 @@
  *       NAME.service              the unit as rendered for this deployment
  *       tmpfiles.conf             the tmpfiles.d entry as rendered
  *       info.json                 the record: image, digests, values, files written
+ *       hostfs/PATH               host files (/exports/hostfs, renamed and rendered) as
+ *                                 this deployment installs them at PATH
+ *       activated                 written when the deployment first becomes active
  *   containers/NAME -> NAME.0     the active deployment, switched atomically
+ *   containers/.locks/NAME/lock   the per-name lock (ops/name-lock.ts)
  *
  * Invariants:
  * - A deployment directory is built under a temp name (`.NAME.N.tmp-…`) and
@@ -17,6 +21,11 @@
  * - The active link is replaced by rename, never rewritten in place.
  * - Records are written once with the deployment and never re-derived.
  * - Leftover temp dirs (a crash mid-install) are removed by `cleanLeftovers`.
+ * - A slot is a rollback target only once it was activated: `activate`
+ *   writes NAME.N/activated after the link switch. A slot built but never
+ *   activated (a crash between an update's build and its switch) is a
+ *   leftover: `cleanLeftovers(NAME)` removes it, `isActivated` says no.
+ *   Records of format 1 (before the marker existed) count as activated.
  */
 import { randomBytes } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
@@ -24,7 +33,8 @@ import { join } from 'node:path'
 import type { Digest } from '../oci/types'
 import { fsyncDir, symlinkAtomic, writeFileAtomic } from '../util/atomic-file'
 
-export const RECORD_FORMAT = 1
+/** 2: slots carry the `activated` marker (format 1 slots count as activated). */
+export const RECORD_FORMAT = 2
 
 export type TemplateOrigin = 'image' | 'default'
 
@@ -33,7 +43,10 @@ export interface HostFile {
   path: string
   /** sha256 hex of what sysctr wrote, so later changes by the user are noticed. */
   sha256: string
-  role: 'unit' | 'tmpfiles'
+  /** hostfs: a file from the image's /exports/hostfs, kept in NAME.N/hostfs/PATH. */
+  role: 'unit' | 'tmpfiles' | 'hostfs'
+  /** hostfs: where it came from in the image (`/exports/hostfs/...`). */
+  source?: string
 }
 
 export interface DeploymentRecord {
@@ -57,6 +70,8 @@ export interface DeploymentRecord {
   createdAt: string
   /** Installed with --privileged: config.json may ask for more of the host than the defaults (see runtime/config-check.ts). */
   privileged?: boolean
+  /** manifest.json noContainerService: host files (and tmpfiles) only; no unit written, enabled or started. */
+  noContainerService?: boolean
 }
 
 export interface Deployment {
@@ -144,9 +159,26 @@ export class Deployments {
     return dest
   }
 
-  /** Make NAME.N the active deployment (atomic). */
+  /** Make NAME.N the active deployment (atomic), then mark it activated. */
   async activate(name: string, slot: number): Promise<void> {
     await symlinkAtomic(`${name}.${slot}`, this.linkPath(name))
+    const marker = join(this.slotDir(name, slot), 'activated')
+    // Empty: a --root tree stays reproducible.
+    if (!(await exists(marker))) await writeFileAtomic(marker, '', { mode: 0o600 })
+  }
+
+  /** Was NAME.N ever the active deployment (so that it can be rolled back to)? */
+  async isActivated(name: string, slot: number): Promise<boolean> {
+    if (await exists(join(this.slotDir(name, slot), 'activated'))) return true
+    const d = await this.read(name, slot).catch(() => undefined)
+    return d !== undefined && (d.record.format ?? 1) < 2
+  }
+
+  /** The slot the active link names, if any. */
+  async activeSlot(name: string): Promise<number | undefined> {
+    const target = await fsp.readlink(this.linkPath(name)).catch(() => undefined)
+    const m = target === undefined ? null : /\.(\d+)$/.exec(target)
+    return m ? Number(m[1]) : undefined
   }
 
   /** Remove NAME entirely: the link first (so NAME reads as not installed), then every slot. */
@@ -156,7 +188,12 @@ export class Deployments {
     for (const slot of await this.slots(name)) await removeTree(this.slotDir(name, slot))
   }
 
-  /** Remove temp dirs left by an interrupted run (none of them is ever referenced). */
+  /**
+   * Remove temp dirs left by an interrupted run (none of them is ever
+   * referenced). With NAME (the caller holds NAME's lock): also the slots of
+   * NAME that were built but never activated, when NAME has an active link
+   * (without one, install's own clean-up handles the slots and their files).
+   */
   async cleanLeftovers(name?: string): Promise<string[]> {
     const entries = await fsp.readdir(this.dir).catch(() => [] as string[])
     const removed: string[] = []
@@ -166,8 +203,24 @@ export class Deployments {
       await removeTree(join(this.dir, e))
       removed.push(e)
     }
+    if (name) {
+      const active = await this.activeSlot(name)
+      if (active === undefined) return removed
+      for (const slot of await this.slots(name)) {
+        if (slot === active || (await this.isActivated(name, slot))) continue
+        await removeTree(this.slotDir(name, slot))
+        removed.push(`${name}.${slot}`)
+      }
+    }
     return removed
   }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return fsp.lstat(path).then(
+    () => true,
+    () => false,
+  )
 }
 
 /** Remove a checkout tree; read-only directories are made writable first (as root this is a no-op). */

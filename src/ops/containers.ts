@@ -26,6 +26,8 @@ export interface ContainerListing {
   runtime: string
   /** When the active deployment was built (ISO 8601). */
   createdAt: string
+  /** manifest.json noContainerService: host files only; the unit states read 'none'. */
+  noContainerService?: boolean
 }
 
 export async function listContainers(ctx: OpsContext): Promise<ContainerListing[]> {
@@ -43,7 +45,9 @@ export async function listContainers(ctx: OpsContext): Promise<ContainerListing[
     const r = d.record
     const other = (await deployments.slots(name)).find((s) => s !== d.slot)
     let state = { activeState: 'unknown', subState: 'unknown', unitFileState: 'unknown' }
-    if (systemd) {
+    if (r.noContainerService) {
+      state = { activeState: 'none', subState: 'none', unitFileState: 'none' }
+    } else if (systemd) {
       try {
         const s = await systemd.unitState(r.unit)
         state = { activeState: s.activeState, subState: s.subState, unitFileState: s.unitFileState || 'unknown' }
@@ -61,6 +65,7 @@ export async function listContainers(ctx: OpsContext): Promise<ContainerListing[
       ...state,
       runtime: r.runtime,
       createdAt: r.createdAt,
+      ...(r.noContainerService ? { noContainerService: true } : {}),
     })
   }
   return out

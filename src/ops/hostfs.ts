@@ -6,10 +6,13 @@
  * `installedFilesTemplate` (by their /P name) have their content rendered as
  * `$VAR` templates too. `noContainerService` is read by the caller.
  *
- * NOT YET WIRED into install/update/uninstall: that needs a `hostfs` role in
- * deployment/deployments.ts HostFile and switchDeployment (ops/rollback.ts)
- * to call writeHostFiles instead of copying every recorded file from the
- * deployment (see the report of the helper that wrote this).
+ * Wiring: buildDeployment plans the files and keeps them in NAME.N/hostfs/
+ * (`stageHostFiles`, recorded with role 'hostfs' and their sha256);
+ * install and update refuse foreign destinations first
+ * (`checkHostFileConflicts`); install and every switch (update, rollback,
+ * the automatic rollback) bring the host from one deployment's files to the
+ * other's with `switchHostFiles`; uninstall removes what still matches.
+ * (`writeHostFiles` is the same rule for in-memory plans.)
  *
  * Invariants:
  * - Destinations are absolute, normalised, without `..`, NUL or newlines.
@@ -27,7 +30,8 @@
 import { createHash } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
 import { join, posix } from 'node:path'
-import { ContentError } from '../errors'
+import { ConflictError, ContentError } from '../errors'
+import type { HostFile } from '../deployment/deployments'
 import { renderLegacy } from '../templates/legacy'
 import type { ExportsManifest } from '../templates/exports'
 import { sha256File, writeFileAtomic } from '../util/atomic-file'
@@ -167,4 +171,92 @@ export async function removeHostFiles(ctx: Pick<OpsContext, 'root' | 'reporter'>
     removed.push(f.path)
   }
   return removed
+}
+
+/** Where a deployment keeps the content of host file PATH. */
+export function stagedHostFile(deploymentDir: string, path: string): string {
+  return join(deploymentDir, 'hostfs', path)
+}
+
+/** Keep the planned files in a (staged) deployment directory; returns their records. */
+export async function stageHostFiles(deploymentDir: string, plans: HostFilePlan[]): Promise<HostFile[]> {
+  const out: HostFile[] = []
+  for (const f of plans) {
+    const dest = stagedHostFile(deploymentDir, f.path)
+    await fsp.mkdir(join(dest, '..'), { recursive: true, mode: 0o700 })
+    await writeFileAtomic(dest, f.content, { mode: f.mode })
+    out.push({ path: f.path, sha256: sha256(f.content), role: 'hostfs', source: f.source })
+  }
+  return out
+}
+
+/**
+ * Refuse (ConflictError 'host.file-exists') a host file of `to` that exists
+ * on the host, that `from` (the active deployment, none on install) did not
+ * record, and whose content is not already exactly the new one: sysctr never
+ * overwrites a host file it did not write. Checked before anything changes.
+ */
+export async function checkHostFileConflicts(ctx: Pick<OpsContext, 'root'>, name: string, to: HostFile[], from: HostFile[] = []): Promise<void> {
+  const known = new Set(from.filter((f) => f.role === 'hostfs').map((f) => f.path))
+  for (const f of to) {
+    if (f.role !== 'hostfs' || known.has(f.path)) continue
+    const have = await sha256File(fromRoot(ctx, f.path))
+    if (have === undefined || have === f.sha256) continue
+    throw new ConflictError('host.file-exists', `${f.path} exists and was not written by sysctr; refusing to overwrite it with ${name}'s ${f.source ?? 'host file'}`, {
+      hint: 'move the file away, or remove it if it is not needed',
+      data: { path: f.path },
+    })
+  }
+}
+
+export interface HostSwitchResult {
+  written: string[]
+  /** Changed by the user since sysctr wrote them: left as they are. */
+  keptEdited: string[]
+  removed: string[]
+}
+
+/**
+ * Bring the host files from deployment `from`'s (its records; none on
+ * install) to `to`'s (kept in `toDir`/hostfs). Per file:
+ * - missing on the host -> written;
+ * - exactly `to`'s content -> left;
+ * - exactly what `from` wrote -> replaced by `to`'s;
+ * - anything else: the user changed it -> kept, one warning (Atomic kept the
+ *   user's file too). Foreign files were refused before (checkHostFileConflicts).
+ * Files `from` had and `to` has not are removed when unchanged, else kept.
+ * Host paths written are pushed to `written` as they are written (so a
+ * caller can undo a partial run).
+ */
+export async function switchHostFiles(
+  ctx: Pick<OpsContext, 'root' | 'reporter'>,
+  toDir: string,
+  to: HostFile[],
+  from: HostFile[] = [],
+  written: string[] = [],
+): Promise<HostSwitchResult> {
+  const res: HostSwitchResult = { written, keptEdited: [], removed: [] }
+  const prev = new Map(from.filter((f) => f.role === 'hostfs').map((f) => [f.path, f.sha256]))
+  const next = to.filter((f) => f.role === 'hostfs')
+  for (const f of next) {
+    const host = fromRoot(ctx, f.path)
+    const have = await sha256File(host)
+    if (have === f.sha256) continue
+    if (have !== undefined && have !== prev.get(f.path)) {
+      ctx.reporter.warn(`${f.path} was changed since sysctr wrote it: keeping it (the new version is in ${stagedHostFile(toDir, f.path)})`)
+      res.keptEdited.push(f.path)
+      continue
+    }
+    const src = stagedHostFile(toDir, f.path)
+    const mode = (await fsp.stat(src)).mode & 0o7777
+    await fsp.mkdir(join(host, '..'), { recursive: true })
+    written.push(f.path)
+    await writeFileAtomic(host, await fsp.readFile(src), { mode })
+  }
+  const now = new Set(next.map((f) => f.path))
+  res.removed = await removeHostFiles(
+    ctx,
+    [...prev].filter(([p]) => !now.has(p)).map(([path, sha]) => ({ path, sha256: sha })),
+  )
+  return res
 }

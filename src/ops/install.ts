@@ -20,11 +20,13 @@ import { Store } from '../store/store'
 import { computeDefaults, checkContainerName, parseSetFlags, resolveValues } from '../templates/values'
 import { loadExports, renderExports } from '../templates/exports'
 import { checkRuntimeConfig, refusePrivileged } from '../runtime/config-check'
-import { Deployments, DeploymentRecord, HostFile, removeTree } from '../deployment/deployments'
+import { Deployments, DeploymentRecord, HostFile, RECORD_FORMAT, removeTree } from '../deployment/deployments'
 import { sha256File, writeFileAtomic } from '../util/atomic-file'
 import { createHash } from 'node:crypto'
 import type { ImageSource } from '../transports/image-source'
 import { fromRoot, inRoot, type OpsContext } from './context'
+import { checkHostFileConflicts, planHostFiles, stageHostFiles, switchHostFiles } from './hostfs'
+import { withNameLock } from './name-lock'
 import { pullImage, PullResult } from './pull'
 import { registryReference } from './image-name'
 import type { JobResult } from '../systemd/systemd'
@@ -64,6 +66,8 @@ export interface InstallResult {
   files: HostFile[]
   /** Installed with --privileged. */
   privileged?: boolean
+  /** The image has no service (manifest.json noContainerService): host files only, nothing enabled or started. */
+  noContainerService?: boolean
 }
 
 export const DEFAULT_RUNTIME = '/usr/bin/runc'
@@ -71,7 +75,7 @@ export const DEFAULT_RUNTIME = '/usr/bin/runc'
 export async function install(ctx: OpsContext, opts: InstallOptions): Promise<InstallResult> {
   const name = opts.name ?? describeInput(opts.image).defaultName
   checkContainerName(name)
-  return doing(`installing ${name}`, () => installNamed(ctx, opts, name))
+  return doing(`installing ${name}`, () => withNameLock(ctx, name, `installing ${name}`, () => installNamed(ctx, opts, name)))
 }
 
 async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string): Promise<InstallResult> {
@@ -151,6 +155,7 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, plan: Ins
   const slot = 0
   const destDir = inRoot(ctx, deployments.slotDir(name, slot))
   const written: string[] = []
+  const hostWritten: string[] = []
   let linked = false
   let published = false
   try {
@@ -160,15 +165,28 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, plan: Ins
     const { values, files } = record
     const rendered = { service: built.service, tmpfiles: built.tmpfiles }
 
-    await fsp.mkdir(ctx.paths.unitDir, { recursive: true })
-    await fsp.mkdir(ctx.paths.tmpfilesDir, { recursive: true })
-    written.push(unitPath)
-    await writeFileAtomic(unitPath, rendered.service, { mode: 0o644 })
-    written.push(tmpfilesPath)
-    await writeFileAtomic(tmpfilesPath, rendered.tmpfiles, { mode: 0o644 })
+    const noService = record.noContainerService === true
+    const hasTmpfiles = files.some((f) => f.role === 'tmpfiles')
+    await checkHostFileConflicts(ctx, name, files)
+    if (!noService) {
+      await fsp.mkdir(ctx.paths.unitDir, { recursive: true })
+      written.push(unitPath)
+      await writeFileAtomic(unitPath, rendered.service, { mode: 0o644 })
+    }
+    if (hasTmpfiles) {
+      await fsp.mkdir(ctx.paths.tmpfilesDir, { recursive: true })
+      written.push(tmpfilesPath)
+      await writeFileAtomic(tmpfilesPath, rendered.tmpfiles, { mode: 0o644 })
+    }
+    await doing('writing host files', () => switchHostFiles(ctx, built.dir, files, [], hostWritten))
     await deployments.activate(name, slot)
     linked = true
-    await doing(`applying ${tmpfilesPath}`, () => ctx.tmpfiles('create', tmpfilesPath))
+    if (hasTmpfiles) await doing(`applying ${tmpfilesPath}`, () => ctx.tmpfiles('create', tmpfilesPath))
+    if (noService) {
+      // Nothing to enable or start: the image only ships host files.
+      if (opts.now) ctx.reporter.info(`${name} has no service (noContainerService): nothing to start`)
+      return { name, unit, image, manifestDigest: pull.manifestDigest, deployment: destDir, unchanged: false, pull, values, files, noContainerService: true, ...(record.privileged ? { privileged: true } : {}) }
+    }
 
     const systemd = await ctx.systemd()
     await doing('reloading systemd', () => systemd.reload())
@@ -184,7 +202,7 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, plan: Ins
     return result
   } catch (err) {
     if ((err as { context?: string[] }).context?.some((c) => c.includes('is installed and enabled'))) throw err
-    await undo(ctx, { name, deployments, written, linked, slot, published }).catch((e) =>
+    await undo(ctx, { name, deployments, written, hostWritten, linked, slot, published }).catch((e) =>
       ctx.reporter.warn(`could not undo the partial install of ${name}: ${(e as Error).message}`),
     )
     throw err
@@ -193,9 +211,11 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, plan: Ins
 
 async function undo(
   ctx: OpsContext,
-  s: { name: string; deployments: Deployments; written: string[]; linked: boolean; slot: number; published: boolean },
+  s: { name: string; deployments: Deployments; written: string[]; hostWritten: string[]; linked: boolean; slot: number; published: boolean },
 ): Promise<void> {
   for (const f of s.written) await fsp.rm(f, { force: true })
+  // Only host files this run wrote (each one did not exist before: foreign files were refused).
+  for (const f of s.hostWritten) await fsp.rm(fromRoot(ctx, f), { force: true })
   if (s.linked) await fsp.rm(s.deployments.linkPath(s.name), { force: true })
   if (s.published) await removeTree(s.deployments.slotDir(s.name, s.slot))
   if (s.written.length > 0) {
@@ -268,15 +288,21 @@ export async function buildDeployment(ctx: OpsContext, o: BuildDeploymentOptions
     for (const w of checked.warnings ?? []) ctx.reporter.warn(`config.json: ${w}`)
     const configJson = keepContainerInService(rendered.configJson, name, UnitFile.parse(rendered.service, unit))
 
+    // noContainerService (Atomic): the image ships host files (and maybe a tmpfiles entry), no service.
+    const noService = exportsFound.manifest?.noContainerService === true
+    const hostPlans = await doing('reading /exports/hostfs', () => planHostFiles(join(staged, 'rootfs'), exportsFound.manifest, values))
+
     await writeFileAtomic(join(staged, 'config.json'), configJson, { mode: 0o644 })
-    await writeFileAtomic(join(staged, unit), rendered.service, { mode: 0o644 })
+    if (!noService) await writeFileAtomic(join(staged, unit), rendered.service, { mode: 0o644 })
     await writeFileAtomic(join(staged, 'tmpfiles.conf'), rendered.tmpfiles, { mode: 0o644 })
-    const files: HostFile[] = [
-      { path: inRoot(ctx, join(ctx.paths.unitDir, unit)), sha256: sha256(rendered.service), role: 'unit' },
-      { path: inRoot(ctx, join(ctx.paths.tmpfilesDir, `${name}.conf`)), sha256: sha256(rendered.tmpfiles), role: 'tmpfiles' },
-    ]
+    const files: HostFile[] = []
+    if (!noService) files.push({ path: inRoot(ctx, join(ctx.paths.unitDir, unit)), sha256: sha256(rendered.service), role: 'unit' })
+    if (!noService || (exportsFound.tmpfiles.origin === 'image' && rendered.tmpfiles.trim() !== '')) {
+      files.push({ path: inRoot(ctx, join(ctx.paths.tmpfilesDir, `${name}.conf`)), sha256: sha256(rendered.tmpfiles), role: 'tmpfiles' })
+    }
+    files.push(...(await stageHostFiles(staged, hostPlans)))
     const record: DeploymentRecord = {
-      format: 1,
+      format: RECORD_FORMAT,
       name,
       slot,
       image,
@@ -295,6 +321,7 @@ export async function buildDeployment(ctx: OpsContext, o: BuildDeploymentOptions
       files,
       createdAt: (ctx.now?.() ?? new Date()).toISOString(),
       ...(o.privileged ? { privileged: true } : {}),
+      ...(noService ? { noContainerService: true } : {}),
     }
     await deployments.writeRecord(staged, record)
     const dir = await deployments.publish(staged, name, slot)

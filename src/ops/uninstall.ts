@@ -6,6 +6,12 @@
  * Order matters for crash safety: host files go before the deployments, and
  * the deployments' records are what tells a rerun which files are sysctr's,
  * so an interrupted uninstall can simply be run again.
+ *
+ * Host files from /exports/hostfs are removed only when their content is
+ * still what some deployment of NAME wrote (its recorded sha256); a file the
+ * user changed is kept and reported (keptFiles). The unit and tmpfiles entry
+ * go even when edited. A container without a service (noContainerService)
+ * has nothing to stop or disable. Holds NAME's lock (ops/name-lock.ts).
  */
 import { promises as fsp } from 'node:fs'
 import { ConflictError, doing, NotFoundError } from '../errors'
@@ -14,6 +20,7 @@ import { checkContainerName } from '../templates/values'
 import { Deployments } from '../deployment/deployments'
 import { sha256File } from '../util/atomic-file'
 import { fromRoot, type OpsContext } from './context'
+import { withNameLock } from './name-lock'
 
 export interface UninstallResult {
   name: string
@@ -31,7 +38,7 @@ function ignoreCode(code: string) {
 
 export async function uninstall(ctx: OpsContext, name: string): Promise<UninstallResult> {
   checkContainerName(name)
-  return doing(`uninstalling ${name}`, async () => {
+  return doing(`uninstalling ${name}`, () => withNameLock(ctx, name, `uninstalling ${name}`, async () => {
     const deployments = new Deployments(ctx.paths.containersDir)
     const slots = await deployments.slots(name)
     const active = await deployments.active(name)
@@ -47,12 +54,15 @@ export async function uninstall(ctx: OpsContext, name: string): Promise<Uninstal
     }
     const unit = (active ?? records[0]).record.unit
     const systemd = await ctx.systemd()
-    // A unit systemd no longer knows (its file already gone) has nothing to stop.
-    // Under --root (OfflineSystemd) nothing runs: nothing to stop.
-    await doing(`stopping ${unit}`, () => systemd.stopUnit(unit))
-      .catch(ignoreCode('systemd.unit-not-found'))
-      .catch(ignoreCode('systemd.offline'))
-    await doing(`disabling ${unit}`, () => systemd.disableUnitFiles([unit])).catch(ignoreCode('systemd.unit-not-found'))
+    const hasUnit = records.some((d) => d.record.files.some((f) => f.role === 'unit'))
+    if (hasUnit) {
+      // A unit systemd no longer knows (its file already gone) has nothing to stop.
+      // Under --root (OfflineSystemd) nothing runs: nothing to stop.
+      await doing(`stopping ${unit}`, () => systemd.stopUnit(unit))
+        .catch(ignoreCode('systemd.unit-not-found'))
+        .catch(ignoreCode('systemd.offline'))
+      await doing(`disabling ${unit}`, () => systemd.disableUnitFiles([unit])).catch(ignoreCode('systemd.unit-not-found'))
+    }
 
     const result: UninstallResult = { name, unit, removedFiles: [], keptFiles: [], removedDeployments: slots }
     const files = new Map<string, { sha: Set<string>; role: string }>()
@@ -68,17 +78,22 @@ export async function uninstall(ctx: OpsContext, name: string): Promise<Uninstal
       const host = fromRoot(ctx, path)
       const have = await sha256File(host)
       if (have === undefined) continue
+      if (f.role === 'hostfs' && !f.sha.has(have)) {
+        ctx.reporter.warn(`${path} was changed since sysctr wrote it: keeping it`)
+        result.keptFiles.push(path)
+        continue
+      }
       if (f.role === 'tmpfiles') {
         await ctx.tmpfiles('remove', host).catch((e: Error) => ctx.reporter.warn(e.message))
       }
       // The unit and tmpfiles entry are sysctr's even when edited: they belong to
       // this container and go with it. (Host files copied from /exports/hostfs
-      // that the user changed are kept; see README.)
+      // that the user changed are kept, above; see README.)
       await fsp.rm(host, { force: true })
       result.removedFiles.push(path)
     }
     await deployments.remove(name)
     await doing('reloading systemd', () => systemd.reload())
     return result
-  })
+  }))
 }

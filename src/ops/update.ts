@@ -35,6 +35,8 @@ import type { OpsContext } from './context'
 import { buildDeployment } from './install'
 import { pullImage, PullResult } from './pull'
 import { previousDeployment, switchDeployment, unitIsRunning } from './rollback'
+import { checkHostFileConflicts } from './hostfs'
+import { withNameLock } from './name-lock'
 
 export interface UpdateOptions {
   /** More --set KEY=VALUE; added to (and overriding) the saved ones. */
@@ -77,7 +79,7 @@ export interface UpdateResult {
 
 export async function update(ctx: OpsContext, name: string, opts: UpdateOptions = {}): Promise<UpdateResult> {
   checkContainerName(name)
-  return doing(`updating ${name}`, () => updateNamed(ctx, name, opts))
+  return doing(`updating ${name}`, () => withNameLock(ctx, name, `updating ${name}`, () => updateNamed(ctx, name, opts)))
 }
 
 async function updateNamed(ctx: OpsContext, name: string, opts: UpdateOptions): Promise<UpdateResult> {
@@ -138,11 +140,18 @@ async function updateNamed(ctx: OpsContext, name: string, opts: UpdateOptions): 
     privileged: old.privileged === true,
   })
   const next = (await deployments.read(name, slot))!
+  // Host files new in this deployment must not overwrite files sysctr did not write.
+  try {
+    await checkHostFileConflicts(ctx, name, next.record.files, old.files)
+  } catch (err) {
+    await removeTree(next.dir).catch(() => {})
+    throw err
+  }
   const changedValues = diffValues(old.values, built.record.values)
   for (const c of changedValues) ctx.reporter.info(`value ${c.key}: ${c.from ?? '(unset)'} -> ${c.to ?? '(unset)'}`)
 
   const systemd = await ctx.systemd()
-  const wasRunning = await unitIsRunning(systemd, old.unit)
+  const wasRunning = await unitIsRunning(systemd, old.unit, current)
   try {
     await switchDeployment(ctx, deployments, next, current)
   } catch (err) {
@@ -161,7 +170,7 @@ async function updateNamed(ctx: OpsContext, name: string, opts: UpdateOptions): 
     changedValues,
     wasRunning,
   }
-  if (wasRunning) {
+  if (wasRunning && !next.record.noContainerService) {
     try {
       result.restarted = await doing(`restarting ${old.unit}`, () => systemd.restartUnit(old.unit))
     } catch (err) {
