@@ -283,13 +283,15 @@ export async function buildDeployment(ctx: OpsContext, o: BuildDeploymentOptions
     })
     const { values } = resolveValues({ manifestDefaults: exportsFound.manifest?.defaultValues ?? {}, computed, set: setValues })
     const rendered = await doing('rendering templates', () => renderExports(exportsFound, values, config.config ?? {}))
-    const checked = checkRuntimeConfig(rendered.configJson, { privileged: o.privileged === true })
-    refusePrivileged(checked)
-    for (const w of checked.warnings ?? []) ctx.reporter.warn(`config.json: ${w}`)
-    const configJson = keepContainerInService(rendered.configJson, name, UnitFile.parse(rendered.service, unit))
-
-    // noContainerService (Atomic): the image ships host files (and maybe a tmpfiles entry), no service.
+    // noContainerService (Atomic): the image ships host files (and maybe a tmpfiles entry), no service: no container runs.
     const noService = exportsFound.manifest?.noContainerService === true
+    let configJson = rendered.configJson
+    if (!noService) {
+      const checked = checkRuntimeConfig(rendered.configJson, { privileged: o.privileged === true })
+      refusePrivileged(checked)
+      for (const w of checked.warnings ?? []) ctx.reporter.warn(`config.json: ${w}`)
+      configJson = keepContainerInService(rendered.configJson, name, UnitFile.parse(rendered.service, unit))
+    }
     const hostPlans = await doing('reading /exports/hostfs', () => planHostFiles(join(staged, 'rootfs'), exportsFound.manifest, values))
 
     await writeFileAtomic(join(staged, 'config.json'), configJson, { mode: 0o644 })
