@@ -74,7 +74,7 @@ const host = (p: string) => join(root, p)
 const read = (p: string) => fsp.readFile(host(p), 'utf8')
 const exists = (p: string) => fsp.access(host(p)).then(() => true, () => false)
 const CONF = '/etc/web1/web1.conf'
-const CTL = '/usr/local/bin/webctl-web1'
+const CTL = '/etc/web1/webctl'
 const OLD = '/etc/web/v1-only.conf'
 const installWeb = (now = true) => install(ctx, { image: REF(), name: 'web1', tlsVerify: false, now })
 const warningsAbout = (p: string) => messages.filter((m) => m.startsWith('warning:') && m.includes(p))
@@ -177,7 +177,7 @@ describe('noContainerService', () => {
     const r = await install(ctx, { image: REF(), name: 'tools', tlsVerify: false, now: true })
     expect(r.noContainerService).toBe(true)
     expect(r.started).toBeUndefined()
-    expect(await read('/usr/local/bin/tool-hello')).toBe('#!/bin/sh\necho hello\n')
+    expect(await read('/etc/tools/hello')).toBe('#!/bin/sh\necho hello\n')
     expect(await read('/etc/tmpfiles.d/tools.conf')).toBe('d /run/tools-tools 0755 root root -\n')
     expect(tmpfilesCalls).toEqual([`create ${host('/etc/tmpfiles.d/tools.conf')}`])
     expect(await exists('/etc/systemd/system/tools.service')).toBe(false)
@@ -188,8 +188,8 @@ describe('noContainerService', () => {
     const [c] = await listContainers(ctx)
     expect(c).toMatchObject({ name: 'tools', activeState: 'none', subState: 'none', unitFileState: 'none', noContainerService: true })
     const un = await uninstall(ctx, 'tools')
-    expect(un.removedFiles.sort()).toEqual(['/etc/tmpfiles.d/tools.conf', '/usr/local/bin/tool-hello'])
-    expect(await exists('/usr/local/bin/tool-hello')).toBe(false)
+    expect(un.removedFiles.sort()).toEqual(['/etc/tmpfiles.d/tools.conf', '/etc/tools/hello'])
+    expect(await exists('/etc/tools/hello')).toBe(false)
     expect(systemd.events).toEqual([])
   })
 
@@ -200,7 +200,7 @@ describe('noContainerService', () => {
     expect(await exists('/etc/systemd/system/web1.service')).toBe(false)
     expect(await exists('/etc/systemd/system/multi-user.target.wants/web1.service')).toBe(false)
     expect(await exists(CTL)).toBe(false)
-    expect(await exists('/usr/local/bin/tool-hello')).toBe(true)
+    expect(await exists('/etc/tools/hello')).toBe(true)
   })
 })
 

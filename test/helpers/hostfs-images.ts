@@ -6,9 +6,9 @@
  *                   /exports/hostfs/etc/web/web.conf  (installedFilesTemplate,
  *                       renamed to /etc/$NAME/$NAME.conf; v2 adds a line),
  *                   /exports/hostfs/usr/local/bin/webctl (renamed to
- *                       /usr/local/bin/webctl-$NAME, mode 0755; v2 differs),
+ *                       /etc/$NAME/webctl, mode 0755; v2 differs),
  *                   /exports/hostfs/etc/web/v1-only.conf (v1 only).
- *   tools           noContainerService: /exports/hostfs/usr/local/bin/tool-hello
+ *   tools           noContainerService: /exports/hostfs/etc/tools/hello
  *                   and a tmpfiles entry, no service.
  */
 import { promises as fsp } from 'node:fs'
@@ -53,7 +53,7 @@ function webLayer(v: 'v1' | 'v2'): LayerEntry[] {
       content: JSON.stringify({
         version: '1.0',
         defaultValues: { PORT: '8080', VERSION: v },
-        renameFiles: { '/etc/web/web.conf': '/etc/$NAME/$NAME.conf', '/usr/local/bin/webctl': '/usr/local/bin/webctl-$NAME' },
+        renameFiles: { '/etc/web/web.conf': '/etc/$NAME/$NAME.conf', '/usr/local/bin/webctl': '/etc/$NAME/webctl' },
         installedFilesTemplate: ['/etc/web/web.conf'],
       }),
     },
@@ -65,10 +65,10 @@ function webLayer(v: 'v1' | 'v2'): LayerEntry[] {
 
 function toolsLayer(): LayerEntry[] {
   return [
-    ...dirs('exports/', 'exports/hostfs/', 'exports/hostfs/usr/', 'exports/hostfs/usr/local/', 'exports/hostfs/usr/local/bin/'),
+    ...dirs('exports/', 'exports/hostfs/', 'exports/hostfs/etc/', 'exports/hostfs/etc/tools/'),
     { path: 'exports/manifest.json', content: JSON.stringify({ version: '1.0', noContainerService: true }) },
     { path: 'exports/tmpfiles.template', content: 'd /run/tools-$NAME 0755 root root -\n' },
-    { path: 'exports/hostfs/usr/local/bin/tool-hello', content: '#!/bin/sh\necho hello\n', mode: 0o755 },
+    { path: 'exports/hostfs/etc/tools/hello', content: '#!/bin/sh\necho hello\n', mode: 0o755 },
   ]
 }
 
