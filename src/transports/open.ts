@@ -29,6 +29,8 @@ import { openOciArchive } from './oci-archive'
 import { openOciLayout } from './oci-layout'
 import { normalizePlatform } from './registry/platform'
 import { openRegistrySource, RegistrySourceOptions } from './registry/registry-source'
+import { RegistryClient } from './registry/client'
+import { guardSource } from '../trust/guard'
 
 export type Transport = 'docker' | 'oci' | 'oci-archive' | 'docker-archive' | 'dir'
 
@@ -110,6 +112,12 @@ export interface OpenImageOptions {
   registriesConf?: RegistriesConf
   /** Extra registry client options (timeouts, retries; tests). */
   registry?: Omit<RegistrySourceOptions, 'tlsVerify' | 'credentials' | 'platform'>
+  /** --signature-policy FILE (default: the containers-policy.json files; see src/trust/policy.ts). */
+  signaturePolicy?: string
+  /** --registries.d DIR (where signatures are; see src/trust/registries-d.ts). */
+  registriesD?: string
+  /** Trust messages ("signature verified by …", "no signature policy"). */
+  reporter?: { info(message: string): void; warn?(message: string): void }
 }
 
 export interface OpenedImage extends InputDescription {
@@ -136,8 +144,29 @@ async function notFoundIfMissing<T>(path: string, fn: () => Promise<T>): Promise
   }
 }
 
-/** Open the source `input` names (see the top of this file). */
+/**
+ * Open the source `input` names (see the top of this file). Its resolve()
+ * checks the image against the signature policy (src/trust/guard.ts) before
+ * returning: the identity is the user-facing reference, not a mirror's.
+ */
 export async function openImageSource(input: string, opts: OpenImageOptions = {}): Promise<OpenedImage> {
+  const opened = await openUnverified(input, opts)
+  const fallback = opened.source instanceof RegistryFallbackSource ? opened.source : undefined
+  const source = await guardSource(
+    opened.source,
+    {
+      subject: { transport: opened.transport, display: opened.refName, ...(opened.transport === 'docker' ? { reference: parseReference(opened.refName) } : { path: opened.path, tag: opened.tag }) },
+      ...(fallback ? { attachments: () => fallback.endpoint() } : {}),
+    },
+    { signaturePolicy: opts.signaturePolicy, registriesD: opts.registriesD, configRoot: opts.configRoot, home: opts.home, env: opts.env, reporter: opts.reporter },
+  ).catch(async (err) => {
+    await opened.source.close()
+    throw err
+  })
+  return { ...opened, source }
+}
+
+async function openUnverified(input: string, opts: OpenImageOptions): Promise<OpenedImage> {
   const d = describeInput(input)
   const platform = opts.platform !== undefined ? parsePlatform(opts.platform) : undefined
   const local = { ...(platform ? { platform } : {}) }
@@ -212,6 +241,7 @@ interface FallbackOptions {
 export class RegistryFallbackSource implements ImageSource {
   readonly name: string
   private current?: { attempt: Attempt; source: ImageSource; resolved?: Map<string, ResolvedImage> }
+  private readonly clientOptions = new Map<Attempt, RegistrySourceOptions>()
 
   constructor(
     private readonly attempts: Attempt[],
@@ -248,6 +278,13 @@ export class RegistryFallbackSource implements ImageSource {
     throw withContext(last, `tried ${tried.join(', ')}`)
   }
 
+  /** The endpoint that resolved and a client for it with the same credentials (signature attachments). */
+  endpoint(): { client: RegistryClient; repository: string } | undefined {
+    const a = this.current?.attempt
+    const o = a && this.clientOptions.get(a)
+    return a && o ? { client: new RegistryClient(a.endpoint.registry, o), repository: a.endpoint.repository } : undefined
+  }
+
   async openBlob(desc: Descriptor): Promise<Readable> {
     if (!this.current) await this.resolve()
     return this.current!.source.openBlob(desc)
@@ -271,13 +308,15 @@ export class RegistryFallbackSource implements ImageSource {
       home: this.opts.home,
     })
     const tls = await tlsOptionsFor(a.endpoint.registry, { certDir: this.opts.certDir, configRoot: this.opts.configRoot, home: this.opts.home })
-    const inner = openRegistrySource(a.endpoint, {
+    const options: RegistrySourceOptions = {
       ...this.opts.client,
       ...(tls.ca || tls.cert ? { tls } : {}),
       tlsVerify: this.opts.tlsVerify && !a.insecure,
       ...(found.credentials ? { credentials: found.credentials } : {}),
       ...(this.opts.platform ? { platform: this.opts.platform } : {}),
-    })
+    }
+    this.clientOptions.set(a, options)
+    const inner = openRegistrySource(a.endpoint, options)
     return explainUnauthorized(inner, found.from, found.tried)
   }
 }
