@@ -39,6 +39,8 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
     creds: Flags.string({ description: 'registry credentials USER:PASSWORD' }),
     'cert-dir': Flags.string({ description: 'directory with *.crt CAs and NAME.cert/NAME.key client certificates for the registry (default: /etc/containers/certs.d/HOST[:PORT])' }),
     platform: Flags.string({ description: 'os/arch[/variant] to pick from a multi-platform image (default: this host)' }),
+    'signature-policy': Flags.string({ description: 'signature policy file (containers-policy.json) instead of the default ones' }),
+    'registries.d': Flags.string({ description: 'registries.d directory (where signatures are) instead of the default one' }),
     privileged: Flags.boolean({
       description: 'accept a config.json that asks for host namespaces, extra capabilities, privileged bind mounts, all devices or hooks (recorded in the deployment)',
       default: false,
@@ -65,6 +67,8 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
       ...(flags.creds !== undefined ? { creds: flags.creds } : {}),
       ...(flags['cert-dir'] !== undefined ? { certDir: flags['cert-dir'] } : {}),
       ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
+      ...(flags['signature-policy'] !== undefined ? { signaturePolicy: flags['signature-policy'] } : {}),
+      ...(flags['registries.d'] !== undefined ? { registriesD: flags['registries.d'] } : {}),
       ...(flags.privileged ? { privileged: true } : {}),
     }
     if (flags['dry-run']) {

@@ -46,6 +46,9 @@ export interface InstallOptions {
   certDir?: string
   /** os/arch[/variant] to pick from an index; default the host. */
   platform?: string
+  /** --signature-policy FILE / --registries.d DIR (src/trust): default the containers files. */
+  signaturePolicy?: string
+  registriesD?: string
   /** Tests and other transports hand in a source; default: the registry. */
   source?: ImageSource
   /** Accept a config.json that asks for host namespaces, capabilities, privileged binds, devices or hooks (recorded). */
@@ -144,7 +147,7 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, plan: Ins
   const { ref, image, name, unit, unitPath, tmpfilesPath, runtime, setValues, deployments, store } = plan
   const source =
     opts.source ??
-    (await openImageSource(ref ? ref.toString() : opts.image, { tlsVerify: opts.tlsVerify ?? true, authfile: opts.authfile, creds: opts.creds, certDir: opts.certDir, platform: opts.platform })).source
+    (await openImageSource(ref ? ref.toString() : opts.image, { tlsVerify: opts.tlsVerify ?? true, authfile: opts.authfile, creds: opts.creds, certDir: opts.certDir, platform: opts.platform, signaturePolicy: opts.signaturePolicy, registriesD: opts.registriesD, reporter: ctx.reporter })).source
   let pull: PullResult
   try {
     pull = await doing(`pulling ${image}`, () => pullImage(store, source, image, { reporter: ctx.reporter }))

@@ -21,11 +21,17 @@ containers-auth.json files (or --authfile / --creds).`
     creds: Flags.string({ description: 'registry credentials USER:PASSWORD' }),
     'cert-dir': Flags.string({ description: 'directory with *.crt CAs and NAME.cert/NAME.key client certificates for the registry (default: /etc/containers/certs.d/HOST[:PORT])' }),
     platform: Flags.string({ description: 'os/arch[/variant] to pick from a multi-platform image (default: this host)' }),
+    'signature-policy': Flags.string({ description: 'signature policy file (containers-policy.json) instead of the default ones' }),
+    'registries.d': Flags.string({ description: 'registries.d directory (where signatures are) instead of the default one' }),
   }
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(ImagesPull)
-    const r = await pull(this.context(flags), args.image, {
+    const ctx = this.context(flags)
+    const r = await pull(ctx, args.image, {
+      reporter: ctx.reporter,
+      ...(flags['signature-policy'] !== undefined ? { signaturePolicy: flags['signature-policy'] } : {}),
+      ...(flags['registries.d'] !== undefined ? { registriesD: flags['registries.d'] } : {}),
       tlsVerify: flags['tls-verify'] !== 'false',
       ...(flags.authfile !== undefined ? { authfile: flags.authfile } : {}),
       ...(flags.creds !== undefined ? { creds: flags.creds } : {}),
