@@ -100,11 +100,31 @@ export function checkIndex(m: ParsedManifest): ImageIndex {
   return m.json as unknown as ImageIndex
 }
 
+/** Layer media types sysctr unpacks (tar, gzip or zstd); anything else (encrypted, artifacts, …) is refused. */
+export const LAYER_MEDIA_TYPES: readonly string[] = [
+  MediaType.ociLayer,
+  MediaType.ociLayerGzip,
+  MediaType.ociLayerZstd,
+  'application/vnd.oci.image.layer.nondistributable.v1.tar',
+  MediaType.ociLayerNondistGzip,
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+zstd',
+  'application/vnd.docker.image.rootfs.diff.tar',
+  MediaType.dockerLayerGzip,
+  MediaType.dockerForeignLayerGzip,
+]
+
 export function checkManifest(m: ParsedManifest): ImageManifest {
   const j = m.json as unknown as ImageManifest
   checkDescriptor(j.config, `manifest ${m.digest} config`)
   if (!Array.isArray(j.layers)) throw new ContentError('content.bad-manifest', `manifest ${m.digest} has no layers list`)
-  j.layers.forEach((l, i) => checkDescriptor(l, `manifest ${m.digest} layer ${i}`))
+  j.layers.forEach((l, i) => {
+    checkDescriptor(l, `manifest ${m.digest} layer ${i}`)
+    if (!LAYER_MEDIA_TYPES.includes(l.mediaType)) {
+      throw new ContentError('content.unsupported-media-type', `manifest ${m.digest} layer ${i} (${l.digest}): media type ${l.mediaType || '(none)'} is not an image layer sysctr can unpack`, {
+        data: { mediaType: l.mediaType, expected: LAYER_MEDIA_TYPES },
+      })
+    }
+  })
   return j
 }
 
@@ -158,6 +178,11 @@ export async function resolveImage(input: ResolveInput): Promise<ResolvedImage> 
     if (!MANIFEST_MEDIA_TYPES.includes(chosen.mediaType)) {
       throw new ContentError('content.unsupported-media-type', `manifest ${entry.digest} for ${formatPlatform(want)} is a ${chosen.mediaType}, not an image manifest`, {
         data: { mediaType: chosen.mediaType },
+      })
+    }
+    if (entry.mediaType !== chosen.mediaType) {
+      throw new ContentError('content.media-type-mismatch', `index ${top.digest} entry ${entry.digest} is declared a ${entry.mediaType} but is a ${chosen.mediaType}`, {
+        data: { expected: entry.mediaType, found: chosen.mediaType },
       })
     }
   }

@@ -73,8 +73,11 @@ export interface FakeRegistry {
   requests: FakeRequest[]
   /** Tokens issued so far by /token. */
   tokensIssued: string[]
-  putBlob(bytes: Buffer): Digest
-  putManifest(content: object | Buffer, mediaType: string, tag?: string): Digest
+  /** Store bytes under their digest (sha256 unless `algorithm` says sha512). */
+  putBlob(bytes: Buffer, algorithm?: 'sha256' | 'sha512'): Digest
+  putManifest(content: object | Buffer, mediaType: string, tag?: string, algorithm?: 'sha256' | 'sha512'): Digest
+  /** Serve `bytes` for `digest` whatever they hash to (a lying registry). */
+  putRaw(digest: string, bytes: Buffer, mediaType?: string): void
   tag(tag: string, digest: Digest): void
   /** Load every blob of an OCI layout, tagging each index.json entry by its ref.name annotation. */
   loadLayout(dir: string): Promise<void>
@@ -86,8 +89,8 @@ interface Stored {
   mediaType?: string
 }
 
-function sha256(b: Buffer): Digest {
-  return `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest
+function sha256(b: Buffer, algorithm: 'sha256' | 'sha512' = 'sha256'): Digest {
+  return `${algorithm}:${createHash(algorithm).update(b).digest('hex')}` as Digest
 }
 
 export async function startFakeRegistry(opts: { repository?: string; faults?: FakeFaults } = {}): Promise<FakeRegistry> {
@@ -247,14 +250,17 @@ export async function startFakeRegistry(opts: { repository?: string; faults?: Fa
     faults,
     requests,
     tokensIssued,
-    putBlob(bytes) {
-      const d = sha256(bytes)
+    putBlob(bytes, algorithm) {
+      const d = sha256(bytes, algorithm)
       blobs.set(d, { bytes })
       return d
     },
-    putManifest(content, mediaType, tag) {
+    putRaw(digest, bytes, mediaType) {
+      blobs.set(digest, { bytes, ...(mediaType ? { mediaType } : {}) })
+    },
+    putManifest(content, mediaType, tag, algorithm) {
       const bytes = Buffer.isBuffer(content) ? content : Buffer.from(JSON.stringify(content))
-      const d = sha256(bytes)
+      const d = sha256(bytes, algorithm)
       blobs.set(d, { bytes, mediaType })
       if (tag) tags.set(tag, d)
       return d
