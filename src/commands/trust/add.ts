@@ -16,7 +16,7 @@ when that exists) is created when absent and replaced crash-safely; other scopes
   static override args = { scope: Args.string({ description: 'registry scope, or "default"', required: true }) }
   static override flags = {
     type: Flags.string({ description: 'requirement type', options: ['signedBy', 'sigstoreSigned', 'insecureAcceptAnything', 'reject'], required: true }),
-    pubkeys: Flags.string({ description: 'public key file (GPG key/keyring for signedBy, PEM for sigstoreSigned); repeatable', multiple: true }),
+    pubkeys: Flags.string({ description: 'public key file (GPG key/keyring for signedBy, PEM for sigstoreSigned); repeat the flag for several', multiple: true, multipleNonGreedy: true }),
     lookaside: Flags.string({ description: 'URL of the lookaside signature store for this scope (file://, http://, https://)' }),
     'signature-policy': Flags.string({ description: 'policy file to edit instead of the default one' }),
     'registries.d': Flags.string({ description: 'registries.d directory for --lookaside (default /etc/containers/registries.d)' }),
