@@ -181,7 +181,11 @@ export function registrySignatureSource(o: RegistrySignatureOptions): SignatureS
         const a = o.attachments?.()
         if (!a) return []
         const out: FoundSignature[] = []
-        for (const d of digests) out.push(...(await sigstoreAttachments(a.client, a.repository, d)))
+        try {
+          for (const d of digests) out.push(...(await sigstoreAttachments(a.client, a.repository, d)))
+        } finally {
+          a.client.close()
+        }
         return out
       }),
     where: (kind, digests) => {
