@@ -107,6 +107,14 @@ export class RegistryClient {
       })
     }
     await this.expectOk(res, `manifest ${reference} of ${repository}`)
+    const announced = res.headers['content-length']
+    if (announced !== undefined && Number(announced) > MANIFEST_SIZE_LIMIT) {
+      res.body.destroy()
+      throw new ContentError('content.too-large', `manifest ${reference} of ${repository}: ${String(announced)} bytes announced, more than ${MANIFEST_SIZE_LIMIT}`, {
+        data: { limit: MANIFEST_SIZE_LIMIT, announced: Number(announced) },
+      })
+    }
+    // readBody stops reading (and closes the connection) at the limit: a huge body is never buffered.
     const bytes = await readBody(res, MANIFEST_SIZE_LIMIT, `manifest ${reference} of ${repository}`)
     const ct = res.headers['content-type']
     const dcd = res.headers['docker-content-digest']

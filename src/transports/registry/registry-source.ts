@@ -19,7 +19,7 @@ import { digestOf, digestProblem, verifyBytes, digestAlgorithm } from '../../ref
 import type { ImageReference } from '../../reference/reference'
 import type { ImageSource } from '../image-source'
 import { parseManifestBytes, ParsedManifest, resolveImage } from '../resolve'
-import { RegistryClient, RegistryClientOptions } from './client'
+import { MANIFEST_SIZE_LIMIT, RegistryClient, RegistryClientOptions } from './client'
 import { hostPlatform } from './platform'
 
 export { CONFIG_SIZE_LIMIT } from '../resolve'
@@ -66,6 +66,11 @@ export class RegistrySource implements ImageSource {
     const display = expect && reference === expect.digest && this.ref.digest !== expect.digest
       ? `${this.ref.registry}/${this.ref.repository}@${reference}`
       : this.ref.toString()
+    if (expect?.size !== undefined && expect.size > MANIFEST_SIZE_LIMIT) {
+      throw new ContentError('content.too-large', `manifest ${expect.digest}: ${expect.size} bytes is more than ${MANIFEST_SIZE_LIMIT}`, {
+        data: { limit: MANIFEST_SIZE_LIMIT, size: expect.size },
+      })
+    }
     const fetched = await this.client.getManifest(this.ref.repository, reference, display)
     const bytes = fetched.bytes
     let digest: Digest
