@@ -13,7 +13,7 @@
  *                                 this deployment installs them at PATH
  *       activated                 written when the deployment first becomes active
  *   containers/NAME -> NAME.0     the active deployment, switched atomically
- *   containers/.locks/NAME/lock   the per-name lock (ops/name-lock.ts)
+ *   (the per-name lock is beside containers/: STATE/locks/NAME, ops/name-lock.ts)
  *
  * Invariants:
  * - A deployment directory is built under a temp name (`.NAME.N.tmp-…`) and

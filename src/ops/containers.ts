@@ -43,7 +43,8 @@ export async function listContainers(ctx: OpsContext): Promise<ContainerListing[
     const d = await deployments.active(name).catch(() => undefined)
     if (!d) continue
     const r = d.record
-    const other = (await deployments.slots(name)).find((s) => s !== d.slot)
+    let other: number | undefined
+    for (const s of await deployments.slots(name)) if (s !== d.slot && (await deployments.isActivated(name, s))) other = s
     let state = { activeState: 'unknown', subState: 'unknown', unitFileState: 'unknown' }
     if (r.noContainerService) {
       state = { activeState: 'none', subState: 'none', unitFileState: 'none' }

@@ -254,6 +254,6 @@ describe('per-name lock', () => {
     await Promise.all([first, second])
     expect(order).toEqual(['first in', 'other name', 'first out', 'second in'])
     expect(messages).toContain(`waiting for x: pid ${process.pid} is first`)
-    expect(await fsp.readdir(ctx.paths.containersDir).catch(() => [])).toEqual([])
+    expect(await fsp.readdir(ctx.paths.stateDir).catch(() => [])).toEqual([])
   })
 })
