@@ -19,7 +19,7 @@ import { Descriptor, INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES } from '../../oci/t
 import { DigestStream } from '../../util/digest-stream'
 import { isDigest } from '../../reference/digest'
 import { Authenticator, Credentials, parseWwwAuthenticate } from './auth'
-import { describeUrl, HttpResponse, HttpTlsOptions, HttpTransport, isTransportError, readBody } from './http'
+import { describeUrl, hostPort, HttpResponse, HttpTlsOptions, HttpTransport, isTransportError, readBody } from './http'
 
 export interface RegistryClientOptions {
   /** Default true. False: certificates unchecked and plain http allowed (see above). */
@@ -28,6 +28,18 @@ export interface RegistryClientOptions {
   userAgent?: string
   /** Stall timeout in ms (nothing received for this long). Default 30 000. */
   timeoutMs?: number
+  /**
+   * Whole-body deadline for a manifest or index (at most MANIFEST_SIZE_LIMIT
+   * bytes): a registry that trickles one is cut off. Default 120 000.
+   */
+  manifestTimeoutMs?: number
+  /**
+   * Blobs: fail with `registry.too-slow` when fewer than `bytes` arrive in
+   * `windowMs` (a trickle the stall timeout never sees), like curl's
+   * --speed-limit/--speed-time. Windows where the consumer holds the stream
+   * back do not count. Default 1024 bytes per 60 000 ms; bytes 0 turns it off.
+   */
+  lowSpeed?: { bytes: number; windowMs: number }
   credentials?: Credentials
   /** Extra attempts for 429/5xx/dropped connections. Default 2. */
   retries?: number
@@ -67,11 +79,15 @@ export class RegistryClient {
   private readonly http: HttpTransport
   private readonly auth: Authenticator
   private readonly tlsVerify: boolean
+  private readonly manifestTimeoutMs: number
+  private readonly lowSpeed: { bytes: number; windowMs: number }
   private base?: Promise<URL>
 
   constructor(registry: string, opts: RegistryClientOptions = {}) {
     this.registry = registry
     this.tlsVerify = opts.tlsVerify ?? true
+    this.manifestTimeoutMs = opts.manifestTimeoutMs ?? 120_000
+    this.lowSpeed = opts.lowSpeed ?? { bytes: 1024, windowMs: 60_000 }
     this.http = new HttpTransport({
       tlsVerify: this.tlsVerify,
       userAgent: opts.userAgent ?? DEFAULT_USER_AGENT,
@@ -115,7 +131,20 @@ export class RegistryClient {
       })
     }
     // readBody stops reading (and closes the connection) at the limit: a huge body is never buffered.
-    const bytes = await readBody(res, MANIFEST_SIZE_LIMIT, `manifest ${reference} of ${repository}`)
+    // The stall timeout does not see a trickle: a deadline for the whole body does.
+    const deadline = setTimeout(() => {
+      res.body.destroy(
+        new RegistryError('registry.too-slow', `${hostPort(res.url)} too slow: manifest ${reference} of ${repository} not received within ${this.manifestTimeoutMs / 1000} s`, {
+          data: { host: hostPort(res.url), timeoutMs: this.manifestTimeoutMs },
+        }),
+      )
+    }, this.manifestTimeoutMs)
+    let bytes: Buffer
+    try {
+      bytes = await readBody(res, MANIFEST_SIZE_LIMIT, `manifest ${reference} of ${repository}`)
+    } finally {
+      clearTimeout(deadline)
+    }
     const ct = res.headers['content-type']
     const dcd = res.headers['docker-content-digest']
     return {
@@ -164,8 +193,27 @@ export class RegistryClient {
     let received = 0
     let resumes = 0
     let closed = false
+    // Low-speed limit: the stall timeout resets on every byte, so a trickle would never end.
+    let windowBytes = 0
+    const low = this.lowSpeed
+    const speedTimer =
+      low.bytes > 0
+        ? setInterval(() => {
+            const heldBack = verify.writableNeedDrain || current.body.isPaused()
+            if (!heldBack && windowBytes < low.bytes && received < desc.size) {
+              verify.destroy(
+                new RegistryError('registry.too-slow', `${hostPort(current.url)} too slow: ${windowBytes} bytes of ${what} in ${low.windowMs / 1000} s (less than ${low.bytes})`, {
+                  data: { host: hostPort(current.url), bytes: windowBytes, windowMs: low.windowMs, received, size: desc.size },
+                }),
+              )
+            }
+            windowBytes = 0
+          }, low.windowMs)
+        : undefined
+    speedTimer?.unref()
     verify.on('close', () => {
       closed = true
+      if (speedTimer) clearInterval(speedTimer)
       if (!current.body.complete) current.body.destroy()
     })
 
@@ -189,6 +237,7 @@ export class RegistryClient {
           toSkip = 0
         }
         received += chunk.length
+        windowBytes += chunk.length
         if (!verify.write(chunk)) {
           r.body.pause()
           verify.once('drain', () => r.body.resume())
