@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../cli/base-command'
+import { sourceFlags, sourceFlagValues } from '../cli/source-flags'
 import { UsageError } from '../errors'
 import { install } from '../ops/install'
 import { buildRootContext } from '../ops/context'
@@ -30,17 +31,7 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
     now: Flags.boolean({ description: 'also start the unit and wait for the result', default: false }),
     runtime: Flags.string({ description: 'OCI runtime binary', default: '/usr/bin/runc' }),
     root: Flags.string({ description: 'install into the OS tree at DIR (no running systemd: files and enablement links only; see README "Composing a root")' }),
-    'tls-verify': Flags.string({
-      description: 'require HTTPS and verify certificates (--tls-verify=false allows plain HTTP registries)',
-      options: ['true', 'false'],
-      default: 'true',
-    }),
-    authfile: Flags.string({ description: 'credentials file (containers-auth.json format); default: the usual auth.json files' }),
-    creds: Flags.string({ description: 'registry credentials USER:PASSWORD' }),
-    'cert-dir': Flags.string({ description: 'directory with *.crt CAs and NAME.cert/NAME.key client certificates for the registry (default: /etc/containers/certs.d/HOST[:PORT])' }),
-    platform: Flags.string({ description: 'os/arch[/variant] to pick from a multi-platform image (default: this host)' }),
-    'signature-policy': Flags.string({ description: 'signature policy file (containers-policy.json) instead of the default ones' }),
-    'registries.d': Flags.string({ description: 'registries.d directory (where signatures are) instead of the default one' }),
+    ...sourceFlags,
     privileged: Flags.boolean({
       description: 'accept a config.json that asks for host namespaces, extra capabilities, privileged bind mounts, all devices or hooks (recorded in the deployment)',
       default: false,
@@ -62,13 +53,7 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
       name: flags.name,
       set: flags.set,
       runtime: flags.runtime,
-      tlsVerify: flags['tls-verify'] !== 'false',
-      ...(flags.authfile !== undefined ? { authfile: flags.authfile } : {}),
-      ...(flags.creds !== undefined ? { creds: flags.creds } : {}),
-      ...(flags['cert-dir'] !== undefined ? { certDir: flags['cert-dir'] } : {}),
-      ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
-      ...(flags['signature-policy'] !== undefined ? { signaturePolicy: flags['signature-policy'] } : {}),
-      ...(flags['registries.d'] !== undefined ? { registriesD: flags['registries.d'] } : {}),
+      ...sourceFlagValues(flags),
       ...(flags.privileged ? { privileged: true } : {}),
     }
     if (flags['dry-run']) {

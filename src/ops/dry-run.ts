@@ -23,7 +23,7 @@ import { join } from 'node:path'
 import { ConflictError, doing, NotFoundError } from '../errors'
 import type { Digest, ImageConfig, ResolvedImage } from '../oci/types'
 import { describeInput, openImageSource, type OpenImageOptions } from '../transports/open'
-import { registryReference } from './image-name'
+import { registryReference, sourceOptions } from './image-name'
 import type { ImageSource } from '../transports/image-source'
 import { Store } from '../store/store'
 import { checkContainerName, computeDefaults, parseSetFlags, resolveValues } from '../templates/values'
@@ -113,7 +113,7 @@ export async function installDryRun(ctx: OpsContext, opts: InstallOptions): Prom
   const name = opts.name ?? describeInput(opts.image).defaultName
   checkContainerName(name)
   return doing(`planning the install of ${name}`, async () => {
-    const image = await storeName(ctx, opts.image, { tlsVerify: opts.tlsVerify ?? true, authfile: opts.authfile, creds: opts.creds, platform: opts.platform })
+    const image = await storeName(ctx, opts.image, sourceOptions(ctx, opts))
     const setValues = parseSetFlags(opts.set ?? [])
     const runtime = opts.runtime ?? DEFAULT_RUNTIME
     const unit = `${name}.service`
@@ -139,7 +139,7 @@ export async function installDryRun(ctx: OpsContext, opts: InstallOptions): Prom
     }
     const source =
       opts.source ??
-      (await openImageSource(image, { tlsVerify: opts.tlsVerify ?? true, authfile: opts.authfile, creds: opts.creds, platform: opts.platform })).source
+      (await openImageSource(image, sourceOptions(ctx, opts))).source
     const store = await Store.open(ctx.paths.storeDir)
     try {
       const resolved = await resolveOnly(source)
@@ -170,12 +170,12 @@ export async function updateDryRun(ctx: OpsContext, name: string, opts: UpdateOp
     }
     const old = current.record
     const input = opts.rebase ?? old.image
-    const image = await storeName(ctx, input, { tlsVerify: opts.tlsVerify ?? true })
+    const image = await storeName(ctx, input, sourceOptions(ctx, opts))
     const setValues = { ...old.setValues, ...parseSetFlags(opts.set ?? []) }
     const previous = await previousDeployment(deployments, name, current.slot)
     let slot = 0
     while (slot === current.slot || slot === previous?.slot) slot++
-    const source = opts.openSource ? opts.openSource(image) : (await openImageSource(image, { tlsVerify: opts.tlsVerify ?? true })).source
+    const source = opts.openSource ? opts.openSource(image) : (await openImageSource(image, sourceOptions(ctx, opts))).source
     const store = await Store.open(ctx.paths.storeDir)
     try {
       const resolved = await resolveOnly(source)

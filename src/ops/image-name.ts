@@ -10,6 +10,37 @@
 import { isShortName, loadRegistriesConf, resolveShortName } from '../config/registries'
 import { type ImageReference, parseReference } from '../reference/reference'
 import { openImageSource, type OpenImageOptions } from '../transports/open'
+import type { OpsContext } from './context'
+
+/** Where an image comes from and how it is trusted: what install, update, dry runs, pull and provision take from the user. */
+export interface SourceFlags {
+  /** Default true; false allows plain HTTP registries. */
+  tlsVerify?: boolean
+  /** Registry credentials: a containers-auth.json file, or USER:PASSWORD (see src/config/auth.ts). */
+  authfile?: string
+  creds?: string
+  /** --cert-dir: TLS CAs / client certificate for the registry instead of certs.d. */
+  certDir?: string
+  /** os/arch[/variant] to pick from an index; default the host. */
+  platform?: string
+  /** --signature-policy FILE / --registries.d DIR (src/trust): default the containers files. */
+  signaturePolicy?: string
+  registriesD?: string
+}
+
+/** The openImageSource options for `flags`, with the operation's reporter (trust and short-name messages). */
+export function sourceOptions(ctx: Pick<OpsContext, 'reporter'>, flags: SourceFlags): OpenImageOptions {
+  return {
+    tlsVerify: flags.tlsVerify ?? true,
+    ...(flags.authfile !== undefined ? { authfile: flags.authfile } : {}),
+    ...(flags.creds !== undefined ? { creds: flags.creds } : {}),
+    ...(flags.certDir !== undefined ? { certDir: flags.certDir } : {}),
+    ...(flags.platform !== undefined ? { platform: flags.platform } : {}),
+    ...(flags.signaturePolicy !== undefined ? { signaturePolicy: flags.signaturePolicy } : {}),
+    ...(flags.registriesD !== undefined ? { registriesD: flags.registriesD } : {}),
+    reporter: ctx.reporter,
+  }
+}
 
 export async function registryReference(
   input: string,

@@ -7,7 +7,8 @@ import { parseReference } from '../reference/reference'
 import { Store } from '../store/store'
 import type { CheckoutStats } from '../checkout/checkout'
 import type { ImageSource } from '../transports/image-source'
-import { describeInput, openImageSource, OpenImageOptions } from '../transports/open'
+import { describeInput, openImageSource } from '../transports/open'
+import { sourceOptions, type SourceFlags } from './image-name'
 import type { OpsContext } from './context'
 import { pullImage, PullResult } from './pull'
 
@@ -15,8 +16,8 @@ export async function openStore(ctx: OpsContext): Promise<Store> {
   return Store.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
 }
 
-export async function pull(ctx: OpsContext, image: string, opts: OpenImageOptions & { source?: ImageSource } = {}): Promise<PullResult> {
-  const opened = opts.source ? { refName: parseReference(image).toString(), source: opts.source } : await openImageSource(image, opts)
+export async function pull(ctx: OpsContext, image: string, opts: SourceFlags & { source?: ImageSource } = {}): Promise<PullResult> {
+  const opened = opts.source ? { refName: parseReference(image).toString(), source: opts.source } : await openImageSource(image, sourceOptions(ctx, opts))
   const name = opened.refName
   const source = opened.source
   const store = await openStore(ctx)

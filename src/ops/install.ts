@@ -28,27 +28,16 @@ import { fromRoot, inRoot, type OpsContext } from './context'
 import { checkHostFileConflicts, planHostFiles, stageHostFiles, switchHostFiles } from './hostfs'
 import { withNameLock } from './name-lock'
 import { pullImage, PullResult } from './pull'
-import { registryReference } from './image-name'
+import { registryReference, sourceOptions, type SourceFlags } from './image-name'
 import type { JobResult } from '../systemd/systemd'
 import { UnitFile } from '../systemd/unit-file'
 
-export interface InstallOptions {
+export interface InstallOptions extends SourceFlags {
   image: string
   name?: string
   set?: string[]
   now?: boolean
   runtime?: string
-  tlsVerify?: boolean
-  /** Registry credentials: a containers-auth.json file, or USER:PASSWORD (see src/config/auth.ts). */
-  authfile?: string
-  creds?: string
-  /** --cert-dir: TLS CAs / client certificate for the registry instead of certs.d. */
-  certDir?: string
-  /** os/arch[/variant] to pick from an index; default the host. */
-  platform?: string
-  /** --signature-policy FILE / --registries.d DIR (src/trust): default the containers files. */
-  signaturePolicy?: string
-  registriesD?: string
   /** Tests and other transports hand in a source; default: the registry. */
   source?: ImageSource
   /** Accept a config.json that asks for host namespaces, capabilities, privileged binds, devices or hooks (recorded). */
@@ -84,7 +73,7 @@ export async function install(ctx: OpsContext, opts: InstallOptions): Promise<In
 async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string): Promise<InstallResult> {
   // oci:/oci-archive:/docker-archive:/dir: inputs name a local image; anything else a registry.
   const local = localInput(opts.image)
-  const ref = local ? undefined : await registryReference(opts.image, { tlsVerify: opts.tlsVerify ?? true, authfile: opts.authfile, creds: opts.creds, certDir: opts.certDir, platform: opts.platform }, (m) => ctx.reporter.info(m))
+  const ref = local ? undefined : await registryReference(opts.image, sourceOptions(ctx, opts), (m) => ctx.reporter.info(m))
   const image = local ? local.refName! : ref!.toString()
   const setValues = parseSetFlags(opts.set ?? [])
   const runtime = opts.runtime ?? DEFAULT_RUNTIME
@@ -147,7 +136,7 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, plan: Ins
   const { ref, image, name, unit, unitPath, tmpfilesPath, runtime, setValues, deployments, store } = plan
   const source =
     opts.source ??
-    (await openImageSource(ref ? ref.toString() : opts.image, { tlsVerify: opts.tlsVerify ?? true, authfile: opts.authfile, creds: opts.creds, certDir: opts.certDir, platform: opts.platform, signaturePolicy: opts.signaturePolicy, registriesD: opts.registriesD, reporter: ctx.reporter })).source
+    (await openImageSource(ref ? ref.toString() : opts.image, sourceOptions(ctx, opts))).source
   let pull: PullResult
   try {
     pull = await doing(`pulling ${image}`, () => pullImage(store, source, image, { reporter: ctx.reporter }))

@@ -29,6 +29,7 @@ import * as ini from 'ini'
 import { SysctrError, toSysctrError, UsageError } from '../errors'
 import type { ImageSource } from '../transports/image-source'
 import { describeInput, openImageSource } from '../transports/open'
+import { sourceOptions } from './image-name'
 import type { JobResult } from '../systemd/systemd'
 import { fromRoot, type OpsContext } from './context'
 import { DEFAULT_RUNTIME, install, type InstallResult } from './install'
@@ -217,7 +218,7 @@ function rootArchiveSource(ctx: OpsContext): (entry: ProvisionEntry) => Promise<
     if (!ctx.root || !/^(oci|oci-archive|docker-archive|dir):/.test(entry.image)) return undefined
     const d = describeInput(entry.image, '/')
     const at = `${d.transport}:${fromRoot(ctx, d.path!)}${d.tag !== undefined ? `:${d.tag}` : ''}`
-    return (await openImageSource(at)).source
+    return (await openImageSource(at, sourceOptions(ctx, {}))).source
   }
 }
 

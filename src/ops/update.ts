@@ -22,7 +22,7 @@
  */
 import { ConflictError, doing, NotFoundError, SysctrError, SystemdError, toSysctrError } from '../errors'
 import { describeInput, openImageSource } from '../transports/open'
-import { registryReference } from './image-name'
+import { registryReference, sourceOptions, type SourceFlags } from './image-name'
 import { Store } from '../store/store'
 import { checkContainerName, FIXED_KEYS, parseSetFlags } from '../templates/values'
 import { Deployment, Deployments, removeTree } from '../deployment/deployments'
@@ -38,12 +38,11 @@ import { previousDeployment, switchDeployment, unitIsRunning } from './rollback'
 import { checkHostFileConflicts } from './hostfs'
 import { withNameLock } from './name-lock'
 
-export interface UpdateOptions {
+export interface UpdateOptions extends SourceFlags {
   /** More --set KEY=VALUE; added to (and overriding) the saved ones. */
   set?: string[]
   /** Move to another image reference. */
   rebase?: string
-  tlsVerify?: boolean
   /** Tests hand in a source per image; default: the registry, or the local transport the image names. */
   openSource?: (image: string) => ImageSource
 }
@@ -93,13 +92,13 @@ async function updateNamed(ctx: OpsContext, name: string, opts: UpdateOptions): 
   const input = opts.rebase ?? old.image
   // oci:/oci-archive:/docker-archive:/dir: name a local image (recorded as such); anything else a registry.
   const local = /^(oci|oci-archive|docker-archive|dir):/.test(input) ? describeInput(input) : undefined
-  const ref = local ? undefined : await registryReference(input, { tlsVerify: opts.tlsVerify ?? true }, (m) => ctx.reporter.info(m))
+  const ref = local ? undefined : await registryReference(input, sourceOptions(ctx, opts), (m) => ctx.reporter.info(m))
   const image = local ? local.refName! : ref!.toString()
   const setValues = { ...old.setValues, ...parseSetFlags(opts.set ?? []) }
 
   const store = await Store.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
   // As install: registries.conf (mirrors, insecure, blocked) and auth.json apply; local transports by their recorded name.
-  const source = opts.openSource ? opts.openSource(image) : (await openImageSource(image, { tlsVerify: opts.tlsVerify ?? true })).source
+  const source = opts.openSource ? opts.openSource(image) : (await openImageSource(image, sourceOptions(ctx, opts))).source
   let pull: PullResult
   try {
     pull = await doing(`pulling ${image}`, () => pullImage(store, source, image, { reporter: ctx.reporter }))

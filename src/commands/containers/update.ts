@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command'
+import { sourceFlags, sourceFlagValues } from '../../cli/source-flags'
 import { UsageError } from '../../errors'
 import { formatBytes } from '../../ops/pull'
 import { update, updateAll, UpdateResult } from '../../ops/update'
@@ -25,18 +26,18 @@ restarts that, and exits 8 saying it rolled back. The previous deployment is kep
     set: Flags.string({ description: 'template value KEY=VALUE (repeatable), added to the saved ones', multiple: true, multipleNonGreedy: true, default: [] }),
     rebase: Flags.string({ description: 'switch to another image reference' }),
     all: Flags.boolean({ description: 'update every installed container, dependencies first', default: false }),
-    'tls-verify': Flags.string({ description: 'require HTTPS and verify certificates', options: ['true', 'false'], default: 'true' }),
+    ...sourceFlags,
     'dry-run': Flags.boolean({ description: 'show what would be pulled and the unit/config/tmpfiles diffs; change nothing', default: false }),
   }
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(ContainersUpdate)
-    const tlsVerify = flags['tls-verify'] !== 'false'
+    const source = sourceFlagValues(flags)
     const ctx = this.contextFor(flags)
     if (flags.all && flags['dry-run']) throw new UsageError('usage.update-all-dry-run', '--dry-run takes one NAME, not --all')
     if (flags.all) {
       if (args.name || flags.rebase) throw new UsageError('usage.update-all', '--all takes no NAME and no --rebase')
-      const r = await updateAll(ctx, { set: flags.set, tlsVerify })
+      const r = await updateAll(ctx, { ...source, set: flags.set })
       this.output(flags, { order: r.order, results: r.results, failed: r.failed.map((f) => ({ name: f.name, error: f.error.toJSON() })) }, () => [
         ...r.results.flatMap(describe),
         ...r.failed.map((f) => `${f.name}: failed: ${f.error.fullMessage}`),
@@ -46,11 +47,11 @@ restarts that, and exits 8 saying it rolled back. The previous deployment is kep
     }
     if (!args.name) throw new UsageError('usage.name-required', 'name the container to update, or pass --all', { hint: 'sysctr containers list' })
     if (flags['dry-run']) {
-      const plan = await updateDryRun(ctx, args.name, { set: flags.set, rebase: flags.rebase, tlsVerify })
+      const plan = await updateDryRun(ctx, args.name, { ...source, set: flags.set, rebase: flags.rebase })
       this.output(flags, plan, () => describePlan(plan))
       return
     }
-    const r = await update(ctx, args.name, { set: flags.set, rebase: flags.rebase, tlsVerify })
+    const r = await update(ctx, args.name, { ...source, set: flags.set, rebase: flags.rebase })
     this.output(flags, r, () => describe(r))
   }
 }
