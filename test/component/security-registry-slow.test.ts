@@ -14,7 +14,7 @@
  */
 import type { ServerResponse } from 'node:http'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { RegistryError } from '../../src/errors'
+import { NotFoundError, RegistryError } from '../../src/errors'
 import { Harness, HostileServer, startHarness, startHostileServer } from '../helpers/security-registry'
 
 let h: Harness
@@ -113,6 +113,16 @@ describe('trickles: registry.too-slow, exit 5, store unchanged', () => {
     })
     h.reg.faults.redirectBlobsTo = c.url
     await h.refused('REG/demo/app:v1', RegistryError, 'registry.too-slow', { timeoutMs: 5_000, lowSpeed: { bytes: 1024, windowMs: 300 } })
+  })
+
+  it('an error body trickled forever: the error is reported without its detail', async () => {
+    const s = await hostile((_req, res) => {
+      res.writeHead(404, { 'content-type': 'application/json' })
+      res.write('{"errors":[')
+      trickle(res, 20)
+    })
+    const err = await h.refused(`${s.host}/demo/app:v1`, NotFoundError, 'image.not-found', { timeoutMs: 5_000, manifestTimeoutMs: 300 })
+    expect(err.message).not.toContain('(')
   })
 
   it('control: a slow but steady blob (enough bytes per window) is not cut', async () => {

@@ -30,7 +30,8 @@ export interface RegistryClientOptions {
   timeoutMs?: number
   /**
    * Whole-body deadline for a manifest or index (at most MANIFEST_SIZE_LIMIT
-   * bytes): a registry that trickles one is cut off. Default 120 000.
+   * bytes): a registry that trickles one is cut off. Also bounds reading an
+   * error body (then the error is reported without its detail). Default 120 000.
    */
   manifestTimeoutMs?: number
   /**
@@ -116,7 +117,7 @@ export class RegistryClient {
   async getManifest(repository: string, reference: string, display: string): Promise<FetchedManifest> {
     const res = await this.get(repository, `manifests/${reference}`, { accept: MANIFEST_ACCEPT })
     if (res.status === 404) {
-      const detail = await errorDetail(res)
+      const detail = await errorDetail(res, this.manifestTimeoutMs)
       throw new NotFoundError('image.not-found', `image ${display} not found${detail ? ` (${detail})` : ''}`, {
         data: { reference: display, registry: this.registry },
         hint: 'check the repository name and tag',
@@ -354,7 +355,7 @@ export class RegistryClient {
 
   private async expectOk(res: HttpResponse, what: string): Promise<void> {
     if (res.status === 200) return
-    const detail = await errorDetail(res)
+    const detail = await errorDetail(res, this.manifestTimeoutMs)
     throw this.statusError(res, what, detail)
   }
 
@@ -375,12 +376,15 @@ export class RegistryClient {
 }
 
 /** First error of a distribution-spec error body (`{"errors":[{code,message}]}`), short; '' if none. */
-async function errorDetail(res: HttpResponse): Promise<string> {
+async function errorDetail(res: HttpResponse, deadlineMs: number): Promise<string> {
   let body: Buffer
+  const deadline = setTimeout(() => res.body.destroy(), deadlineMs) // a trickled error body is given up on
   try {
     body = await readBody(res, 64 << 10, 'error body')
   } catch {
     return ''
+  } finally {
+    clearTimeout(deadline)
   }
   try {
     const parsed = JSON.parse(body.toString('utf8')) as { errors?: Array<{ code?: unknown; message?: unknown }> }
