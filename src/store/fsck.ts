@@ -10,7 +10,8 @@
  *   hold no layer-only entries; an image commit's layer commits are layer
  *   commits and its manifest and config blobs exist.
  * - layer records: name matches the blob digest; the commit exists, is a layer
- *   commit of that blob. blobs: sha256 equals the name. image refs: parse,
+ *   commit of that blob. blobs: the hash of the digest's algorithm (blobs/sha256
+ *   or blobs/sha512) equals the name. image refs: parse,
  *   name an image commit, and their manifest, config and layer records exist.
  *
  * Checking holds the store lock (no publish happens meanwhile, so no false
@@ -27,7 +28,9 @@
 import { createReadStream, promises as fsp } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
+import type { Digest } from '../oci/types'
 import { fileObjectHeader, HEX64, sha256Hex } from './canonical'
+import { digestRelPath, splitDigest } from './digest-path'
 import { mapLimit, syncFilesystem } from './durable'
 import { listStore, removeTreesTopDown } from './gc'
 import type { ImageRecord, LayerRecord, Store } from './store'
@@ -180,14 +183,17 @@ async function check(store: Store, opts: FsckOptions): Promise<FsckResult> {
 
   // ---- 2. blobs ---------------------------------------------------------------
   const goodBlobs = new Set<string>()
-  await mapLimit(present.blobs, 8, async (hex) => {
-    const path = join(root, 'blobs', 'sha256', hex)
-    const h = createHash('sha256')
-    for await (const chunk of createReadStream(path)) h.update(chunk as Buffer)
+  await mapLimit(present.blobs, 8, async (d) => {
+    const { algorithm, hex } = splitDigest(d)
+    const rel = digestRelPath('blobs', d)
+    const h = createHash(algorithm)
+    for await (const chunk of createReadStream(join(root, rel))) h.update(chunk as Buffer)
     tick()
-    if (h.digest('hex') === hex) goodBlobs.add(hex)
-    else problem('corrupt-blob', join('blobs', 'sha256', hex), 'blob content does not match its digest')
+    if (h.digest('hex') === hex) goodBlobs.add(d)
+    else problem('corrupt-blob', rel, 'blob content does not match its digest')
   })
+  const blobPresent = new Set<string>(present.blobs)
+  const layerPresent = new Set<string>(present.layers)
 
   // ---- 3. references ------------------------------------------------------------
   /** Objects that are missing or unsound, or name such an object (memoised). */
@@ -238,9 +244,8 @@ async function check(store: Store, opts: FsckOptions): Promise<FsckResult> {
           }
         }
         for (const d of [c.manifestDigest, c.configDigest]) {
-          const hex = String(d).slice('sha256:'.length)
-          if (!goodBlobs.has(hex)) {
-            if (!present.blobs.includes(hex)) missing(relObj(name), `image commit names blob ${d}, which is missing`)
+          if (!goodBlobs.has(String(d))) {
+            if (!blobPresent.has(String(d))) missing(relObj(name), `image commit names blob ${d}, which is missing`)
             broken = true
           }
         }
@@ -252,34 +257,35 @@ async function check(store: Store, opts: FsckOptions): Promise<FsckResult> {
   for (const name of good.keys()) if (!name.endsWith('.file')) isBroken(name)
 
   // Layer records
-  const brokenLayers = new Set<string>()
-  for (const hex of present.layers) {
+  /** Layer records (by blob digest) that are unsound or name something unsound. */
+  const brokenLayers = new Set<Digest>()
+  for (const d of present.layers) {
     tick()
-    const path = join('layers', 'sha256', hex)
+    const path = digestRelPath('layers', d)
     let rec: LayerRecord
     try {
       rec = JSON.parse(await fsp.readFile(join(root, path), 'utf8')) as LayerRecord
     } catch (err) {
       problem('bad-layer-record', path, `unreadable: ${(err as Error).message}`)
-      brokenLayers.add(hex)
+      brokenLayers.add(d)
       continue
     }
     const commitName = `${rec.commit}.commit`
-    if (rec.blobDigest !== `sha256:${hex}`) {
-      problem('bad-layer-record', path, `record is for ${String(rec.blobDigest)}, not sha256:${hex}`)
-      brokenLayers.add(hex)
+    if (rec.blobDigest !== d) {
+      problem('bad-layer-record', path, `record is for ${String(rec.blobDigest)}, not ${d}`)
+      brokenLayers.add(d)
     } else if (typeof rec.commit !== 'string' || !HEX64.test(rec.commit)) {
       problem('bad-layer-record', path, 'record names no commit')
-      brokenLayers.add(hex)
+      brokenLayers.add(d)
     } else if (!present.objects.has(commitName)) {
       missing(path, `layer record names commit ${rec.commit}, which is missing`)
-      brokenLayers.add(hex)
-    } else if (isBroken(commitName)) brokenLayers.add(hex)
+      brokenLayers.add(d)
+    } else if (isBroken(commitName)) brokenLayers.add(d)
     else {
       const c = (good.get(commitName) as { commit: Commit }).commit
       if (c.kind !== 'layer' || c.blobDigest !== rec.blobDigest) {
         problem('bad-layer-record', path, `commit ${rec.commit} is not the layer commit of ${rec.blobDigest}`)
-        brokenLayers.add(hex)
+        brokenLayers.add(d)
       }
     }
   }
@@ -312,17 +318,15 @@ async function check(store: Store, opts: FsckOptions): Promise<FsckResult> {
       broken = true
     }
     for (const d of [rec.manifestDigest, rec.configDigest]) {
-      const hex = String(d).slice('sha256:'.length)
-      if (goodBlobs.has(hex)) continue
-      if (!present.blobs.includes(hex)) missing(path, `image ${rec.reference} names blob ${d}, which is missing`)
+      if (goodBlobs.has(String(d))) continue
+      if (!blobPresent.has(String(d))) missing(path, `image ${rec.reference} names blob ${d}, which is missing`)
       broken = true
     }
     for (const l of rec.layers ?? []) {
-      const hex = String(l).slice('sha256:'.length)
-      if (!present.layers.includes(hex)) {
+      if (!layerPresent.has(String(l))) {
         missing(path, `image ${rec.reference} names layer ${l}, which has no layer record`)
         broken = true
-      } else if (brokenLayers.has(hex)) broken = true
+      } else if (brokenLayers.has(l)) broken = true
     }
     if (broken) brokenRefs.push(f)
   }
@@ -369,7 +373,7 @@ async function repair(
     good: Map<string, Node>
     bad: Set<string>
     brokenMemo: Map<string, boolean>
-    brokenLayers: Set<string>
+    brokenLayers: Set<Digest>
     brokenRefs: string[]
     problems: FsckProblem[]
     removed: { path: string; why: string }[]
@@ -394,7 +398,7 @@ async function repair(
   const flush = () => syncFilesystem(root)
 
   for (const f of s.brokenRefs) await rm(join('refs', 'images', f), whyOf(join('refs', 'images', f)))
-  for (const hex of s.brokenLayers) await rm(join('layers', 'sha256', hex), whyOf(join('layers', 'sha256', hex)))
+  for (const d of s.brokenLayers) await rm(digestRelPath('layers', d), whyOf(digestRelPath('layers', d)))
   await flush()
   const brokenNames = [...s.present.objects.keys()].filter((n) => s.bad.has(n) || s.brokenMemo.get(n) === true || s.brokenMemo.get(`${n}|image`) === true)
   const kindOf = (n: string) => {

@@ -16,6 +16,9 @@
  * left behind names something already removed (fsck stays clean), and the
  * next gc finishes the job.
  *
+ * Blobs and layer records are keyed by digest (algorithm and hex): both
+ * blobs/sha256 and blobs/sha512 (layers/ likewise) are listed and swept.
+ *
  * A missing or unreadable object reachable from a root stops gc before any
  * sweep (ContentError 'store.gc-broken'): run fsck --repair first. A root
  * commit that is not in the store is skipped and reported.
@@ -23,7 +26,10 @@
 import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import { ContentError } from '../errors'
+import type { Digest } from '../oci/types'
+import { isDigest } from '../reference/digest'
 import { HEX64 } from './canonical'
+import { digestRelPath, listDigests } from './digest-path'
 import { syncFilesystem } from './durable'
 import type { LayerRecord, Store } from './store'
 import { Commit, decodeCommit, decodeTree } from './tree'
@@ -58,8 +64,10 @@ type Ext = 'file' | 'tree' | 'commit'
 interface Present {
   /** `<hex>.<ext>` -> relative dir (XX) */
   objects: Map<string, string>
-  layers: string[]
-  blobs: string[]
+  /** Layer records present, by blob digest (`sha256:…` or `sha512:…`). */
+  layers: Digest[]
+  /** Blobs present, by digest. */
+  blobs: Digest[]
 }
 
 async function listDir(dir: string): Promise<string[]> {
@@ -69,15 +77,15 @@ async function listDir(dir: string): Promise<string[]> {
   })
 }
 
-/** Every well-formed entry of objects/, layers/sha256, blobs/sha256. Anything else is left alone. */
+/** Every well-formed entry of objects/, layers/<alg>, blobs/<alg> (alg sha256, sha512). Anything else is left alone. */
 export async function listStore(root: string): Promise<Present> {
   const objects = new Map<string, string>()
   for (const xx of (await listDir(join(root, 'objects'))).sort()) {
     if (!/^[0-9a-f]{2}$/.test(xx)) continue
     for (const name of await listDir(join(root, 'objects', xx))) objects.set(name, xx)
   }
-  const layers = (await listDir(join(root, 'layers', 'sha256'))).filter((n) => HEX64.test(n))
-  const blobs = (await listDir(join(root, 'blobs', 'sha256'))).filter((n) => HEX64.test(n))
+  const layers = await listDigests(root, 'layers')
+  const blobs = await listDigests(root, 'blobs')
   return { objects, layers, blobs }
 }
 
@@ -95,8 +103,8 @@ async function mark(store: Store, extraRoots: string[]): Promise<{ objects: Set<
   for (const { name, record } of await store.listImageRefs()) {
     if (!HEX64.test(String(record.commit))) broken(`image ref ${name} names no commit`)
     roots.push({ commit: record.commit, required: true })
-    for (const d of [record.manifestDigest, record.configDigest]) if (typeof d === 'string') blobs.add(d.slice('sha256:'.length))
-    for (const l of record.layers ?? []) layers.add(String(l).slice('sha256:'.length))
+    for (const d of [record.manifestDigest, record.configDigest]) if (isDigest(d)) blobs.add(d)
+    for (const l of record.layers ?? []) if (isDigest(l)) layers.add(l)
   }
   for (const c of extraRoots) roots.push({ commit: c, required: false })
 
@@ -148,10 +156,10 @@ async function mark(store: Store, extraRoots: string[]): Promise<{ objects: Set<
     objects.add(`${hex}.commit`)
     await markTree(c.root.tree)
     if (c.kind === 'image') {
-      blobs.add(c.manifestDigest.slice('sha256:'.length))
-      blobs.add(c.configDigest.slice('sha256:'.length))
+      blobs.add(c.manifestDigest)
+      blobs.add(c.configDigest)
       for (const l of c.layers) {
-        layers.add(l.blobDigest.slice('sha256:'.length))
+        layers.add(l.blobDigest)
         await markCommit(l.commit, true, 'layer')
       }
     }
@@ -159,13 +167,14 @@ async function mark(store: Store, extraRoots: string[]): Promise<{ objects: Set<
   }
   for (const r of roots) await markCommit(r.commit, r.required)
   // A kept layer record keeps its layer commit (a record never names a missing commit).
-  for (const hex of layers) {
+  for (const d of layers) {
+    if (!isDigest(d)) continue
     let rec: LayerRecord | undefined
     try {
-      rec = JSON.parse(await fsp.readFile(join(store.root, 'layers', 'sha256', hex), 'utf8')) as LayerRecord
+      rec = JSON.parse(await fsp.readFile(join(store.root, digestRelPath('layers', d)), 'utf8')) as LayerRecord
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue
-      broken(`layer record ${hex} is unreadable`, err)
+      broken(`layer record ${d} is unreadable`, err)
     }
     if (rec && HEX64.test(String(rec.commit))) await markCommit(rec.commit, true, 'layer')
   }
@@ -208,9 +217,9 @@ export async function gc(store: Store, opts: GcOptions = {}): Promise<GcResult> 
     }
 
     // 1. layer records
-    for (const hex of present.layers) {
-      if (live.layers.has(hex)) result.kept++
-      else if (await remove(join(store.root, 'layers', 'sha256', hex))) result.layersRemoved++
+    for (const d of present.layers) {
+      if (live.layers.has(d)) result.kept++
+      else if (await remove(join(store.root, digestRelPath('layers', d)))) result.layersRemoved++
     }
     await flush()
     // 2. commits: image commits first (they name layer commits)
@@ -245,9 +254,9 @@ export async function gc(store: Store, opts: GcOptions = {}): Promise<GcResult> 
     // 4. file objects
     for (const f of deadFiles) if (await remove(store.objectPath(f, 'file'))) result.filesRemoved++
     // 5. blobs
-    for (const hex of present.blobs) {
-      if (live.blobs.has(hex)) result.kept++
-      else if (await remove(join(store.root, 'blobs', 'sha256', hex))) result.blobsRemoved++
+    for (const d of present.blobs) {
+      if (live.blobs.has(d)) result.kept++
+      else if (await remove(join(store.root, digestRelPath('blobs', d)))) result.blobsRemoved++
     }
     await flush()
     return result

@@ -30,7 +30,9 @@ import * as tar from 'tar-stream'
 import { ContentError, UsageError } from '../errors'
 import { Descriptor, Digest, MediaType } from '../oci/types'
 import { entryPathComponents } from '../checkout/safe-path'
+import type { DigestAlgorithm } from '../reference/digest'
 import { fileObjectHeader, sha256Hex } from './canonical'
+import { splitDigest } from './digest-path'
 import { RawXattrScanner } from './tar-xattrs'
 import { Transaction } from './transaction'
 import { DEFAULT_DIR_META, DirMeta, encodeObject, LayerCommit, Tree, TreeEntry } from './tree'
@@ -155,10 +157,12 @@ export interface StageLayerOptions {
 /** Stream `stream` (the layer blob described by `desc`) into `tx`. */
 export async function stageLayer(tx: Transaction, desc: Descriptor, stream: Readable, opts: StageLayerOptions = {}): Promise<StagedLayer> {
   const limit = opts.maxLayerSize ?? maxLayerSize()
-  const [alg, expectedHex] = desc.digest.split(':')
-  if ((alg !== 'sha256' && alg !== 'sha512') || !expectedHex) {
+  let alg: DigestAlgorithm
+  try {
+    alg = splitDigest(desc.digest).algorithm
+  } catch (err) {
     stream.destroy()
-    throw new ContentError('content.unsupported-digest', `unsupported digest ${desc.digest}`)
+    throw err
   }
   // Failures reach us through the iterator; once it is returned early (our own
   // digest check failed first) a late 'error' from the source must not go unheard.

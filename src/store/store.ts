@@ -13,8 +13,10 @@
  *                               metadata header + the content (canonical.ts)
  *   objects/XX/<hex>.tree       canonical JSON directory (tree.ts)
  *   objects/XX/<hex>.commit     canonical JSON commit: kind 'layer' | 'image' (tree.ts)
- *   blobs/sha256/<hex>          manifest and config JSON, verified on put and get
- *   layers/sha256/<hex>         LayerRecord per layer BLOB digest
+ *   blobs/<alg>/<hex>           manifest and config JSON, verified on put and get with
+ *                               the digest's own algorithm; alg sha256 or sha512
+ *                               (digest-path.ts; an absent blobs/sha512 is empty)
+ *   layers/<alg>/<hex>          LayerRecord per layer BLOB digest (sha256 or sha512)
  *   refs/images/<escaped name>  ImageRecord
  *   leases/<pid>-<start>-<rand> symlink whose target is JSON {pid, start, what, since}:
  *                               a live process that reads or writes the store
@@ -55,6 +57,7 @@ import type { Descriptor, Digest } from '../oci/types'
 import { checkout as checkoutTree, CheckoutOptions, CheckoutStats } from '../checkout/checkout'
 import { entryPathComponents } from '../checkout/safe-path'
 import { HEX64 } from './canonical'
+import { digestRelPath, splitDigest, STORE_ALGORITHMS } from './digest-path'
 import { ownerTag, randomId, writeFileDurable } from './durable'
 import { mergeLayers } from './image-commit'
 import { stageLayer } from './layer-import'
@@ -73,7 +76,7 @@ export interface StoreOptions {
   purpose?: string
 }
 
-/** What the store keeps per imported layer blob (layers/sha256/<hex>). */
+/** What the store keeps per imported layer blob (layers/<alg>/<hex>). */
 export interface LayerRecord {
   blobDigest: Digest
   diffID: Digest
@@ -123,12 +126,6 @@ export interface WalkEntry {
   /** Path under the root, `/`-separated, no leading slash. */
   path: string
   entry: TreeEntry
-}
-
-function digestHex(d: string): string {
-  const [alg, hex] = d.split(':')
-  if (alg !== 'sha256' || !hex || !HEX64.test(hex)) throw new ContentError('content.unsupported-digest', `unsupported digest ${JSON.stringify(d)}`)
-  return hex
 }
 
 /** File name for a ref: percent-encoding, dots too, so no name is `.`/`..` or holds `/`. */
@@ -198,7 +195,8 @@ export class Store {
         data: { root, found: fmt.toString('utf8').trim(), expected: STORE_FORMAT },
       })
     }
-    for (const d of [s.tmpDir, s.objectsDir, join(root, 'blobs', 'sha256'), join(root, 'layers', 'sha256'), join(root, 'refs', 'images'), join(root, 'leases')])
+    const digestDirs = STORE_ALGORITHMS.flatMap((alg) => [join(root, 'blobs', alg), join(root, 'layers', alg)])
+    for (const d of [s.tmpDir, s.objectsDir, ...digestDirs, join(root, 'refs', 'images'), join(root, 'leases')])
       await fsp.mkdir(d, { recursive: true, mode: 0o700 })
     await s.cleanTmp()
     await s.liveLeases()
@@ -330,10 +328,10 @@ export class Store {
   /** Store manifest/config bytes under their digest (verified). Idempotent. */
   async putBlob(digest: Digest, bytes: Buffer): Promise<void> {
     await this.ensureLease()
-    const hex = digestHex(digest)
-    const got = createHash('sha256').update(bytes).digest('hex')
-    if (got !== hex) throw new ContentError('content.digest-mismatch', `blob digest mismatch (expected ${digest}, got sha256:${got})`, { data: { expected: digest, found: `sha256:${got}` } })
-    const path = join(this.root, 'blobs', 'sha256', hex)
+    const { algorithm, hex } = splitDigest(digest)
+    const got = createHash(algorithm).update(bytes).digest('hex')
+    if (got !== hex) throw new ContentError('content.digest-mismatch', `blob digest mismatch (expected ${digest}, got ${algorithm}:${got})`, { data: { expected: digest, found: `${algorithm}:${got}` } })
+    const path = join(this.root, digestRelPath('blobs', digest))
     if ((await readIfExists(path)) !== undefined) return
     await writeFileDurable(path, bytes, this.tmpDir)
   }
@@ -341,9 +339,9 @@ export class Store {
   /** The blob's bytes (verified), or undefined if not stored. */
   async getBlob(digest: Digest): Promise<Buffer | undefined> {
     await this.ensureLease()
-    const hex = digestHex(digest)
-    const bytes = await readIfExists(join(this.root, 'blobs', 'sha256', hex))
-    if (bytes && createHash('sha256').update(bytes).digest('hex') !== hex)
+    const { algorithm, hex } = splitDigest(digest)
+    const bytes = await readIfExists(join(this.root, digestRelPath('blobs', digest)))
+    if (bytes && createHash(algorithm).update(bytes).digest('hex') !== hex)
       throw new ContentError('store.corrupt-blob', `stored blob ${digest} does not match its digest`, { hint: 'remove it and pull again' })
     return bytes
   }
@@ -352,7 +350,7 @@ export class Store {
 
   async getLayer(blobDigest: Digest): Promise<LayerRecord | undefined> {
     await this.ensureLease()
-    const bytes = await readIfExists(join(this.root, 'layers', 'sha256', digestHex(blobDigest)))
+    const bytes = await readIfExists(join(this.root, digestRelPath('layers', blobDigest)))
     return bytes ? (JSON.parse(bytes.toString('utf8')) as LayerRecord) : undefined
   }
 
@@ -386,7 +384,7 @@ export class Store {
           uncompressedSize: staged.uncompressedSize,
           entries: staged.entries,
         }
-        await writeFileDurable(join(this.root, 'layers', 'sha256', digestHex(desc.digest)), JSON.stringify(record), this.tmpDir)
+        await writeFileDurable(join(this.root, digestRelPath('layers', desc.digest)), JSON.stringify(record), this.tmpDir)
         return { ...resultOf(record, false), ...pub }
       })
     } finally {
