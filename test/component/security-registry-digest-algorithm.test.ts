@@ -7,9 +7,8 @@
  * store unchanged. sha512 is accepted by the registry client end to end (a
  * fake registry whose blobs are all addressed by sha512: resolved, every blob
  * streamed through a sha512 check, a tampered one refused), and by the real
- * docker-registry. The STORE keeps blobs and layer records under sha256 only:
- * pulling a sha512 image into it is refused with `content.unsupported-digest`
- * before any layer is fetched (see the last tests; store change pending).
+ * docker-registry, and pulled into the store (blobs/sha512/, layers/sha512/):
+ * it checks out and fsck is clean.
  * Protections: digestProblem (src/reference/digest.ts), checkDescriptor,
  * RegistryClient.getBlob, DigestStream.
  */
@@ -22,6 +21,7 @@ import { ContentError, UsageError } from '../../src/errors'
 import { hostArchitecture } from '../../src/oci/layout-writer'
 import { Descriptor, Digest, ImageManifest, MediaType } from '../../src/oci/types'
 import { parseReference } from '../../src/reference/reference'
+import { fsck } from '../../src/store/fsck'
 import { registrySkipReason } from '../helpers/registry'
 import { failure, Harness, realRegistryWithImage, startHarness, storeFiles } from '../helpers/security-registry'
 
@@ -118,6 +118,36 @@ describe('digests of other algorithms: refused naming the algorithm', () => {
   })
 })
 
+/**
+ * Pull `ref` (an image whose config and layers are sha512), then: its blobs and
+ * layer records are under blobs/<alg>, layers/sha512, it checks out, fsck is clean.
+ * `digest`: the manifest digest expected (undefined: whatever the registry names it).
+ */
+async function expectPulledSha512(ref: string, digest: Digest | undefined, manifest: ImageManifest): Promise<void> {
+  const r = await h.pull(ref)
+  if (digest) expect(r.manifestDigest).toBe(digest)
+  digest = r.manifestDigest
+  expect(r.configDigest).toBe(manifest.config.digest)
+  const files = await storeFiles(h.storeDir)
+  const alg = digest.slice(0, digest.indexOf(':'))
+  expect(files).toContain(join('blobs', alg, hexOf(digest)))
+  expect(files).toContain(join('blobs', 'sha512', hexOf(manifest.config.digest)))
+  for (const l of manifest.layers) expect(files).toContain(join('layers', 'sha512', hexOf(l.digest)))
+  expect(files.filter((f) => f.startsWith('layers/sha256/'))).toEqual([])
+  const rec = await h.store.getImageRef('pulled')
+  expect(rec).toMatchObject({ manifestDigest: digest, configDigest: manifest.config.digest, layers: manifest.layers.map((l) => l.digest) })
+  const layer = await h.store.getLayer(manifest.layers[1].digest)
+  expect(layer?.diffID).toBe(h.image.diffIDs[1]) // the diffID stays sha256
+  const co = join(h.dir, 'co')
+  await h.store.checkout(rec!.commit, co)
+  expect(await fsp.readFile(join(co, 'etc/hello'), 'utf8')).toBe('hello\n')
+  expect((await fsp.readFile(join(co, 'usr/bin/app'))).equals(Buffer.alloc(200_000, 7))).toBe(true)
+  expect((await fsck(h.store)).problems).toEqual([])
+  // pulled again: every layer reused
+  const again = await h.pull(ref)
+  expect(again).toMatchObject({ commit: rec!.commit, layersFetched: 0 })
+}
+
 describe('sha512', () => {
   it('resolves by tag and by digest; every blob is streamed through a sha512 check', async () => {
     const img = await sha512Image()
@@ -153,15 +183,22 @@ describe('sha512', () => {
     }
   })
 
-  it('the store (sha256-only) refuses a sha512 image cleanly: no layer fetched, nothing written', async () => {
+  it('a sha512 image is pulled into the store (blobs/sha512, layers/sha512), checks out, and fsck is clean', async () => {
     const img = await sha512Image()
-    const before = await storeFiles(h.storeDir)
+    await expectPulledSha512(`REG/demo/app:s512`, img.digest, img.manifest)
+  })
+
+  it('a tampered sha512 layer is refused by the pull: no ref, no record of that layer, fsck clean', async () => {
+    const img = await sha512Image()
+    const bad = img.manifest.layers[1].digest
+    h.reg.faults.wrongBytes = [bad]
     const err = await failure(h.pull('REG/demo/app:s512'))
     expect(err).toBeInstanceOf(ContentError)
-    expect(err.code).toBe('content.unsupported-digest')
-    expect(err.message).toContain('sha512')
-    expect(await storeFiles(h.storeDir)).toEqual(before)
-    expect(h.reg.requests.filter((q) => img.manifest.layers.some((l) => q.path.endsWith(l.digest)))).toEqual([])
+    expect(err.code).toBe('content.digest-mismatch')
+    expect(err.message).toContain(bad)
+    expect(await h.store.getImageRef('pulled')).toBeUndefined()
+    expect(await h.store.getLayer(bad)).toBeUndefined()
+    expect((await fsck(h.store)).problems).toEqual([])
   })
 })
 
@@ -211,6 +248,8 @@ describe.skipIf(registrySkipReason() !== undefined)('the real registry (docker-r
       const r = await s.resolve()
       expect(r.manifest.config.digest).toBe(manifest.config.digest)
       for (const l of r.manifest.layers) expect((await collect(await s.openBlob(l))).equals(bytes.get(l.digest)!)).toBe(true)
+      // and into the store (docker-registry names manifests by sha256 only: the config and layers are sha512)
+      await expectPulledSha512(`${real.host}/demo/app:s512`, undefined, manifest)
     } finally {
       await real.stop()
     }
