@@ -33,7 +33,8 @@ import { Deployments } from '../deployment/deployments'
 import { UnitFile } from '../systemd/unit-file'
 import { sha256File } from '../util/atomic-file'
 import { unifiedDiff } from '../util/line-diff'
-import { inRoot, type OpsContext } from './context'
+import { fromRoot, inRoot, type OpsContext } from './context'
+import { planHostFiles, stagedHostFile, type HostFilePlan, type ImageTreeReader } from './hostfs'
 import { DEFAULT_RUNTIME, keepContainerInService, type InstallOptions } from './install'
 import { exportsFromStore } from './image-info'
 import { diffValues, type UpdateOptions, type ValueChange } from './update'
@@ -51,10 +52,12 @@ export interface PullPlan {
 }
 
 export interface PlannedFile {
-  role: 'unit' | 'config.json' | 'tmpfiles'
+  role: 'unit' | 'config.json' | 'tmpfiles' | 'hostfs'
   /** Where the real run would write it (host path; the deployment's copy for config.json). */
   path: string
   text: string
+  /** hostfs: the file's mode. */
+  mode?: number
 }
 
 export interface InstallDryRun {
@@ -204,16 +207,20 @@ export async function updateDryRun(ctx: OpsContext, name: string, opts: UpdateOp
       out.changedValues = diffValues(old.values, r.values)
       out.files = plannedFiles(ctx, deployments, name, slot, r)
       out.warnings = r.warnings
-      const activeText: Record<PlannedFile['role'], string> = {
-        unit: await readOr(join(current.dir, old.unit)),
-        'config.json': await readOr(join(current.dir, 'config.json')),
-        tmpfiles: await readOr(join(current.dir, 'tmpfiles.conf')),
+      // Against the active deployment's own copies (records, not the host: a host file the user edited is kept anyway).
+      const activeText = async (f: PlannedFile): Promise<string> =>
+        readOr(join(current.dir, baseName(ctx, f, old.unit)))
+      out.diffs = []
+      for (const f of out.files) {
+        const base = baseName(ctx, f, old.unit)
+        out.diffs.push({ role: f.role, path: f.path, diff: unifiedDiff(await activeText(f), f.text, `${name}.${current.slot}/${base}`, `${name}.${slot}/${base}`) })
       }
-      out.diffs = out.files.map((f) => ({
-        role: f.role,
-        path: f.path,
-        diff: unifiedDiff(activeText[f.role], f.text, `${name}.${current.slot}/${baseName(f, old.unit)}`, `${name}.${slot}/${baseName(f, old.unit)}`),
-      }))
+      // Host files the new deployment no longer ships: removed by the update when the user left them unchanged.
+      const shipped = new Set(r.hostfs.map((f) => f.path)) // as seen inside the root, as recorded
+      for (const h of old.files.filter((x) => x.role === 'hostfs' && !shipped.has(x.path))) {
+        const base = `hostfs${h.path}`
+        out.diffs.push({ role: 'hostfs', path: fromRoot(ctx, h.path), diff: unifiedDiff(await readOr(stagedHostFile(current.dir, h.path)), '', `${name}.${current.slot}/${base}`, `${name}.${slot}/${base}`) })
+      }
       return out
     } finally {
       await store.close()
@@ -221,8 +228,9 @@ export async function updateDryRun(ctx: OpsContext, name: string, opts: UpdateOp
   })
 }
 
-function baseName(f: PlannedFile, unit: string): string {
-  return f.role === 'unit' ? unit : f.role === 'tmpfiles' ? 'tmpfiles.conf' : 'config.json'
+/** The file's name in a deployment directory. */
+function baseName(ctx: OpsContext, f: PlannedFile, unit: string): string {
+  return f.role === 'unit' ? unit : f.role === 'tmpfiles' ? 'tmpfiles.conf' : f.role === 'hostfs' ? `hostfs${inRoot(ctx, f.path)}` : 'config.json'
 }
 
 async function readOr(p: string): Promise<string> {
@@ -267,6 +275,29 @@ interface Rendered {
   configJson: string
   tmpfiles: string
   warnings: string[]
+  /** manifest.json noContainerService: no unit, config.json not checked. */
+  noService: boolean
+  /** The image ships a non-empty tmpfiles template (written even without a service). */
+  imageTmpfiles: boolean
+  hostfs: HostFilePlan[]
+}
+
+/** The image commit in the store, read as planHostFiles reads a checkout. */
+function storeReader(store: Store, commit: string): ImageTreeReader {
+  return {
+    stat: async (p) => {
+      const e = await store.lookup(commit, p)
+      if (!e) return undefined
+      if (e.type === 'dir') return { kind: 'dir', mode: e.mode }
+      if (e.type === 'file') return { kind: 'file', mode: (await fsp.stat(store.objectPath(e.object, 'file'))).mode }
+      return { kind: 'other', mode: 0 }
+    },
+    list: async (d) => {
+      const e = await store.lookup(commit, d)
+      return e?.type === 'dir' ? Object.keys((await store.readTree(e.tree, false)).entries) : []
+    },
+    read: (p) => store.readFile(commit, p),
+  }
 }
 
 /** As buildDeployment renders, from the store commit instead of a checkout. */
@@ -291,19 +322,29 @@ async function renderPlanned(
   const { values } = resolveValues({ manifestDefaults: ex.manifest.defaultValues, computed, set: o.setValues })
   const config = o.resolved.config as ImageConfig
   const rendered = await doing('rendering templates', () => renderExports(ex, values, config.config ?? {}))
-  const checked = checkRuntimeConfig(rendered.configJson, { privileged: o.privileged })
-  // Refuse what the real install would refuse, so a dry run never promises more.
-  refusePrivileged(checked)
-  const configJson = keepContainerInService(rendered.configJson, o.name, UnitFile.parse(rendered.service, unit))
-  return { values, service: rendered.service, configJson, tmpfiles: rendered.tmpfiles, warnings: (checked.warnings ?? []).map((w) => `config.json: ${w}`) }
+  // As buildDeployment: an image without a service (noContainerService) has its config.json neither checked nor used.
+  const noService = ex.manifest.noContainerService === true
+  let configJson = rendered.configJson
+  let warnings: string[] = []
+  if (!noService) {
+    const checked = checkRuntimeConfig(rendered.configJson, { privileged: o.privileged })
+    // Refuse what the real install would refuse, so a dry run never promises more.
+    refusePrivileged(checked)
+    configJson = keepContainerInService(rendered.configJson, o.name, UnitFile.parse(rendered.service, unit))
+    warnings = (checked.warnings ?? []).map((w) => `config.json: ${w}`)
+  }
+  const hostfs = await doing('reading /exports/hostfs', () => planHostFiles(storeReader(store, o.commit), ex.manifest, values))
+  const imageTmpfiles = ex.tmpfiles.origin === 'image' && rendered.tmpfiles.trim() !== ''
+  return { values, service: rendered.service, configJson, tmpfiles: rendered.tmpfiles, warnings, noService, imageTmpfiles, hostfs }
 }
 
 function plannedFiles(ctx: OpsContext, deployments: Deployments, name: string, slot: number, r: Rendered): PlannedFile[] {
-  return [
-    { role: 'unit', path: join(ctx.paths.unitDir, `${name}.service`), text: r.service },
-    { role: 'config.json', path: join(deployments.slotDir(name, slot), 'config.json'), text: r.configJson },
-    { role: 'tmpfiles', path: join(ctx.paths.tmpfilesDir, `${name}.conf`), text: r.tmpfiles },
-  ]
+  const out: PlannedFile[] = []
+  if (!r.noService) out.push({ role: 'unit', path: join(ctx.paths.unitDir, `${name}.service`), text: r.service })
+  out.push({ role: 'config.json', path: join(deployments.slotDir(name, slot), 'config.json'), text: r.configJson })
+  if (!r.noService || r.imageTmpfiles) out.push({ role: 'tmpfiles', path: join(ctx.paths.tmpfilesDir, `${name}.conf`), text: r.tmpfiles })
+  for (const f of r.hostfs) out.push({ role: 'hostfs', path: fromRoot(ctx, f.path), text: f.content.toString('utf8'), mode: f.mode })
+  return out
 }
 
 function sameValues(a: Record<string, string>, b: Record<string, string>): boolean {

@@ -80,37 +80,62 @@ function checkDest(p: string, from: string): string {
 }
 
 /**
- * The host files of a checked-out rootfs: `/exports/hostfs` walked (names
- * sorted), destinations renamed and templates rendered with `values`.
+ * What planHostFiles reads, by image path (`/exports/hostfs/...`): a
+ * checked-out rootfs (install, update), or an image commit in the store (dry
+ * runs, src/ops/dry-run.ts), so both plan the same files.
  */
-export async function planHostFiles(rootfs: string, manifest: ExportsManifest, values: Record<string, string>): Promise<HostFilePlan[]> {
-  const hostfs = join(rootfs, 'exports', 'hostfs')
-  const top = await fsp.lstat(hostfs).catch(() => undefined)
+export interface ImageTreeReader {
+  /** Undefined when absent; symlinks are `other` (never followed). */
+  stat(path: string): Promise<{ kind: 'dir' | 'file' | 'other'; mode: number } | undefined>
+  list(dir: string): Promise<string[]>
+  read(path: string): Promise<Buffer>
+}
+
+/** An ImageTreeReader over a checked-out rootfs directory. */
+export function rootfsReader(rootfs: string): ImageTreeReader {
+  return {
+    stat: async (p) => {
+      const st = await fsp.lstat(join(rootfs, p)).catch(() => undefined)
+      if (!st) return undefined
+      return { kind: st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other', mode: st.mode }
+    },
+    list: (d) => fsp.readdir(join(rootfs, d)),
+    read: (p) => fsp.readFile(join(rootfs, p)),
+  }
+}
+
+/**
+ * The host files of an image: `/exports/hostfs` walked (names sorted),
+ * destinations renamed and templates rendered with `values`. `image` is a
+ * checked-out rootfs directory or an ImageTreeReader.
+ */
+export async function planHostFiles(image: string | ImageTreeReader, manifest: ExportsManifest, values: Record<string, string>): Promise<HostFilePlan[]> {
+  const reader = typeof image === 'string' ? rootfsReader(image) : image
+  const top = await reader.stat('/exports/hostfs')
   if (!top) return []
-  if (!top.isDirectory()) throw new ContentError('hostfs.not-a-directory', '/exports/hostfs is not a directory')
+  if (top.kind !== 'dir') throw new ContentError('hostfs.not-a-directory', '/exports/hostfs is not a directory')
   const templates = new Set(manifest.installedFilesTemplate.map((p) => posix.normalize('/' + p.replace(/^\/+/, ''))))
   const out: HostFilePlan[] = []
-  const walk = async (dir: string, rel: string): Promise<void> => {
-    for (const n of (await fsp.readdir(dir)).sort()) {
-      const p = join(dir, n)
+  const walk = async (rel: string): Promise<void> => {
+    for (const n of (await reader.list(`/exports/hostfs${rel}`)).sort()) {
       const r = `${rel}/${n}`
-      const st = await fsp.lstat(p)
-      if (st.isDirectory()) {
-        await walk(p, r)
+      const st = (await reader.stat(`/exports/hostfs${r}`))!
+      if (st.kind === 'dir') {
+        await walk(r)
         continue
       }
-      if (!st.isFile()) {
+      if (st.kind !== 'file') {
         throw new ContentError('hostfs.not-a-file', `/exports/hostfs${r} is not a regular file (sysctr copies only regular files to the host)`, { data: { file: r } })
       }
       const renamed = manifest.renameFiles[r]
       const dest = checkDest(renamed === undefined ? r : renderLegacy(renamed, values, { file: `manifest.json renameFiles[${r}]` }), `/exports/hostfs${r}`)
-      const raw = await fsp.readFile(p)
+      const raw = await reader.read(`/exports/hostfs${r}`)
       const template = templates.has(r)
       const content = template ? Buffer.from(renderLegacy(raw.toString('utf8'), values, { file: `/exports/hostfs${r}` })) : raw
       out.push({ source: `/exports/hostfs${r}`, path: dest, content, mode: st.mode & 0o7777, template })
     }
   }
-  await walk(hostfs, '')
+  await walk('')
   const seen = new Set<string>()
   for (const f of out) {
     if (seen.has(f.path)) throw new ContentError('hostfs.duplicate-destination', `two /exports/hostfs files go to ${f.path}`, { data: { path: f.path } })
