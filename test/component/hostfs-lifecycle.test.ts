@@ -24,7 +24,7 @@ import { FakeSystemd } from '../../src/systemd/fake-systemd'
 import { ConflictError, NotFoundError, SysctrError } from '../../src/errors'
 import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
 import { buildHostfsImages, webConf, WEBCTL } from '../helpers/hostfs-images'
-import { rootedPaths } from '../helpers/test-paths'
+import { fakeHost } from '../helpers/test-paths'
 import { openImageSource } from '../../src/transports/open'
 
 let layout: string
@@ -54,17 +54,9 @@ beforeEach(async () => {
   if (root) await fsp.rm(root, { recursive: true, force: true })
   root = await fsp.mkdtemp(join(tmpdir(), 'sysctr-hostfs-root-'))
   failOn = undefined
-  systemd = new FakeSystemd({ root, failsToStart: (_u, file) => (failOn && file.get('Service', 'WorkingDirectory')?.endsWith(`/${failOn}`) ? 'exit-code' : undefined) })
-  messages = []
-  tmpfilesCalls = []
-  ctx = {
-    paths: rootedPaths(root),
-    systemd: async () => systemd,
-    tmpfiles: async (mode, file) => void tmpfilesCalls.push(`${mode} ${file}`),
-    reporter: { info: (m) => messages.push(m), warn: (m) => messages.push(`warning: ${m}`) },
-    root,
-  }
-  await fsp.mkdir(ctx.paths.unitDir, { recursive: true })
+  const failsToStart = (_u: string, file: { get(s: string, k: string): string | undefined }) =>
+    failOn && file.get('Service', 'WorkingDirectory')?.endsWith(`/${failOn}`) ? 'exit-code' : undefined
+  ;({ ctx, systemd, messages, tmpfilesCalls } = await fakeHost(root, { failsToStart }, { root }))
   publish('web-v1')
 })
 

@@ -17,7 +17,7 @@ import { FakeSystemd } from '../../src/systemd/fake-systemd'
 import { Store } from '../../src/store/store'
 import { SysctrError } from '../../src/errors'
 import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
-import { listTree, rootedPaths } from '../helpers/test-paths'
+import { fakeHost, listTree } from '../helpers/test-paths'
 
 
 let layout: string
@@ -56,18 +56,7 @@ afterAll(async () => {
 beforeEach(async () => {
   if (root) await fsp.rm(root, { recursive: true, force: true })
   root = await fsp.mkdtemp(join(tmpdir(), 'sysctr-install-root-'))
-  systemd = new FakeSystemd({ root })
-  tmpfilesCalls = []
-  messages = []
-  ctx = {
-    paths: rootedPaths(root),
-    systemd: async () => systemd,
-    tmpfiles: async (mode, file) => {
-      tmpfilesCalls.push(`${mode} ${file}`)
-    },
-    reporter: { info: (m) => messages.push(m), warn: (m) => messages.push(`warning: ${m}`) },
-  }
-  await fsp.mkdir(ctx.paths.unitDir, { recursive: true })
+  ;({ ctx, systemd, messages, tmpfilesCalls } = await fakeHost(root))
 })
 
 const ref = (tag: string) => `${registry.host}/demo/images:${tag}`
@@ -134,7 +123,8 @@ describe('install', () => {
   })
 
   it('a unit that fails to start is reported with its name and result (exit 8); the install stays', async () => {
-    systemd = new FakeSystemd({ root, failsToStart: () => 'exit-code' })
+    const failing = new FakeSystemd({ root, failsToStart: () => 'exit-code' })
+    ctx.systemd = async () => failing
     const e = await expectError(install(ctx, opts('engine', { now: true })), 'systemd.job-failed', 8)
     expect(e.fullMessage).toMatch(/engine\.service/)
     expect(e.fullMessage).toMatch(/failed/)

@@ -40,8 +40,15 @@ export interface FakeHost {
   tmpfilesCalls: string[]
 }
 
-/** An operations context for a host whose `/` is `root`: FakeSystemd, recorded reporter and tmpfiles calls; the unit dir exists. */
-export async function fakeHost(root: string, systemdOpts: Omit<ConstructorParameters<typeof FakeSystemd>[0], 'root'> = {}): Promise<FakeHost> {
+/**
+ * An operations context for a host whose `/` is `root`: FakeSystemd, recorded reporter and tmpfiles calls; the unit dir exists.
+ * `more` adds or replaces context fields (e.g. `{ root }` so host files land under the root, `uuid`).
+ */
+export async function fakeHost(
+  root: string,
+  systemdOpts: Omit<ConstructorParameters<typeof FakeSystemd>[0], 'root'> = {},
+  more: Partial<OpsContext> = {},
+): Promise<FakeHost> {
   const systemd = new FakeSystemd({ root, ...systemdOpts })
   const messages: string[] = []
   const tmpfilesCalls: string[] = []
@@ -52,6 +59,7 @@ export async function fakeHost(root: string, systemdOpts: Omit<ConstructorParame
       tmpfilesCalls.push(`${mode} ${file}`)
     },
     reporter: { info: (m) => messages.push(m), warn: (m) => messages.push(`warning: ${m}`) },
+    ...more,
   }
   await fsp.mkdir(ctx.paths.unitDir, { recursive: true })
   return { ctx, systemd, messages, tmpfilesCalls }
