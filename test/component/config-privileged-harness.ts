@@ -20,7 +20,7 @@ import { update } from '../../src/ops/update'
 import { installDryRun } from '../../src/ops/dry-run'
 import { pull } from '../../src/ops/images'
 import { uninstall } from '../../src/ops/uninstall'
-import { listTree, rootedPaths } from '../helpers/test-paths'
+import { fakeHost, listTree } from '../helpers/test-paths'
 
 
 /** A config like the demo images' (what the default template renders): nothing beyond the defaults. */
@@ -81,14 +81,7 @@ export function privilegeSuite(what: string, mutate: (spec: RuntimeSpec) => void
   beforeEach(async () => {
     if (root) await fsp.rm(root, { recursive: true, force: true })
     root = await fsp.mkdtemp(join(tmpdir(), 'sysctr-priv-root-'))
-    systemd = new FakeSystemd({ root })
-    ctx = {
-      paths: rootedPaths(root),
-      systemd: async () => systemd,
-      tmpfiles: async () => {},
-      reporter: { info: () => {}, warn: () => {} },
-    }
-    await fsp.mkdir(ctx.paths.unitDir, { recursive: true })
+    ;({ ctx, systemd } = await fakeHost(root))
   })
   const opts = (tag: string, more: Record<string, unknown> = {}) => ({ image: `${registry.host}/demo/priv:${tag}`, name: 'svc', tlsVerify: false, ...more })
 

@@ -13,11 +13,10 @@ import { pull } from '../../src/ops/images'
 import { mount, umount, listMounts } from '../../src/ops/mount'
 import { deleteImage, pruneStore } from '../../src/ops/store-maintenance'
 import type { OpsContext } from '../../src/ops/context'
-import { FakeSystemd } from '../../src/systemd/fake-systemd'
 import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
 import { buildUpdateImages } from '../helpers/update-images'
 import { uninstall } from '../../src/ops/uninstall'
-import { rootedPaths } from '../helpers/test-paths'
+import { fakeHost } from '../helpers/test-paths'
 
 const notRoot = process.getuid?.() !== 0
 
@@ -35,14 +34,7 @@ describe.skipIf(notRoot)(`sysctr mount / umount${notRoot ? ': skipped, bind moun
     registry = await startFakeRegistry({ repository: 'demo/svc' })
     await registry.loadLayout(layout)
     root = await fsp.mkdtemp(join(tmpdir(), 'sysctr-mount-root-'))
-    const systemd = new FakeSystemd({ root })
-    ctx = {
-      paths: rootedPaths(root),
-      systemd: async () => systemd,
-      tmpfiles: async () => {},
-      reporter: { info: () => {}, warn: () => {} },
-    }
-    await fsp.mkdir(ctx.paths.unitDir, { recursive: true })
+    ctx = (await fakeHost(root)).ctx
   })
   afterAll(async () => {
     for (const d of mounted) await umount(ctx, d).catch(() => {})

@@ -36,7 +36,7 @@ beforeEach(async () => {
   if (root) await fsp.rm(root, { recursive: true, force: true })
   root = await fsp.mkdtemp(join(tmpdir(), 'sysctr-dryrun-hostfs-root-'))
   // Host files land under the root, never on this machine's /etc.
-  ctx = { ...(await fakeHost(root)).ctx, root }
+  ctx = (await fakeHost(root, {}, { root })).ctx
 })
 
 const ref = (tag: string) => `${registry.host}/demo/web:${tag}`

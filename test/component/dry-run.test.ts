@@ -21,7 +21,7 @@ import { SysctrError } from '../../src/errors'
 import { unifiedDiff } from '../../src/util/line-diff'
 import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
 import { buildUpdateImages } from '../helpers/update-images'
-import { rootedPaths } from '../helpers/test-paths'
+import { fakeHost } from '../helpers/test-paths'
 
 
 let layout: string
@@ -47,19 +47,14 @@ afterAll(async () => {
 beforeEach(async () => {
   if (root) await fsp.rm(root, { recursive: true, force: true })
   root = await fsp.mkdtemp(join(tmpdir(), 'sysctr-dryrun-root-'))
-  systemd = new FakeSystemd({ root })
   systemdCalls = 0
-  ctx = {
-    paths: rootedPaths(root),
+  ;({ ctx, systemd } = await fakeHost(root, {}, {
     systemd: async () => {
       systemdCalls++
       return systemd
     },
-    tmpfiles: async () => {},
-    reporter: { info: () => {}, warn: () => {} },
     uuid: () => '11111111-2222-3333-4444-555555555555',
-  }
-  await fsp.mkdir(ctx.paths.unitDir, { recursive: true })
+  }))
   registry.tag('latest', images.v1.manifestDigest)
 })
 

@@ -10,12 +10,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildDemoImages } from '../../src/demo/images'
-import { buildRootContext, type OpsContext } from '../../src/ops/context'
+import { buildRootContext } from '../../src/ops/context'
 import { parseProvisionEntry, provision, provisionFailedError } from '../../src/ops/provision'
-import { FakeSystemd } from '../../src/systemd/fake-systemd'
 import { SysctrError } from '../../src/errors'
 import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
-import { rootedPaths } from '../helpers/test-paths'
+import { fakeHost } from '../helpers/test-paths'
 
 const TEMPLATES = join(__dirname, '..', '..', 'templates')
 let layout: string
@@ -123,13 +122,7 @@ describe('provision --root from a local archive inside the root', () => {
 describe('provision with a running systemd (fake)', () => {
   it('starts the start = true units; systemd orders them by their dependencies', async () => {
     const root = await tempDir()
-    const systemd = new FakeSystemd({ root })
-    const ctx: OpsContext = {
-      paths: rootedPaths(root),
-      systemd: async () => systemd,
-      tmpfiles: async () => {},
-      reporter: { info: () => {}, warn: () => {} },
-    }
+    const { ctx, systemd } = await fakeHost(root)
     const dir = join(root, 'conf')
     // Engine first by file name: the start order still follows Requires=/After=.
     await writeEntries(dir, { '10-engine.conf': entry('engine'), '20-flannel.conf': entry('flannel'), '30-etcd.conf': entry('etcd') })

@@ -18,7 +18,7 @@ import { FakeSystemd } from '../../src/systemd/fake-systemd'
 import { SysctrError, SystemdError } from '../../src/errors'
 import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
 import { buildUpdateImages } from '../helpers/update-images'
-import { rootedPaths } from '../helpers/test-paths'
+import { fakeHost } from '../helpers/test-paths'
 
 
 let layout: string
@@ -47,15 +47,7 @@ const failsV3 = (_unit: string, file: { get(s: string, k: string): string | unde
 beforeEach(async () => {
   if (root) await fsp.rm(root, { recursive: true, force: true })
   root = await fsp.mkdtemp(join(tmpdir(), 'sysctr-update-root-'))
-  systemd = new FakeSystemd({ root, failsToStart: failsV3 })
-  messages = []
-  ctx = {
-    paths: rootedPaths(root),
-    systemd: async () => systemd,
-    tmpfiles: async () => {},
-    reporter: { info: (m) => messages.push(m), warn: (m) => messages.push(`warning: ${m}`) },
-  }
-  await fsp.mkdir(ctx.paths.unitDir, { recursive: true })
+  ;({ ctx, systemd, messages } = await fakeHost(root, { failsToStart: failsV3 }))
   publish('v1')
 })
 
