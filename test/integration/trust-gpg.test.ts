@@ -10,12 +10,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { SysctrError } from '../../src/errors'
 import { writeOciLayout, WrittenImage } from '../../src/oci/layout-writer'
 import { pullImage } from '../../src/ops/pull'
 import { Store } from '../../src/store/store'
 import { openImageSource } from '../../src/transports/open'
 import { pushLayout, registrySkipReason, RunningRegistry, SKOPEO_BIN, startRegistry } from '../helpers/registry'
+import { PolicyPull, pullUnderPolicy } from '../helpers/trust-fixtures'
 
 const execFileP = promisify(execFile)
 const skip = registrySkipReason() ?? (existsSync('/usr/bin/gpg') ? undefined : 'gpg not installed')
@@ -48,31 +48,7 @@ describe.skipIf(skip)(`signedBy with the real registry${skip ? ` (skipped: ${ski
     default: [{ type: 'reject' }],
     transports: { docker: { [reg.host]: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath, ...extra }] } },
   })
-  async function pullWith(ref: string, policyFile: string): Promise<{ err?: SysctrError; stored: boolean; info: string[] }> {
-    const storeDir = await fsp.mkdtemp(join(dir, 'store-'))
-    const info: string[] = []
-    const store = await Store.open(storeDir)
-    try {
-      const opened = await openImageSource(`docker://${ref}`, {
-        tlsVerify: false,
-        configRoot: join(dir, 'root'),
-        signaturePolicy: policyFile,
-        registriesD: regsD,
-        reporter: { info: (m) => info.push(m) },
-        registry: { timeoutMs: 10_000, retries: 0 },
-      })
-      try {
-        await pullImage(store, opened.source, opened.refName, { reporter: quiet })
-      } catch (err) {
-        return { err: err as SysctrError, stored: (await store.getImageRef(opened.refName)) !== undefined, info }
-      } finally {
-        await opened.source.close()
-      }
-      return { stored: (await store.getImageRef(opened.refName)) !== undefined, info }
-    } finally {
-      await store.close()
-    }
-  }
+  const pullWith = (ref: string, policyFile: string): Promise<PolicyPull> => pullUnderPolicy(ref, { dir, policyFile, registriesD: regsD })
 
   beforeAll(async () => {
     dir = await fsp.mkdtemp(join(tmpdir(), 'sysctr-trust-gpg-'))

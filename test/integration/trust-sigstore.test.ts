@@ -10,15 +10,11 @@ import { promises as fsp } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { SysctrError } from '../../src/errors'
 import { writeOciLayout, WrittenImage } from '../../src/oci/layout-writer'
-import { pullImage } from '../../src/ops/pull'
-import { Store } from '../../src/store/store'
-import { openImageSource } from '../../src/transports/open'
 import { pushLayout, registrySkipReason, RunningRegistry, startRegistry } from '../helpers/registry'
+import { PolicyPull, pullUnderPolicy } from '../helpers/trust-fixtures'
 
 const skip = registrySkipReason()
-const quiet = { info: () => {}, warn: () => {}, progress: () => {} }
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`
 
 async function putBlob(url: string, repo: string, bytes: Buffer): Promise<string> {
@@ -70,31 +66,7 @@ describe.skipIf(skip)(`sigstoreSigned with the real registry${skip ? ` (skipped:
   let img: WrittenImage
   let key: KeyObject
 
-  async function pullWith(ref: string, regsDir = regsD): Promise<{ err?: SysctrError; stored: boolean; info: string[] }> {
-    const storeDir = await fsp.mkdtemp(join(dir, 'store-'))
-    const info: string[] = []
-    const store = await Store.open(storeDir)
-    try {
-      const opened = await openImageSource(`docker://${ref}`, {
-        tlsVerify: false,
-        configRoot: join(dir, 'root'),
-        signaturePolicy: policyFile,
-        registriesD: regsDir,
-        reporter: { info: (m) => info.push(m) },
-        registry: { timeoutMs: 10_000, retries: 0 },
-      })
-      try {
-        await pullImage(store, opened.source, opened.refName, { reporter: quiet })
-      } catch (err) {
-        return { err: err as SysctrError, stored: (await store.getImageRef(opened.refName)) !== undefined, info }
-      } finally {
-        await opened.source.close()
-      }
-      return { stored: (await store.getImageRef(opened.refName)) !== undefined, info }
-    } finally {
-      await store.close()
-    }
-  }
+  const pullWith = (ref: string, registriesD = regsD): Promise<PolicyPull> => pullUnderPolicy(ref, { dir, policyFile, registriesD })
 
   beforeAll(async () => {
     dir = await fsp.mkdtemp(join(tmpdir(), 'sysctr-trust-sigstore-'))
