@@ -11,21 +11,13 @@
  *   tools           noContainerService: /exports/hostfs/etc/tools/hello
  *                   and a tmpfiles entry, no service.
  */
-import { promises as fsp } from 'node:fs'
 import type { LayerEntry, WrittenImage } from '../../src/oci/layout-writer'
 import { writeOciLayout } from '../../src/oci/layout-writer'
+import { busyboxLayer } from './busybox-layer'
 
 const APPLETS = ['sh', 'sleep', 'cat', 'true']
 
-async function baseLayer(busyboxPath: string): Promise<LayerEntry[]> {
-  const entries: LayerEntry[] = [
-    { path: 'bin/', type: 'directory' },
-    { path: 'bin/busybox', content: await fsp.readFile(busyboxPath), mode: 0o755 },
-  ]
-  for (const a of APPLETS) entries.push({ path: `bin/${a}`, type: 'symlink', linkname: 'busybox' })
-  for (const d of ['dev/', 'proc/', 'sys/', 'tmp/', 'run/', 'etc/']) entries.push({ path: d, type: 'directory', mode: d === 'tmp/' ? 0o1777 : 0o755 })
-  return entries
-}
+const baseLayer = (busyboxPath: string): Promise<LayerEntry[]> => busyboxLayer(busyboxPath, APPLETS)
 
 const SCRIPT = `#!/bin/sh
 trap 'exit 0' TERM INT

@@ -14,23 +14,15 @@
  * as in src/demo/images.ts) has `Description=svc $VERSION`, which lets a
  * FakeSystemd fail v3 by its unit; the process env carries VERSION and GREETING.
  */
-import { promises as fsp } from 'node:fs'
 import type { LayerEntry, WrittenImage } from '../../src/oci/layout-writer'
 import { writeOciLayout } from '../../src/oci/layout-writer'
+import { busyboxLayer } from './busybox-layer'
 
 export const SVC_VERSIONS = ['v1', 'v2', 'v3'] as const
 
 const APPLETS = ['sh', 'sleep', 'logger', 'printf', 'echo', 'cat', 'touch', 'true']
 
-async function baseLayer(busyboxPath: string): Promise<LayerEntry[]> {
-  const entries: LayerEntry[] = [
-    { path: 'bin/', type: 'directory' },
-    { path: 'bin/busybox', content: await fsp.readFile(busyboxPath), mode: 0o755 },
-  ]
-  for (const a of APPLETS) entries.push({ path: `bin/${a}`, type: 'symlink', linkname: 'busybox' })
-  for (const d of ['dev/', 'proc/', 'sys/', 'tmp/', 'run/', 'etc/']) entries.push({ path: d, type: 'directory', mode: d === 'tmp/' ? 0o1777 : 0o755 })
-  return entries
-}
+const baseLayer = (busyboxPath: string): Promise<LayerEntry[]> => busyboxLayer(busyboxPath, APPLETS)
 
 const SCRIPT = `#!/bin/sh
 set -u
