@@ -16,22 +16,17 @@ import { createHash } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { ContentError, UsageError } from '../../src/errors'
 import { hostArchitecture } from '../../src/oci/layout-writer'
 import { Descriptor, Digest, ImageManifest, MediaType } from '../../src/oci/types'
 import { parseReference } from '../../src/reference/reference'
 import { fsck } from '../../src/store/fsck'
 import { registrySkipReason } from '../helpers/registry'
-import { failure, Harness, realRegistryWithImage, startHarness, storeFiles } from '../helpers/security-registry'
+import { failure, Harness, harnessPerTest, realRegistryWithImage, storeFiles } from '../helpers/security-registry'
 
 let h: Harness
-beforeEach(async () => {
-  h = await startHarness()
-})
-afterEach(async () => {
-  await h.close()
-})
+harnessPerTest((x) => (h = x))
 
 const BAD: Array<[string, string]> = [
   ['sha384', `sha384:${'ab'.repeat(48)}`],

@@ -8,19 +8,14 @@
  * See also test/component/registry-source.test.ts "bad content is never
  * handed over" (stream-level) and pull.test.ts (cancelled siblings).
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { ContentError } from '../../src/errors'
 import { hostArchitecture } from '../../src/oci/layout-writer'
 import { MediaType } from '../../src/oci/types'
-import { Harness, startHarness } from '../helpers/security-registry'
+import { Harness, harnessPerTest } from '../helpers/security-registry'
 
 let h: Harness
-beforeEach(async () => {
-  h = await startHarness()
-})
-afterEach(async () => {
-  await h.close()
-})
+harnessPerTest((x) => (h = x))
 
 describe('digest mismatch: refused, exit 6, store unchanged', () => {
   it('manifest by tag: bytes differ from Docker-Content-Digest', async () => {

@@ -9,20 +9,15 @@
  * unchanged. Protections: resolveImage (src/transports/resolve.ts: one level,
  * MANIFEST_MEDIA_TYPES only), choosePlatform, RegistrySource.fetchManifest.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { ContentError, NotFoundError } from '../../src/errors'
 import { hostArchitecture } from '../../src/oci/layout-writer'
 import { Digest, MediaType } from '../../src/oci/types'
 import { digestOf } from '../../src/reference/digest'
-import { Harness, startHarness } from '../helpers/security-registry'
+import { Harness, harnessPerTest } from '../helpers/security-registry'
 
 let h: Harness
-beforeEach(async () => {
-  h = await startHarness()
-})
-afterEach(async () => {
-  await h.close()
-})
+harnessPerTest((x) => (h = x))
 
 const platform = () => ({ os: 'linux', architecture: hostArchitecture() })
 const manifestGets = () => h.reg.requests.filter((q) => q.path.includes('/manifests/')).length

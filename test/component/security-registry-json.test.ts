@@ -12,22 +12,15 @@
  * cap: see security-registry-size.test.ts.
  */
 import type { ServerResponse } from 'node:http'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { ContentError } from '../../src/errors'
 import { hostArchitecture } from '../../src/oci/layout-writer'
 import { MediaType } from '../../src/oci/types'
 import { MANIFEST_SIZE_LIMIT } from '../../src/transports/registry/client'
-import { Harness, HostileServer, startHarness, startHostileServer } from '../helpers/security-registry'
+import { Harness, harnessPerTest, startHostileServer } from '../helpers/security-registry'
 
 let h: Harness
-const servers: HostileServer[] = []
-beforeEach(async () => {
-  h = await startHarness()
-})
-afterEach(async () => {
-  for (const s of servers.splice(0)) await s.close()
-  await h.close()
-})
+const servers = harnessPerTest((x) => (h = x))
 
 /** Write up to `total` bytes of `fill` with backpressure; resolves with what was written once the response closes. */
 function pump(res: ServerResponse, total: number, fill: number): Promise<{ sent: number; finished: boolean }> {

@@ -12,20 +12,15 @@
  * Real registry: docker-registry 2.8 accepts a manifest with an artifact
  * config type and an encrypted layer type; the pulls are refused.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { ContentError } from '../../src/errors'
 import { hostArchitecture } from '../../src/oci/layout-writer'
 import { MediaType } from '../../src/oci/types'
 import { registrySkipReason } from '../helpers/registry'
-import { Harness, realRegistryWithImage, startHarness } from '../helpers/security-registry'
+import { Harness, harnessPerTest, realRegistryWithImage } from '../helpers/security-registry'
 
 let h: Harness
-beforeEach(async () => {
-  h = await startHarness()
-})
-afterEach(async () => {
-  await h.close()
-})
+harnessPerTest((x) => (h = x))
 
 const layerFetches = () => h.reg.requests.filter((q) => h.image.layers.some((l) => q.path.endsWith(`blobs/${l.digest}`)))
 

@@ -10,22 +10,15 @@
  * Real registry: docker-registry 2.8 stores a manifest whose layer size lies;
  * the pull from it is refused the same way.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { ContentError } from '../../src/errors'
 import { hostArchitecture } from '../../src/oci/layout-writer'
 import { Descriptor, MediaType } from '../../src/oci/types'
 import { registrySkipReason } from '../helpers/registry'
-import { Harness, HostileServer, realRegistryWithImage, startHarness, startHostileServer, storeFiles } from '../helpers/security-registry'
+import { Harness, harnessPerTest, HostileServer, realRegistryWithImage, startHostileServer, storeFiles } from '../helpers/security-registry'
 
 let h: Harness
-const servers: HostileServer[] = []
-beforeEach(async () => {
-  h = await startHarness()
-})
-afterEach(async () => {
-  for (const s of servers.splice(0)) await s.close()
-  await h.close()
-})
+const servers = harnessPerTest((x) => (h = x))
 
 /**
  * The image's manifest with every layer (or the config) described with another size, tagged `tag`.

@@ -10,7 +10,7 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import type { AddressInfo, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
-import { expect } from 'vitest'
+import { afterEach, beforeEach, expect } from 'vitest'
 import { SysctrError } from '../../src/errors'
 import { writeOciLayout, WrittenImage } from '../../src/oci/layout-writer'
 import { pullImage, PullResult } from '../../src/ops/pull'
@@ -112,6 +112,25 @@ export async function startHarness(): Promise<Harness> {
     },
   }
   return h
+}
+
+/**
+ * A fresh harness for each test of the calling file, handed to `set`; returns
+ * the list into which a test puts the hostile servers it starts: they are
+ * closed after the test, before the harness.
+ */
+export function harnessPerTest(set: (h: Harness) => void): HostileServer[] {
+  const servers: HostileServer[] = []
+  let h: Harness | undefined
+  beforeEach(async () => {
+    h = await startHarness()
+    set(h)
+  })
+  afterEach(async () => {
+    for (const s of servers.splice(0)) await s.close()
+    await h?.close()
+  })
+  return servers
 }
 
 export interface HostileServer {
