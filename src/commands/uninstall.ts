@@ -18,6 +18,8 @@ export default class Uninstall extends BaseCommand {
     const { args, flags } = await this.parse(Uninstall)
     const ctx = flags.root ? buildRootContext(flags.root, { reporter: makeReporter({ json: flags.json, quiet: flags.quiet }) }) : this.context(flags)
     const r = await uninstall(ctx, args.name)
-    this.output(flags, r, () => [`uninstalled ${r.name}: stopped and disabled ${r.unit}, removed ${r.removedFiles.length} host files and ${r.removedDeployments.length} deployment(s)`])
+    this.output(flags, r, () => [
+      `uninstalled ${r.name}: stopped and disabled ${r.unit}, removed ${r.removedFiles.length} file(s) sysctr had written and ${r.removedDeployments.length} deployment(s)${r.keptFiles.length ? `; kept ${r.keptFiles.length} changed file(s)` : ''}`,
+    ])
   }
 }
