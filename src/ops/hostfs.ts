@@ -31,7 +31,7 @@ import { createHash } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
 import { join, posix } from 'node:path'
 import { ConflictError, ContentError } from '../errors'
-import type { HostFile } from '../deployment/deployments'
+import type { Deployments, HostFile } from '../deployment/deployments'
 import { renderLegacy } from '../templates/legacy'
 import type { ExportsManifest } from '../templates/exports'
 import { sha256File, writeFileAtomic } from '../util/atomic-file'
@@ -284,4 +284,30 @@ export async function switchHostFiles(
     [...prev].filter(([p]) => !now.has(p)).map(([path, sha]) => ({ path, sha256: sha })),
   )
   return res
+}
+
+/**
+ * Before an operation on NAME: remove what an interrupted one left (temp
+ * dirs, slots built but never activated; Deployments.cleanLeftovers). A crash
+ * after an update wrote host files but before it activated its slot leaves
+ * host files with that slot's content under the active record; they are put
+ * back first (the active deployment's copy rewritten, a file it does not ship
+ * removed), by the switch rules: a file the user changed since is kept.
+ * Returns the host paths restored or removed.
+ */
+export async function cleanInterrupted(ctx: Pick<OpsContext, 'root' | 'reporter'>, deployments: Deployments, name: string): Promise<string[]> {
+  const active = await deployments.active(name)
+  const restored: string[] = []
+  if (active) {
+    for (const slot of await deployments.slots(name)) {
+      if (slot === active.slot || (await deployments.isActivated(name, slot))) continue
+      const interrupted = await deployments.read(name, slot)
+      if (!interrupted) continue
+      const r = await switchHostFiles(ctx, active.dir, active.record.files, interrupted.record.files)
+      restored.push(...r.written, ...r.removed)
+    }
+  }
+  if (restored.length) ctx.reporter.info(`host files of an interrupted operation on ${name} put back as ${name}.${active!.slot} has them: ${restored.join(', ')}`)
+  await deployments.cleanLeftovers(name)
+  return restored
 }

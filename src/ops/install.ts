@@ -25,7 +25,7 @@ import { sha256File, writeFileAtomic } from '../util/atomic-file'
 import { createHash } from 'node:crypto'
 import type { ImageSource } from '../transports/image-source'
 import { fromRoot, inRoot, type OpsContext } from './context'
-import { checkHostFileConflicts, planHostFiles, stageHostFiles, switchHostFiles } from './hostfs'
+import { checkHostFileConflicts, cleanInterrupted, planHostFiles, stageHostFiles, switchHostFiles } from './hostfs'
 import { withNameLock } from './name-lock'
 import { pullImage, PullResult } from './pull'
 import { registryReference, sourceOptions, type SourceFlags } from './image-name'
@@ -82,7 +82,7 @@ async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string)
   const tmpfilesPath = join(ctx.paths.tmpfilesDir, `${name}.conf`)
   const deployments = new Deployments(ctx.paths.containersDir)
   await deployments.ensure()
-  await deployments.cleanLeftovers(name)
+  await cleanInterrupted(ctx, deployments, name)
 
   const existing = await deployments.active(name)
   if (existing) {

@@ -24,7 +24,7 @@ import type { JobResult, Systemd } from '../systemd/systemd'
 import { checkContainerName } from '../templates/values'
 import { sha256File, writeFileAtomic } from '../util/atomic-file'
 import { fromRoot, type OpsContext } from './context'
-import { switchHostFiles } from './hostfs'
+import { cleanInterrupted, switchHostFiles } from './hostfs'
 import { withNameLock } from './name-lock'
 
 /** Unit states in which an update or rollback restarts the unit. */
@@ -116,6 +116,7 @@ export async function rollback(ctx: OpsContext, name: string): Promise<RollbackR
   checkContainerName(name)
   return doing(`rolling back ${name}`, () => withNameLock(ctx, name, `rolling back ${name}`, async () => {
     const deployments = new Deployments(ctx.paths.containersDir)
+    await cleanInterrupted(ctx, deployments, name)
     const current = await deployments.active(name)
     if (!current) {
       throw new NotFoundError('container.not-found', `no container named ${name} is installed`, { hint: 'sysctr containers list shows what is installed' })

@@ -35,7 +35,7 @@ import type { OpsContext } from './context'
 import { buildDeployment } from './install'
 import { pullImage, PullResult } from './pull'
 import { previousDeployment, switchDeployment, unitIsRunning } from './rollback'
-import { checkHostFileConflicts } from './hostfs'
+import { checkHostFileConflicts, cleanInterrupted } from './hostfs'
 import { withNameLock } from './name-lock'
 
 export interface UpdateOptions extends SourceFlags {
@@ -83,7 +83,7 @@ export async function update(ctx: OpsContext, name: string, opts: UpdateOptions 
 
 async function updateNamed(ctx: OpsContext, name: string, opts: UpdateOptions): Promise<UpdateResult> {
   const deployments = new Deployments(ctx.paths.containersDir)
-  await deployments.cleanLeftovers(name)
+  await cleanInterrupted(ctx, deployments, name)
   const current = await deployments.active(name)
   if (!current) {
     throw new NotFoundError('container.not-found', `no container named ${name} is installed`, { hint: 'sysctr containers list shows what is installed' })

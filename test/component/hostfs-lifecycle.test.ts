@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { WrittenImage } from '../../src/oci/layout-writer'
 import { buildDeployment, install } from '../../src/ops/install'
+import { switchHostFiles } from '../../src/ops/hostfs'
 import { update } from '../../src/ops/update'
 import { rollback } from '../../src/ops/rollback'
 import { uninstall } from '../../src/ops/uninstall'
@@ -218,6 +219,36 @@ describe('activated marker', () => {
     expect(u.previousDeployment).toBe('web1.0')
     expect(await deployments.isActivated('web1', 1)).toBe(true)
     expect(await read(CTL)).toBe(WEBCTL.v2)
+  })
+})
+
+describe('an update interrupted after writing host files', () => {
+  it('the next operation puts the active deployment\'s host files back (user edits still kept) before removing the slot', async () => {
+    await installWeb()
+    await fsp.writeFile(host(CONF), 'edited by the user\n')
+    publish('web-v2')
+    // What an update does up to the crash: pull, build slot 1, switch the host files; the slot is never activated.
+    const store = await Store.open(ctx.paths.storeDir)
+    const { source } = await openImageSource(REF(), { tlsVerify: false })
+    const pull = await pullImage(store, source, REF(), { reporter: ctx.reporter }).finally(() => source.close())
+    const deployments = new Deployments(ctx.paths.containersDir)
+    await buildDeployment(ctx, { store, deployments, pull, name: 'web1', image: REF(), runtime: '/usr/bin/runc', slot: 1, setValues: {} })
+    await store.close()
+    const active = (await deployments.active('web1'))!
+    const interrupted = (await deployments.read('web1', 1))!
+    await switchHostFiles(ctx, interrupted.dir, interrupted.record.files, active.record.files)
+    expect(await read(CTL)).toBe(WEBCTL.v2)
+    expect(await exists(OLD)).toBe(false)
+
+    // The publisher goes back to v1: the update has nothing to do, but the host files are v1's again.
+    publish('web-v1')
+    const u = await update(ctx, 'web1', { tlsVerify: false })
+    expect(u.unchanged).toBe(true)
+    expect(await read(CTL)).toBe(WEBCTL.v1)
+    expect(await read(OLD)).toBe('old\n')
+    expect(await read(CONF)).toBe('edited by the user\n')
+    expect(await deployments.slots('web1')).toEqual([0])
+    expect(messages.some((m) => m.startsWith('host files of an interrupted operation on web1 put back'))).toBe(true)
   })
 })
 
