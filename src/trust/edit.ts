@@ -16,6 +16,7 @@ import { ConflictError, UsageError } from '../errors'
 import { writeFileAtomic } from '../util/atomic-file'
 import { loadPolicy, locatePolicy, parsePolicy, parseRequirementType, Requirement, systemPolicyPath } from './policy'
 import { loadRegistriesD, locateRegistriesD, mergeRegistriesDFile, RegistriesD } from './registries-d'
+import { systemContainersPath } from '../config/containers-files'
 
 export interface TrustFiles {
   signaturePolicy?: string
@@ -140,7 +141,7 @@ export async function addTrust(scope: string, opts: AddTrustOptions): Promise<Ad
 }
 
 async function writeLookaside(scope: string, url: string, opts: TrustFiles): Promise<string> {
-  const dir = opts.registriesD ? resolvePath(opts.registriesD) : ((await locateRegistriesD(opts)) ?? join(opts.configRoot ?? '/', 'etc/containers/registries.d'))
+  const dir = opts.registriesD ? resolvePath(opts.registriesD) : ((await locateRegistriesD(opts)) ?? systemContainersPath('registries.d', opts.configRoot))
   const name = `sysctr-${scope.replace(/[^A-Za-z0-9._-]+/g, '-')}.yaml`
   const file = join(dir, name)
   const doc = scope === 'default' ? { 'default-docker': { lookaside: url } } : { docker: { [scope]: { lookaside: url } } }

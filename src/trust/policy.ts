@@ -20,10 +20,10 @@
  *   local:   /abs/path:tag, /abs/path, each parent directory, `""`, `default`.
  */
 import { promises as fsp } from 'node:fs'
-import { homedir } from 'node:os'
-import { dirname, isAbsolute, join, resolve as resolvePath } from 'node:path'
+import { dirname, isAbsolute, resolve as resolvePath } from 'node:path'
 import { ContentError, NotFoundError, UsageError } from '../errors'
 import type { ImageReference } from '../reference/reference'
+import { locateContainersFile, systemContainersPath } from '../config/containers-files'
 
 export type SignedIdentity =
   | { type: 'matchRepoDigestOrExact' }
@@ -93,29 +93,12 @@ export interface LocatePolicyOptions {
 /** The policy file that applies (see the top of this file); undefined when none exists. */
 export async function locatePolicy(opts: LocatePolicyOptions = {}): Promise<string | undefined> {
   if (opts.signaturePolicy !== undefined) return resolvePath(opts.signaturePolicy)
-  const home = opts.configRoot !== undefined ? undefined : (opts.home ?? (opts.env ?? process.env).HOME ?? homedir())
-  if (home) {
-    const user = join(home, '.config/containers/policy.json')
-    if (await exists(user)) return user
-  }
-  const system = join(opts.configRoot ?? '/', 'etc/containers/policy.json')
-  return (await exists(system)) ? system : undefined
+  return locateContainersFile('policy.json', 'file', opts)
 }
 
 /** The path `trust add` writes by default (the system file). */
 export function systemPolicyPath(configRoot?: string): string {
-  return join(configRoot ?? '/', 'etc/containers/policy.json')
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await fsp.stat(p)
-    return true
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT' || code === 'ENOTDIR') return false
-    throw err
-  }
+  return systemContainersPath('policy.json', configRoot)
 }
 
 /**

@@ -20,12 +20,12 @@
  * is used (under `configRoot`).
  */
 import { promises as fsp } from 'node:fs'
-import { homedir } from 'node:os'
 import { join, resolve as resolvePath } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { ContentError } from '../errors'
 import type { ImageReference } from '../reference/reference'
 import { dockerScopes } from './policy'
+import { locateContainersFile } from '../config/containers-files'
 
 export interface SignatureStorage {
   lookaside?: string
@@ -58,21 +58,10 @@ export interface SignatureStorageChoice {
   from: string
 }
 
-async function isDir(p: string): Promise<boolean> {
-  try {
-    return (await fsp.stat(p)).isDirectory()
-  } catch {
-    return false
-  }
-}
-
 /** The registries.d directory that applies. */
 export async function locateRegistriesD(opts: LoadRegistriesDOptions = {}): Promise<string | undefined> {
   if (opts.registriesD !== undefined) return resolvePath(opts.registriesD)
-  const home = opts.configRoot !== undefined ? undefined : (opts.home ?? (opts.env ?? process.env).HOME ?? homedir())
-  if (home && (await isDir(join(home, '.config/containers/registries.d')))) return join(home, '.config/containers/registries.d')
-  const sys = join(opts.configRoot ?? '/', 'etc/containers/registries.d')
-  return (await isDir(sys)) ? sys : undefined
+  return locateContainersFile('registries.d', 'dir', opts)
 }
 
 /** Read every *.yaml file of the directory that applies. */
