@@ -2,7 +2,7 @@
  * openImageSource against the real registry (docker-registry 2.8): htpasswd
  * auth with credentials from an auth.json file, --authfile and --creds, a 401
  * that names the file tried (and no password); registries.conf mirrors tried
- * in order, an alias and a permissive short name.
+ * in order, an alias and a permissive short name (also through install).
  */
 import { promises as fsp } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -12,6 +12,9 @@ import { SysctrError } from '../../src/errors'
 import { writeOciLayout, WrittenImage } from '../../src/oci/layout-writer'
 import { openImageSource, OpenImageOptions } from '../../src/transports/open'
 import { pushLayout, registrySkipReason, RunningRegistry, startRegistry } from '../helpers/registry'
+import { buildRootContext } from '../../src/ops/context'
+import { install } from '../../src/ops/install'
+import { TEMPLATES } from '../helpers/test-paths'
 
 const skip = registrySkipReason()
 const USER = { user: 'alice', password: 's3cret-pw' }
@@ -122,5 +125,25 @@ insecure = true
     const s = await resolveDigest('library/short:v1', base)
     expect(s.refName).toBe(`${open2.host}/library/short:v1`)
     expect(s.name).toBe('short')
+  })
+
+  it('install (into a composed root) resolves a permissive short name and records the qualified name', async () => {
+    const saved = process.env.CONTAINERS_REGISTRIES_CONF
+    process.env.CONTAINERS_REGISTRIES_CONF = join(dir, 'root/etc/containers/registries.conf')
+    const target = join(dir, 'composed')
+    try {
+      const messages: string[] = []
+      const ctx = buildRootContext(target, { reporter: { info: (m) => messages.push(m), warn: () => {} }, templatesDir: TEMPLATES })
+      const r = await install(ctx, { image: 'library/short:v1', tlsVerify: false })
+      expect(r.name).toBe('short')
+      expect(r.image).toBe(`${open2.host}/library/short:v1`)
+      expect(r.manifestDigest).toBe(img.manifestDigest)
+      const info = JSON.parse(await fsp.readFile(join(target, 'var/lib/sysctr/containers/short.0/info.json'), 'utf8'))
+      expect(info.image).toBe(`${open2.host}/library/short:v1`)
+      expect(messages).toContain(`short name library/short:v1 resolved to ${open2.host}/library/short:v1 (unqualified-search-registries in ${process.env.CONTAINERS_REGISTRIES_CONF})`)
+    } finally {
+      if (saved === undefined) delete process.env.CONTAINERS_REGISTRIES_CONF
+      else process.env.CONTAINERS_REGISTRIES_CONF = saved
+    }
   })
 })
