@@ -67,6 +67,14 @@ describe.skipIf(skip !== undefined)(`host files end to end${skip ? `: skipped, $
   it('update to v2 keeps the user-edited file (says so), updates the unchanged one, removes the dropped one', async () => {
     await fsp.writeFile(env.box.hostPath(CONF), 'port=9999 # edited by the admin\n')
     await publish('web-v2')
+    // The dry run against the real registry: with v2 pulled, it diffs host files against web1.0's own copies, changing nothing.
+    expect((await run(['images', 'pull', '--tls-verify=false', '--quiet', ref])).code).toBe(0)
+    const d = await run(['containers', 'update', '--dry-run', '--json', '--tls-verify=false', 'web1'])
+    expect(d.code).toBe(0)
+    const plan = JSON.parse(d.stdout) as { diffs: { role: string; path: string; diff: string }[] }
+    expect(plan.diffs.find((x) => x.role === 'hostfs' && x.path === CONF)?.diff).toContain('+workers=4')
+    expect(plan.diffs.find((x) => x.role === 'hostfs' && x.path === '/etc/web/v1-only.conf')?.diff).toContain('-old')
+    expect(await read(CTL)).toBe(WEBCTL.v1)
     const u = await run(['containers', 'update', '--tls-verify=false', 'web1'])
     expect(u.stderr).not.toMatch(/^error:/m)
     expect(u.code).toBe(0)
