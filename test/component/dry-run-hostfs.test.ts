@@ -12,24 +12,21 @@ import { install } from '../../src/ops/install'
 import { pull } from '../../src/ops/images'
 import { installDryRun, updateDryRun } from '../../src/ops/dry-run'
 import type { OpsContext } from '../../src/ops/context'
-import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
+import { serveLayout, type FakeRegistry, type ServedLayout } from '../helpers/http-fake-registry'
 import { buildHostfsImages, webConf } from '../helpers/hostfs-images'
 import { fakeHost, listTree } from '../helpers/test-paths'
 
-let layout: string
+let served: ServedLayout<unknown>
 let registry: FakeRegistry
 let root: string
 let ctx: OpsContext
 
 beforeAll(async () => {
-  layout = await fsp.mkdtemp(join(tmpdir(), 'sysctr-dryrun-hostfs-layout-'))
-  await buildHostfsImages(layout)
-  registry = await startFakeRegistry({ repository: 'demo/web' })
-  await registry.loadLayout(layout)
+  served = await serveLayout('demo/web', (dir) => buildHostfsImages(dir))
+  registry = served.registry
 })
 afterAll(async () => {
-  await registry?.close()
-  await fsp.rm(layout, { recursive: true, force: true })
+  await served?.close()
   if (root) await fsp.rm(root, { recursive: true, force: true })
 })
 beforeEach(async () => {

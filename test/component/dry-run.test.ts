@@ -19,11 +19,12 @@ import { FakeSystemd } from '../../src/systemd/fake-systemd'
 import { Store } from '../../src/store/store'
 import { SysctrError } from '../../src/errors'
 import { unifiedDiff } from '../../src/util/line-diff'
-import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
+import { serveLayout, type FakeRegistry, type ServedLayout } from '../helpers/http-fake-registry'
 import { buildUpdateImages } from '../helpers/update-images'
 import { fakeHost } from '../helpers/test-paths'
 
 
+let served: ServedLayout<WrittenImage[]>
 let layout: string
 let registry: FakeRegistry
 let images: Record<string, WrittenImage>
@@ -33,14 +34,12 @@ let systemd: FakeSystemd
 let systemdCalls: number
 
 beforeAll(async () => {
-  layout = await fsp.mkdtemp(join(tmpdir(), 'sysctr-dryrun-layout-'))
-  images = Object.fromEntries((await buildUpdateImages(layout)).map((w) => [w.tag.replace('svc-', ''), w]))
-  registry = await startFakeRegistry({ repository: 'demo/svc' })
-  await registry.loadLayout(layout)
+  served = await serveLayout('demo/svc', (dir) => buildUpdateImages(dir))
+  ;({ registry, layout } = served)
+  images = Object.fromEntries(served.built.map((w) => [w.tag.replace('svc-', ''), w]))
 })
 afterAll(async () => {
-  await registry?.close()
-  await fsp.rm(layout, { recursive: true, force: true })
+  await served?.close()
   if (root) await fsp.rm(root, { recursive: true, force: true })
 })
 

@@ -23,12 +23,12 @@ import { Store } from '../../src/store/store'
 import { pullImage } from '../../src/ops/pull'
 import { FakeSystemd } from '../../src/systemd/fake-systemd'
 import { ConflictError, NotFoundError, SysctrError } from '../../src/errors'
-import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
+import { serveLayout, type FakeRegistry, type ServedLayout } from '../helpers/http-fake-registry'
 import { buildHostfsImages, webConf, WEBCTL } from '../helpers/hostfs-images'
 import { fakeHost } from '../helpers/test-paths'
 import { openImageSource } from '../../src/transports/open'
 
-let layout: string
+let served: ServedLayout<WrittenImage[]>
 let registry: FakeRegistry
 let images: Record<string, WrittenImage>
 let root: string
@@ -40,14 +40,12 @@ let tmpfilesCalls: string[]
 let failOn: string | undefined
 
 beforeAll(async () => {
-  layout = await fsp.mkdtemp(join(tmpdir(), 'sysctr-hostfs-layout-'))
-  images = Object.fromEntries((await buildHostfsImages(layout)).map((w) => [w.tag, w]))
-  registry = await startFakeRegistry({ repository: 'demo/web' })
-  await registry.loadLayout(layout)
+  served = await serveLayout('demo/web', (dir) => buildHostfsImages(dir))
+  registry = served.registry
+  images = Object.fromEntries(served.built.map((w) => [w.tag, w]))
 })
 afterAll(async () => {
-  await registry?.close()
-  await fsp.rm(layout, { recursive: true, force: true })
+  await served?.close()
   if (root) await fsp.rm(root, { recursive: true, force: true })
 })
 

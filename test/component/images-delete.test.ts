@@ -12,25 +12,22 @@ import { uninstall } from '../../src/ops/uninstall'
 import { deleteImage, listImages } from '../../src/ops/store-maintenance'
 import type { OpsContext } from '../../src/ops/context'
 import { Store } from '../../src/store/store'
-import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
+import { serveLayout, type FakeRegistry, type ServedLayout } from '../helpers/http-fake-registry'
 import { fakeHost } from '../helpers/test-paths'
 
-let layout: string
+let served: ServedLayout<unknown>
 let registry: FakeRegistry
 let root: string
 let ctx: OpsContext
 
 beforeAll(async () => {
-  layout = await fsp.mkdtemp(join(tmpdir(), 'sysctr-delete-layout-'))
-  await buildDemoImages(layout)
-  registry = await startFakeRegistry({ repository: 'demo/images' })
-  await registry.loadLayout(layout)
+  served = await serveLayout('demo/images', buildDemoImages)
+  registry = served.registry
   root = await fsp.mkdtemp(join(tmpdir(), 'sysctr-delete-root-'))
   ctx = (await fakeHost(root)).ctx
 })
 afterAll(async () => {
-  await registry?.close()
-  await fsp.rm(layout, { recursive: true, force: true })
+  await served?.close()
   await fsp.rm(root, { recursive: true, force: true })
 })
 

@@ -14,10 +14,10 @@ import { installDryRun } from '../../src/ops/dry-run'
 import { update } from '../../src/ops/update'
 import type { OpsContext } from '../../src/ops/context'
 import { SysctrError } from '../../src/errors'
-import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
+import { serveLayout, type FakeRegistry, type ServedLayout } from '../helpers/http-fake-registry'
 import { fakeHost, listTree } from '../helpers/test-paths'
 
-let layout: string
+let served: ServedLayout<unknown>
 let registry: FakeRegistry
 let root: string
 let confDir: string
@@ -26,14 +26,11 @@ let messages: string[]
 const savedConf = process.env.CONTAINERS_REGISTRIES_CONF
 
 beforeAll(async () => {
-  layout = await fsp.mkdtemp(join(tmpdir(), 'sysctr-shortname-layout-'))
-  await buildDemoImages(layout)
-  registry = await startFakeRegistry({ repository: 'demo/images' })
-  await registry.loadLayout(layout)
+  served = await serveLayout('demo/images', buildDemoImages)
+  registry = served.registry
 })
 afterAll(async () => {
-  await registry?.close()
-  await fsp.rm(layout, { recursive: true, force: true })
+  await served?.close()
 })
 
 beforeEach(async () => {

@@ -14,25 +14,22 @@ import { install } from '../../src/ops/install'
 import { uninstall } from '../../src/ops/uninstall'
 import { buildRootContext, type OpsContext } from '../../src/ops/context'
 import { SysctrError } from '../../src/errors'
-import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
+import { serveLayout, type FakeRegistry, type ServedLayout } from '../helpers/http-fake-registry'
 import { compareTrees } from '../helpers/tree-compare'
 
 const TEMPLATES = join(__dirname, '..', '..', 'templates')
 const NAMES = ['etcd', 'flannel', 'engine']
 
-let layout: string
+let served: ServedLayout<unknown>
 let registry: FakeRegistry
 const dirs: string[] = []
 
 beforeAll(async () => {
-  layout = await fsp.mkdtemp(join(tmpdir(), 'sysctr-offline-layout-'))
-  dirs.push(layout)
-  await buildDemoImages(layout)
-  registry = await startFakeRegistry({ repository: 'demo/images' })
-  await registry.loadLayout(layout)
+  served = await serveLayout('demo/images', (dir) => buildDemoImages(dir))
+  registry = served.registry
 })
 afterAll(async () => {
-  await registry?.close()
+  await served?.close()
   for (const d of dirs) await fsp.rm(d, { recursive: true, force: true })
 })
 

@@ -13,23 +13,21 @@ import { buildDemoImages } from '../../src/demo/images'
 import { buildRootContext } from '../../src/ops/context'
 import { parseProvisionEntry, provision, provisionFailedError } from '../../src/ops/provision'
 import { SysctrError } from '../../src/errors'
-import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
+import { serveLayout, type FakeRegistry, type ServedLayout } from '../helpers/http-fake-registry'
 import { fakeHost } from '../helpers/test-paths'
 
 const TEMPLATES = join(__dirname, '..', '..', 'templates')
+let served: ServedLayout<unknown>
 let layout: string
 let registry: FakeRegistry
 const dirs: string[] = []
 
 beforeAll(async () => {
-  layout = await fsp.mkdtemp(join(tmpdir(), 'sysctr-prov-layout-'))
-  dirs.push(layout)
-  await buildDemoImages(layout)
-  registry = await startFakeRegistry({ repository: 'demo/images' })
-  await registry.loadLayout(layout)
+  served = await serveLayout('demo/images', (dir) => buildDemoImages(dir))
+  ;({ registry, layout } = served)
 })
 afterAll(async () => {
-  await registry?.close()
+  await served?.close()
   for (const d of dirs) await fsp.rm(d, { recursive: true, force: true })
 })
 

@@ -12,10 +12,10 @@ import { install } from '../../src/ops/install'
 import { update } from '../../src/ops/update'
 import { installDryRun, updateDryRun } from '../../src/ops/dry-run'
 import type { OpsContext } from '../../src/ops/context'
-import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
+import { serveLayout, type FakeRegistry, type ServedLayout } from '../helpers/http-fake-registry'
 import { fakeHost, listTree } from '../helpers/test-paths'
 
-let layout: string
+let served: ServedLayout<unknown>
 let registry: FakeRegistry
 let root: string
 let ctx: OpsContext
@@ -23,10 +23,8 @@ let accept: string
 let reject: string
 
 beforeAll(async () => {
-  layout = await fsp.mkdtemp(join(tmpdir(), 'sysctr-trust-update-layout-'))
-  await buildDemoImages(layout)
-  registry = await startFakeRegistry({ repository: 'demo/images' })
-  await registry.loadLayout(layout)
+  served = await serveLayout('demo/images', buildDemoImages)
+  registry = served.registry
   root = await fsp.mkdtemp(join(tmpdir(), 'sysctr-trust-update-root-'))
   ctx = (await fakeHost(root)).ctx
   accept = join(root, 'accept.json')
@@ -35,8 +33,7 @@ beforeAll(async () => {
   await fsp.writeFile(reject, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }], transports: { docker: { [`${registry.host}/demo`]: [{ type: 'reject' }] } } }))
 })
 afterAll(async () => {
-  await registry?.close()
-  await fsp.rm(layout, { recursive: true, force: true })
+  await served?.close()
   await fsp.rm(root, { recursive: true, force: true })
 })
 

@@ -16,12 +16,12 @@ import { listContainers } from '../../src/ops/containers'
 import type { OpsContext } from '../../src/ops/context'
 import { FakeSystemd } from '../../src/systemd/fake-systemd'
 import { SysctrError, SystemdError } from '../../src/errors'
-import { startFakeRegistry, FakeRegistry } from '../helpers/http-fake-registry'
+import { serveLayout, type FakeRegistry, type ServedLayout } from '../helpers/http-fake-registry'
 import { buildUpdateImages } from '../helpers/update-images'
 import { fakeHost } from '../helpers/test-paths'
 
 
-let layout: string
+let served: ServedLayout<WrittenImage[]>
 let registry: FakeRegistry
 let images: Record<string, WrittenImage>
 let root: string
@@ -30,14 +30,12 @@ let systemd: FakeSystemd
 let messages: string[]
 
 beforeAll(async () => {
-  layout = await fsp.mkdtemp(join(tmpdir(), 'sysctr-update-layout-'))
-  images = Object.fromEntries((await buildUpdateImages(layout)).map((w) => [w.tag.replace('svc-', ''), w]))
-  registry = await startFakeRegistry({ repository: 'demo/svc' })
-  await registry.loadLayout(layout)
+  served = await serveLayout('demo/svc', (dir) => buildUpdateImages(dir))
+  registry = served.registry
+  images = Object.fromEntries(served.built.map((w) => [w.tag.replace('svc-', ''), w]))
 })
 afterAll(async () => {
-  await registry?.close()
-  await fsp.rm(layout, { recursive: true, force: true })
+  await served?.close()
   if (root) await fsp.rm(root, { recursive: true, force: true })
 })
 

@@ -13,6 +13,7 @@ import { promises as fsp } from 'node:fs'
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { join } from 'node:path'
+import { tmpdir } from 'node:os'
 import type { Digest, ImageIndex } from '../../src/oci/types'
 
 export interface FakeCredentials {
@@ -296,4 +297,36 @@ export async function startFakeRegistry(opts: { repository?: string; faults?: Fa
     },
   }
   return reg
+}
+
+export interface ServedLayout<T> {
+  registry: FakeRegistry
+  /** The temp OCI layout the registry serves. */
+  layout: string
+  /** What `build` returned (e.g. the written images). */
+  built: T
+  /** Stop the registry and remove the layout. */
+  close(): Promise<void>
+}
+
+/** Write an OCI layout with `build` into a temp dir and serve it from a fake registry under `repository`. */
+export async function serveLayout<T>(repository: string, build: (layout: string) => Promise<T>): Promise<ServedLayout<T>> {
+  const layout = await fsp.mkdtemp(join(tmpdir(), 'sysctr-layout-'))
+  try {
+    const built = await build(layout)
+    const registry = await startFakeRegistry({ repository })
+    await registry.loadLayout(layout)
+    return {
+      registry,
+      layout,
+      built,
+      close: async () => {
+        await registry.close()
+        await fsp.rm(layout, { recursive: true, force: true })
+      },
+    }
+  } catch (err) {
+    await fsp.rm(layout, { recursive: true, force: true })
+    throw err
+  }
 }
