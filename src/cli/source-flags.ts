@@ -4,7 +4,7 @@
  * and podman), and their translation to the operations' SourceFlags.
  */
 import { Flags } from '@oclif/core'
-import type { SourceFlags } from '../ops/image-name'
+import type { SourceFlags } from '../ops/source-options'
 
 export const sourceFlags = {
   'tls-verify': Flags.string({

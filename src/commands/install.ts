@@ -3,10 +3,9 @@ import { BaseCommand } from '../cli/base-command'
 import { sourceFlags, sourceFlagValues } from '../cli/source-flags'
 import { UsageError } from '../errors'
 import { install } from '../ops/install'
-import { buildRootContext } from '../ops/context'
-import { makeReporter } from '../cli/reporter'
 import { formatBytes } from '../ops/pull'
 import { installDryRun, type InstallDryRun } from '../ops/dry-run'
+import { DEFAULT_RUNTIME } from '../runtime/default-runtime'
 
 export default class Install extends BaseCommand {
   static override summary = 'Install an image as a system container run by systemd'
@@ -29,7 +28,7 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
     name: Flags.string({ description: 'container and unit name (default: the repository\'s last component)' }),
     set: Flags.string({ description: 'template value KEY=VALUE (repeatable); overrides computed and image defaults', multiple: true, multipleNonGreedy: true, default: [] }),
     now: Flags.boolean({ description: 'also start the unit and wait for the result', default: false }),
-    runtime: Flags.string({ description: 'OCI runtime binary', default: '/usr/bin/runc' }),
+    runtime: Flags.string({ description: 'OCI runtime binary', default: DEFAULT_RUNTIME }),
     root: Flags.string({ description: 'install into the OS tree at DIR (no running systemd: files and enablement links only; see README "Composing a root")' }),
     ...sourceFlags,
     privileged: Flags.boolean({
@@ -47,7 +46,7 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
     if (flags.root && flags.now) {
       throw new UsageError('usage.root-now', '--now cannot be used with --root: no systemd runs under the root', { hint: 'the unit is enabled and starts when the root boots' })
     }
-    const ctx = flags.root ? buildRootContext(flags.root, { reporter: makeReporter({ json: flags.json, quiet: flags.quiet }) }) : this.context(flags)
+    const ctx = this.contextFor(flags)
     const options = {
       image: args.image,
       name: flags.name,

@@ -1,7 +1,5 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../cli/base-command'
-import { makeReporter } from '../cli/reporter'
-import { buildRootContext } from '../ops/context'
 import { provision, provisionFailedError, PROVISION_DIR } from '../ops/provision'
 
 export default class Provision extends BaseCommand {
@@ -22,7 +20,7 @@ offline: nothing starts, the enabled units start when DIR boots.`
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Provision)
-    const ctx = flags.root ? buildRootContext(flags.root, { reporter: makeReporter({ json: flags.json, quiet: flags.quiet }) }) : this.context(flags)
+    const ctx = this.contextFor(flags)
     const r = await provision(ctx, { dir: flags.dir })
     this.output(flags, r, () => [
       ...r.entries.map((e) => `${e.file}: ${e.name ?? '?'} ${e.outcome}${e.error ? ` (${e.error.message})` : ''}`),

@@ -1,8 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../cli/base-command'
 import { uninstall } from '../ops/uninstall'
-import { buildRootContext } from '../ops/context'
-import { makeReporter } from '../cli/reporter'
 
 export default class Uninstall extends BaseCommand {
   static override summary = 'Stop, disable and remove an installed system container (the image stays in the store)'
@@ -16,7 +14,7 @@ export default class Uninstall extends BaseCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Uninstall)
-    const ctx = flags.root ? buildRootContext(flags.root, { reporter: makeReporter({ json: flags.json, quiet: flags.quiet }) }) : this.context(flags)
+    const ctx = this.contextFor(flags)
     const r = await uninstall(ctx, args.name)
     this.output(flags, r, () => [
       `uninstalled ${r.name}: stopped and disabled ${r.unit}, removed ${r.removedFiles.length} file(s) sysctr had written and ${r.removedDeployments.length} deployment(s)${r.keptFiles.length ? `; kept ${r.keptFiles.length} changed file(s)` : ''}`,

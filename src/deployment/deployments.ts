@@ -240,3 +240,25 @@ async function makeDirsWritable(path: string): Promise<void> {
   await fsp.chmod(path, st.mode | 0o700)
   for (const e of await fsp.readdir(path)) await makeDirsWritable(join(path, e))
 }
+
+/**
+ * The previous deployment of NAME: of the slots other than the active one
+ * that were once activated, the most recently built (normally there is
+ * exactly one). A slot built but never switched to is not a candidate.
+ */
+export async function previousDeployment(deployments: Deployments, name: string, activeSlot: number): Promise<Deployment | undefined> {
+  let best: Deployment | undefined
+  for (const n of await deployments.slots(name)) {
+    if (n === activeSlot || !(await deployments.isActivated(name, n))) continue
+    const d = await deployments.read(name, n).catch(() => undefined)
+    if (d && (!best || d.record.createdAt > best.record.createdAt)) best = d
+  }
+  return best
+}
+
+/** The lowest slot number not in use. */
+export function freeSlot(used: number[]): number {
+  let n = 0
+  while (used.includes(n)) n++
+  return n
+}

@@ -61,6 +61,8 @@ export interface OpsContext {
   root?: string
   /** The clock for records' createdAt; default the real clock. */
   now?: () => Date
+  /** Tests: stop at this kill point (deployment/switch.ts killPoint) as if killed. */
+  killAt?: string
   /** $UUID of a new container; default random. */
   uuid?: (name: string, manifestDigest: string) => string
 }

@@ -22,23 +22,20 @@ import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import { ConflictError, doing, NotFoundError } from '../errors'
 import type { Digest, ImageConfig, ResolvedImage } from '../oci/types'
-import { describeInput, openImageSource, type OpenImageOptions } from '../transports/open'
-import { registryReference, sourceOptions } from './image-name'
+import { describeInput, openImageSource } from '../transports/open'
+import { recordedImageName, sourceOptions } from './source-options'
 import type { ImageSource } from '../transports/image-source'
 import { Store } from '../store/store'
-import { checkContainerName, computeDefaults, parseSetFlags, resolveValues } from '../templates/values'
-import { renderExports } from '../templates/exports'
-import { checkRuntimeConfig, refusePrivileged } from '../runtime/config-check'
-import { Deployments } from '../deployment/deployments'
-import { UnitFile } from '../systemd/unit-file'
+import { checkContainerName, parseSetFlags, sameValues } from '../templates/values'
+import { Deployments, freeSlot, previousDeployment, type Deployment } from '../deployment/deployments'
+import { planDeployment, type DeploymentPlan, type SystemdStep } from '../deployment/plan'
+import { stagedHostFile } from '../deployment/host-files'
 import { sha256File } from '../util/atomic-file'
 import { unifiedDiff } from '../util/line-diff'
 import { fromRoot, inRoot, type OpsContext } from './context'
-import { planHostFiles, stagedHostFile, type HostFilePlan, type ImageTreeReader } from './hostfs'
-import { DEFAULT_RUNTIME, keepContainerInService, type InstallOptions } from './install'
-import { exportsFromStore } from './image-info'
+import { type InstallOptions } from './install'
+import { DEFAULT_RUNTIME } from '../runtime/default-runtime'
 import { diffValues, type UpdateOptions, type ValueChange } from './update'
-import { previousDeployment } from './rollback'
 
 export interface PullPlan {
   /** The store ref the pull would write. */
@@ -60,6 +57,14 @@ export interface PlannedFile {
   mode?: number
 }
 
+/** What the switch would change on the host besides writing `files` (deployment/plan.ts). */
+export interface PlannedChanges {
+  /** Host files the real run would remove (kept if the user changed them). */
+  removes: { role: string; path: string; reason: string }[]
+  /** systemd steps, in order. */
+  steps: SystemdStep[]
+}
+
 export interface InstallDryRun {
   dryRun: true
   name: string
@@ -73,6 +78,7 @@ export interface InstallDryRun {
   /** Undefined when the image is not in the store (see `note`). */
   files?: PlannedFile[]
   values?: Record<string, string>
+  changes?: PlannedChanges
   warnings: string[]
   note?: string
 }
@@ -101,22 +107,16 @@ export interface UpdateDryRun {
   changedValues?: ValueChange[]
   diffs?: FileDiff[]
   files?: PlannedFile[]
+  changes?: PlannedChanges
   warnings: string[]
   note?: string
-}
-
-const LOCAL = /^(oci|oci-archive|docker-archive|dir):/
-
-/** The name the store and the record use: a local transport's absolute form, or the qualified registry name (short names resolved). */
-async function storeName(ctx: OpsContext, input: string, open: OpenImageOptions): Promise<string> {
-  return LOCAL.test(input) ? describeInput(input).refName! : (await registryReference(input, open, (m) => ctx.reporter.info(m))).toString()
 }
 
 export async function installDryRun(ctx: OpsContext, opts: InstallOptions): Promise<InstallDryRun> {
   const name = opts.name ?? describeInput(opts.image).defaultName
   checkContainerName(name)
   return doing(`planning the install of ${name}`, async () => {
-    const image = await storeName(ctx, opts.image, sourceOptions(ctx, opts))
+    const { image } = await recordedImageName(ctx, opts.image, opts)
     const setValues = parseSetFlags(opts.set ?? [])
     const runtime = opts.runtime ?? DEFAULT_RUNTIME
     const unit = `${name}.service`
@@ -152,9 +152,10 @@ export async function installDryRun(ctx: OpsContext, opts: InstallOptions): Prom
         out.note = notPulledNote(opts.image)
         return out
       }
-      const r = await renderPlanned(ctx, store, { commit, resolved, name, image, runtime, slot: 0, setValues, uuid: ctx.uuid?.(name, resolved.manifestDigest) ?? randomUUID(), privileged: opts.privileged === true })
+      const r = await planFromStore(ctx, store, { commit, resolved, name, image, runtime, slot: 0, setValues, uuid: ctx.uuid?.(name, resolved.manifestDigest) ?? randomUUID(), privileged: opts.privileged === true })
       out.values = r.values
-      out.files = plannedFiles(ctx, deployments, name, 0, r)
+      out.files = plannedFiles(ctx, deployments, r)
+      out.changes = plannedChanges(r)
       out.warnings = r.warnings
       return out
     } finally {
@@ -173,11 +174,10 @@ export async function updateDryRun(ctx: OpsContext, name: string, opts: UpdateOp
     }
     const old = current.record
     const input = opts.rebase ?? old.image
-    const image = await storeName(ctx, input, sourceOptions(ctx, opts))
+    const { image } = await recordedImageName(ctx, input, opts)
     const setValues = { ...old.setValues, ...parseSetFlags(opts.set ?? []) }
     const previous = await previousDeployment(deployments, name, current.slot)
-    let slot = 0
-    while (slot === current.slot || slot === previous?.slot) slot++
+    const slot = freeSlot([current.slot, ...(previous ? [previous.slot] : [])])
     const source = opts.openSource ? opts.openSource(image) : (await openImageSource(image, sourceOptions(ctx, opts))).source
     const store = await Store.open(ctx.paths.storeDir)
     try {
@@ -203,9 +203,10 @@ export async function updateDryRun(ctx: OpsContext, name: string, opts: UpdateOp
         out.note = notPulledNote(input)
         return out
       }
-      const r = await renderPlanned(ctx, store, { commit, resolved, name, image, runtime: old.runtime, slot, setValues, uuid: old.values.UUID, privileged: old.privileged === true })
+      const r = await planFromStore(ctx, store, { commit, resolved, name, image, runtime: old.runtime, slot, setValues, uuid: old.values.UUID!, privileged: old.privileged === true, from: current })
       out.changedValues = diffValues(old.values, r.values)
-      out.files = plannedFiles(ctx, deployments, name, slot, r)
+      out.files = plannedFiles(ctx, deployments, r)
+      out.changes = plannedChanges(r)
       out.warnings = r.warnings
       // Against the active deployment's own copies (records, not the host: a host file the user edited is kept anyway).
       const activeText = async (f: PlannedFile): Promise<string> =>
@@ -269,86 +270,42 @@ async function planPull(store: Store, image: string, resolved: ResolvedImage): P
   }
 }
 
-interface Rendered {
-  values: Record<string, string>
-  service: string
-  configJson: string
-  tmpfiles: string
-  warnings: string[]
-  /** manifest.json noContainerService: no unit, config.json not checked. */
-  noService: boolean
-  /** The image ships a non-empty tmpfiles template (written even without a service). */
-  imageTmpfiles: boolean
-  hostfs: HostFilePlan[]
-}
-
-/** The image commit in the store, read as planHostFiles reads a checkout. */
-function storeReader(store: Store, commit: string): ImageTreeReader {
-  return {
-    stat: async (p) => {
-      const e = await store.lookup(commit, p)
-      if (!e) return undefined
-      if (e.type === 'dir') return { kind: 'dir', mode: e.mode }
-      if (e.type === 'file') return { kind: 'file', mode: (await fsp.stat(store.objectPath(e.object, 'file'))).mode }
-      return { kind: 'other', mode: 0 }
-    },
-    list: async (d) => {
-      const e = await store.lookup(commit, d)
-      return e?.type === 'dir' ? Object.keys((await store.readTree(e.tree, false)).entries) : []
-    },
-    read: (p) => store.readFile(commit, p),
-  }
-}
-
-/** As buildDeployment renders, from the store commit instead of a checkout. */
-async function renderPlanned(
+/** The plan the real run makes, from the image commit in the store instead of a checkout. */
+async function planFromStore(
   ctx: OpsContext,
   store: Store,
-  o: { commit: string; resolved: ResolvedImage; name: string; image: string; runtime: string; slot: number; setValues: Record<string, string>; uuid: string; privileged: boolean },
-): Promise<Rendered> {
-  const deployments = new Deployments(ctx.paths.containersDir)
-  const unit = `${o.name}.service`
-  const ex = await doing('reading the image exports', () => exportsFromStore(store, o.commit, ctx.paths.templatesDir))
-  const computed = computeDefaults({
+  o: { commit: string; resolved: ResolvedImage; name: string; image: string; runtime: string; slot: number; setValues: Record<string, string>; uuid: string; privileged: boolean; from?: Deployment },
+): Promise<DeploymentPlan> {
+  return planDeployment(ctx, {
     name: o.name,
-    destDir: inRoot(ctx, deployments.slotDir(o.name, o.slot)),
+    image: o.image,
+    manifestDigest: o.resolved.manifestDigest,
+    configDigest: o.resolved.manifest.config.digest,
+    commit: o.commit,
+    config: o.resolved.config as ImageConfig,
     runtime: o.runtime,
-    imageName: o.image,
-    imageId: o.resolved.manifestDigest,
-    hostUid: ctx.root ? 0 : (process.getuid?.() ?? 0),
-    hostGid: ctx.root ? 0 : (process.getgid?.() ?? 0),
+    slot: o.slot,
+    setValues: o.setValues,
     uuid: o.uuid,
+    privileged: o.privileged,
+    view: { kind: 'store', store, commit: o.commit },
+    ...(o.from ? { from: o.from } : {}),
   })
-  const { values } = resolveValues({ manifestDefaults: ex.manifest.defaultValues, computed, set: o.setValues })
-  const config = o.resolved.config as ImageConfig
-  const rendered = await doing('rendering templates', () => renderExports(ex, values, config.config ?? {}))
-  // As buildDeployment: an image without a service (noContainerService) has its config.json neither checked nor used.
-  const noService = ex.manifest.noContainerService === true
-  let configJson = rendered.configJson
-  let warnings: string[] = []
-  if (!noService) {
-    const checked = checkRuntimeConfig(rendered.configJson, { privileged: o.privileged })
-    // Refuse what the real install would refuse, so a dry run never promises more.
-    refusePrivileged(checked)
-    configJson = keepContainerInService(rendered.configJson, o.name, UnitFile.parse(rendered.service, unit))
-    warnings = (checked.warnings ?? []).map((w) => `config.json: ${w}`)
-  }
-  const hostfs = await doing('reading /exports/hostfs', () => planHostFiles(storeReader(store, o.commit), ex.manifest, values))
-  const imageTmpfiles = ex.tmpfiles.origin === 'image' && rendered.tmpfiles.trim() !== ''
-  return { values, service: rendered.service, configJson, tmpfiles: rendered.tmpfiles, warnings, noService, imageTmpfiles, hostfs }
 }
 
-function plannedFiles(ctx: OpsContext, deployments: Deployments, name: string, slot: number, r: Rendered): PlannedFile[] {
+/** The plan's files as the dry runs print them: the unit, the deployment's config.json, the tmpfiles entry, host files. */
+function plannedFiles(ctx: OpsContext, deployments: Deployments, plan: DeploymentPlan): PlannedFile[] {
   const out: PlannedFile[] = []
-  if (!r.noService) out.push({ role: 'unit', path: join(ctx.paths.unitDir, `${name}.service`), text: r.service })
-  out.push({ role: 'config.json', path: join(deployments.slotDir(name, slot), 'config.json'), text: r.configJson })
-  if (!r.noService || r.imageTmpfiles) out.push({ role: 'tmpfiles', path: join(ctx.paths.tmpfilesDir, `${name}.conf`), text: r.tmpfiles })
-  for (const f of r.hostfs) out.push({ role: 'hostfs', path: fromRoot(ctx, f.path), text: f.content.toString('utf8'), mode: f.mode })
+  const write = (role: PlannedFile['role']) => plan.switch.writes.find((w) => w.role === role)
+  const unit = write('unit')
+  if (unit) out.push({ role: 'unit', path: unit.path, text: unit.content.toString('utf8') })
+  out.push({ role: 'config.json', path: join(deployments.slotDir(plan.name, plan.slot), 'config.json'), text: plan.configJson })
+  const tmpfiles = write('tmpfiles')
+  if (tmpfiles) out.push({ role: 'tmpfiles', path: tmpfiles.path, text: tmpfiles.content.toString('utf8') })
+  for (const w of plan.switch.writes.filter((x) => x.role === 'hostfs')) out.push({ role: 'hostfs', path: w.path, text: w.content.toString('utf8'), mode: w.mode })
   return out
 }
 
-function sameValues(a: Record<string, string>, b: Record<string, string>): boolean {
-  const ka = Object.keys(a).sort()
-  const kb = Object.keys(b).sort()
-  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k])
+function plannedChanges(plan: DeploymentPlan): PlannedChanges {
+  return { removes: plan.switch.removes.map((r) => ({ role: r.role, path: r.path, reason: r.reason })), steps: plan.switch.steps }
 }

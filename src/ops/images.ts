@@ -8,7 +8,7 @@ import { Store } from '../store/store'
 import type { CheckoutStats } from '../checkout/checkout'
 import type { ImageSource } from '../transports/image-source'
 import { describeInput, openImageSource } from '../transports/open'
-import { sourceOptions, type SourceFlags } from './image-name'
+import { sourceOptions, type SourceFlags } from './source-options'
 import type { OpsContext } from './context'
 import { pullImage, PullResult } from './pull'
 

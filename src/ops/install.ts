@@ -1,13 +1,15 @@
 /**
  * install --system: reference -> pull into the store -> read-only checkout ->
- * render the image's /exports (or the defaults) -> validate -> publish the
- * deployment -> write unit and tmpfiles -> switch the active link -> systemd
- * (reload, enable, and with --now start and wait for the job).
+ * plan (deployment/plan.ts: render the image's /exports or the defaults,
+ * check config.json, plan host files and the switch) -> build NAME.0 ->
+ * switch (deployment/switch.ts: journal, unit, tmpfiles entry, host files,
+ * active link, reload, enable) -> with --now start and wait for the job.
  *
- * The install is a transaction up to and including enable: any failure undoes
- * what this run wrote (unit, tmpfiles entry, link, deployment) and leaves an
- * existing install untouched. A failed start with --now is reported (exit 8)
- * but the install stays: it is complete and enabled, and `uninstall` removes it.
+ * The install is a transaction up to and including enable: any failure
+ * replays the switch's undo journal (deployment/switch.ts recover), so what
+ * this run wrote goes and an existing install stays untouched. A failed
+ * start with --now is reported (exit 8) but the install stays: it is
+ * complete and enabled, and `uninstall` removes it.
  */
 import { randomUUID } from 'node:crypto'
 import { constants as fsc, promises as fsp } from 'node:fs'
@@ -15,22 +17,21 @@ import { join } from 'node:path'
 import { ConflictError, doing, HostError, withContext } from '../errors'
 import type { Digest, ImageConfig } from '../oci/types'
 import type { ImageReference } from '../reference/reference'
-import { describeInput, openImageSource, type InputDescription } from '../transports/open'
+import { describeInput, openImageSource } from '../transports/open'
 import { Store } from '../store/store'
-import { computeDefaults, checkContainerName, parseSetFlags, resolveValues } from '../templates/values'
-import { loadExports, renderExports } from '../templates/exports'
-import { checkRuntimeConfig, refusePrivileged } from '../runtime/config-check'
-import { Deployments, DeploymentRecord, HostFile, RECORD_FORMAT, removeTree } from '../deployment/deployments'
-import { sha256File, writeFileAtomic } from '../util/atomic-file'
-import { createHash } from 'node:crypto'
+import { checkContainerName, parseSetFlags, sameValues } from '../templates/values'
+import { Deployments, removeTree, type Deployment, type HostFile } from '../deployment/deployments'
+import { planDeployment, type DeploymentPlan } from '../deployment/plan'
+import { applySwitch, buildDeployment, commitSwitch, recover, SimulatedKill, stageCheckout } from '../deployment/switch'
+import { checkHostFileConflicts } from '../deployment/host-files'
+import { sha256File } from '../util/atomic-file'
 import type { ImageSource } from '../transports/image-source'
 import { fromRoot, inRoot, type OpsContext } from './context'
-import { checkHostFileConflicts, cleanInterrupted, planHostFiles, stageHostFiles, switchHostFiles } from './hostfs'
 import { withNameLock } from './name-lock'
 import { pullImage, PullResult } from './pull'
-import { registryReference, sourceOptions, type SourceFlags } from './image-name'
+import { recordedImageName, sourceOptions, type SourceFlags } from './source-options'
 import type { JobResult } from '../systemd/systemd'
-import { UnitFile } from '../systemd/unit-file'
+import { DEFAULT_RUNTIME } from '../runtime/default-runtime'
 
 export interface InstallOptions extends SourceFlags {
   image: string
@@ -62,7 +63,7 @@ export interface InstallResult {
   noContainerService?: boolean
 }
 
-export const DEFAULT_RUNTIME = '/usr/bin/runc'
+export { DEFAULT_RUNTIME }
 
 export async function install(ctx: OpsContext, opts: InstallOptions): Promise<InstallResult> {
   const name = opts.name ?? describeInput(opts.image).defaultName
@@ -71,10 +72,7 @@ export async function install(ctx: OpsContext, opts: InstallOptions): Promise<In
 }
 
 async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string): Promise<InstallResult> {
-  // oci:/oci-archive:/docker-archive:/dir: inputs name a local image; anything else a registry.
-  const local = localInput(opts.image)
-  const ref = local ? undefined : await registryReference(opts.image, sourceOptions(ctx, opts), (m) => ctx.reporter.info(m))
-  const image = local ? local.refName! : ref!.toString()
+  const { image, ref } = await recordedImageName(ctx, opts.image, opts)
   const setValues = parseSetFlags(opts.set ?? [])
   const runtime = opts.runtime ?? DEFAULT_RUNTIME
   const unit = `${name}.service`
@@ -82,7 +80,7 @@ async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string)
   const tmpfilesPath = join(ctx.paths.tmpfilesDir, `${name}.conf`)
   const deployments = new Deployments(ctx.paths.containersDir)
   await deployments.ensure()
-  await cleanInterrupted(ctx, deployments, name)
+  await recover(ctx, deployments, name)
 
   const existing = await deployments.active(name)
   if (existing) {
@@ -104,7 +102,6 @@ async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string)
       hint: `uninstall it first (sysctr uninstall ${name}), or choose another name with --name`,
     })
   }
-  await removeUnlinkedSlots(ctx, deployments, name)
   await refuseForeignFile(unitPath, 'unit')
   await refuseForeignFile(tmpfilesPath, 'tmpfiles entry')
   await checkRuntime(ctx, runtime)
@@ -112,28 +109,26 @@ async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string)
   const store = await Store.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
   // Close drops this process's lease file: nothing of the run stays in the store (a --root tree is reproducible).
   try {
-    return await installWithStore(ctx, opts, { ref, image, name, unit, unitPath, tmpfilesPath, runtime, setValues, deployments, store })
+    return await installWithStore(ctx, opts, { ref, image, name, unit, runtime, setValues, deployments, store })
   } finally {
     await store.close()
   }
 }
 
-interface InstallPlan {
+interface InstallInput {
   /** Undefined for a local transport. */
   ref: ImageReference | undefined
   image: string
   name: string
   unit: string
-  unitPath: string
-  tmpfilesPath: string
   runtime: string
   setValues: Record<string, string>
   deployments: Deployments
   store: Store
 }
 
-async function installWithStore(ctx: OpsContext, opts: InstallOptions, plan: InstallPlan): Promise<InstallResult> {
-  const { ref, image, name, unit, unitPath, tmpfilesPath, runtime, setValues, deployments, store } = plan
+async function installWithStore(ctx: OpsContext, opts: InstallOptions, i: InstallInput): Promise<InstallResult> {
+  const { ref, image, name, unit, runtime, setValues, deployments, store } = i
   const source =
     opts.source ??
     (await openImageSource(ref ? ref.toString() : opts.image, sourceOptions(ctx, opts))).source
@@ -146,199 +141,112 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, plan: Ins
 
   const slot = 0
   const destDir = inRoot(ctx, deployments.slotDir(name, slot))
-  const written: string[] = []
-  const hostWritten: string[] = []
-  let linked = false
-  let published = false
+  const { plan, deployment } = await planAndBuild(ctx, store, deployments, {
+    name,
+    image,
+    pull,
+    runtime,
+    slot,
+    setValues,
+    uuid: ctx.uuid?.(name, pull.manifestDigest) ?? randomUUID(),
+    privileged: opts.privileged === true,
+  })
+  const { values, files } = plan.record
+  const noService = plan.record.noContainerService === true
   try {
-    const built = await buildDeployment(ctx, { store, deployments, pull, name, image, runtime, slot, setValues, privileged: opts.privileged })
-    published = true
-    const { record } = built
-    const { values, files } = record
-    const rendered = { service: built.service, tmpfiles: built.tmpfiles }
-
-    const noService = record.noContainerService === true
-    const hasTmpfiles = files.some((f) => f.role === 'tmpfiles')
     await checkHostFileConflicts(ctx, name, files)
-    if (!noService) {
-      await fsp.mkdir(ctx.paths.unitDir, { recursive: true })
-      written.push(unitPath)
-      await writeFileAtomic(unitPath, rendered.service, { mode: 0o644 })
-    }
-    if (hasTmpfiles) {
-      await fsp.mkdir(ctx.paths.tmpfilesDir, { recursive: true })
-      written.push(tmpfilesPath)
-      await writeFileAtomic(tmpfilesPath, rendered.tmpfiles, { mode: 0o644 })
-    }
-    await doing('writing host files', () => switchHostFiles(ctx, built.dir, files, [], hostWritten))
-    await deployments.activate(name, slot)
-    linked = true
-    if (hasTmpfiles) await doing(`applying ${tmpfilesPath}`, () => ctx.tmpfiles('create', tmpfilesPath))
-    if (noService) {
-      // Nothing to enable or start: the image only ships host files.
-      if (opts.now) ctx.reporter.info(`${name} has no service (noContainerService): nothing to start`)
-      return { name, unit, image, manifestDigest: pull.manifestDigest, deployment: destDir, unchanged: false, pull, values, files, noContainerService: true, ...(record.privileged ? { privileged: true } : {}) }
-    }
-
-    const systemd = await ctx.systemd()
-    await doing('reloading systemd', () => systemd.reload())
-    await doing(`enabling ${unit}`, () => systemd.enableUnitFiles([unit]))
-    const result: InstallResult = { name, unit, image, manifestDigest: pull.manifestDigest, deployment: destDir, unchanged: false, pull, values, files, ...(record.privileged ? { privileged: true } : {}) }
-    if (opts.now) {
-      try {
-        result.started = await systemd.startUnit(unit)
-      } catch (err) {
-        throw withContext(err, `${name} is installed and enabled, but starting ${unit} failed (journalctl -u ${unit})`)
-      }
-    }
-    return result
   } catch (err) {
-    if ((err as { context?: string[] }).context?.some((c) => c.includes('is installed and enabled'))) throw err
-    await undo(ctx, { name, deployments, written, hostWritten, linked, slot, published }).catch((e) =>
+    await removeTree(deployment.dir).catch(() => {})
+    throw err
+  }
+  try {
+    await applySwitch(ctx, deployments, plan.switch, deployment)
+  } catch (err) {
+    if (err instanceof SimulatedKill) throw err
+    // The one undo path: the journal puts back what this run wrote and removes NAME.0.
+    await recover(ctx, deployments, name, 'failed').catch((e) =>
       ctx.reporter.warn(`could not undo the partial install of ${name}: ${(e as Error).message}`),
     )
     throw err
   }
-}
-
-async function undo(
-  ctx: OpsContext,
-  s: { name: string; deployments: Deployments; written: string[]; hostWritten: string[]; linked: boolean; slot: number; published: boolean },
-): Promise<void> {
-  for (const f of s.written) await fsp.rm(f, { force: true })
-  // Only host files this run wrote (each one did not exist before: foreign files were refused).
-  for (const f of s.hostWritten) await fsp.rm(fromRoot(ctx, f), { force: true })
-  if (s.linked) await fsp.rm(s.deployments.linkPath(s.name), { force: true })
-  if (s.published) await removeTree(s.deployments.slotDir(s.name, s.slot))
-  if (s.written.length > 0) {
+  await commitSwitch(deployments, name)
+  const result: InstallResult = {
+    name,
+    unit,
+    image,
+    manifestDigest: pull.manifestDigest,
+    deployment: destDir,
+    unchanged: false,
+    pull,
+    values,
+    files,
+    ...(plan.record.privileged ? { privileged: true } : {}),
+    ...(noService ? { noContainerService: true } : {}),
+  }
+  if (noService) {
+    // Nothing to enable or start: the image only ships host files.
+    if (opts.now) ctx.reporter.info(`${name} has no service (noContainerService): nothing to start`)
+    return result
+  }
+  if (opts.now) {
+    // A failed start is reported, but the install stays: it is complete and enabled.
     try {
-      const systemd = await ctx.systemd()
-      await systemd.reload()
-    } catch {
-      /* systemd unreachable: nothing was enabled either */
+      result.started = await (await ctx.systemd()).startUnit(unit)
+    } catch (err) {
+      throw withContext(err, `${name} is installed and enabled, but starting ${unit} failed (journalctl -u ${unit})`)
     }
   }
+  return result
 }
 
-export interface BuildDeploymentOptions {
-  store: Store
-  deployments: Deployments
-  pull: PullResult
+export interface PlanAndBuildOptions {
   name: string
-  /** The normalised image reference recorded with the deployment. */
   image: string
+  pull: PullResult
   runtime: string
   slot: number
-  /** The user's --set values (saved in the record for later updates). */
   setValues: Record<string, string>
-  /** Keep the previous deployment's $UUID (updates); default: a new one. */
-  uuid?: string
-  /** Accept privilege findings in config.json (install --privileged; an update keeps the record's). Default: refuse them. */
-  privileged?: boolean
-}
-
-export interface BuiltDeployment {
-  /** The published deployment directory NAME.N. */
-  dir: string
-  record: DeploymentRecord
-  /** The rendered unit and tmpfiles entry, as also kept in the deployment. */
-  service: string
-  tmpfiles: string
+  uuid: string
+  privileged: boolean
+  /** The active deployment (update). */
+  from?: Deployment
 }
 
 /**
- * Build deployment NAME.N from a pulled image: checkout, read /exports,
- * resolve values, render, check, write the deployment's files and record,
- * publish (rename into place). Touches nothing outside the deployments dir;
- * on failure the staged directory is removed. NAME.N must not exist.
- * Shared by install (slot 0) and update (the other slot).
+ * Check the pulled image out into a staged NAME.N, plan the deployment from
+ * that checkout (deployment/plan.ts, as the dry runs plan it from the store)
+ * and build NAME.N from the plan. Touches nothing outside the deployments
+ * dir; a failure removes the staged directory. Shared by install and update.
  */
-export async function buildDeployment(ctx: OpsContext, o: BuildDeploymentOptions): Promise<BuiltDeployment> {
-  const { store, deployments, pull, name, image, runtime, slot, setValues } = o
-  const unit = `${name}.service`
-  // Rendered values name paths as the running system sees them (inside --root).
-  const destDir = inRoot(ctx, deployments.slotDir(name, slot))
-  const staged = await deployments.stage(name, slot)
+export async function planAndBuild(
+  ctx: OpsContext,
+  store: Store,
+  deployments: Deployments,
+  o: PlanAndBuildOptions,
+): Promise<{ plan: DeploymentPlan; deployment: Deployment }> {
+  const staged = await stageCheckout(store, deployments, o.name, o.slot, o.pull.commit)
   try {
-    await doing('checking out the image', () => store.checkout(pull.commit, join(staged, 'rootfs')))
-    const exportsFound = await doing('reading the image exports', () => loadExports(join(staged, 'rootfs'), ctx.paths.templatesDir))
-    const config = JSON.parse((await store.getBlob(pull.configDigest))!.toString('utf8')) as ImageConfig
-    const computed = computeDefaults({
-      name,
-      destDir,
-      runtime,
-      imageName: image,
-      imageId: pull.manifestDigest,
-      hostUid: ctx.root ? 0 : (process.getuid?.() ?? 0),
-      hostGid: ctx.root ? 0 : (process.getgid?.() ?? 0),
-      uuid: o.uuid ?? ctx.uuid?.(name, pull.manifestDigest) ?? randomUUID(),
+    const config = JSON.parse((await store.getBlob(o.pull.configDigest))!.toString('utf8')) as ImageConfig
+    const plan = await planDeployment(ctx, {
+      name: o.name,
+      image: o.image,
+      manifestDigest: o.pull.manifestDigest,
+      configDigest: o.pull.configDigest,
+      commit: o.pull.commit,
+      config,
+      runtime: o.runtime,
+      slot: o.slot,
+      setValues: o.setValues,
+      uuid: o.uuid,
+      privileged: o.privileged,
+      view: { kind: 'checkout', rootfs: join(staged, 'rootfs') },
+      ...(o.from ? { from: o.from } : {}),
     })
-    const { values } = resolveValues({ manifestDefaults: exportsFound.manifest?.defaultValues ?? {}, computed, set: setValues })
-    const rendered = await doing('rendering templates', () => renderExports(exportsFound, values, config.config ?? {}))
-    // noContainerService (Atomic): the image ships host files (and maybe a tmpfiles entry), no service: no container runs.
-    const noService = exportsFound.manifest?.noContainerService === true
-    let configJson = rendered.configJson
-    if (!noService) {
-      const checked = checkRuntimeConfig(rendered.configJson, { privileged: o.privileged === true })
-      refusePrivileged(checked)
-      for (const w of checked.warnings ?? []) ctx.reporter.warn(`config.json: ${w}`)
-      configJson = keepContainerInService(rendered.configJson, name, UnitFile.parse(rendered.service, unit))
-    }
-    const hostPlans = await doing('reading /exports/hostfs', () => planHostFiles(join(staged, 'rootfs'), exportsFound.manifest, values))
-
-    await writeFileAtomic(join(staged, 'config.json'), configJson, { mode: 0o644 })
-    if (!noService) await writeFileAtomic(join(staged, unit), rendered.service, { mode: 0o644 })
-    await writeFileAtomic(join(staged, 'tmpfiles.conf'), rendered.tmpfiles, { mode: 0o644 })
-    const files: HostFile[] = []
-    if (!noService) files.push({ path: inRoot(ctx, join(ctx.paths.unitDir, unit)), sha256: sha256(rendered.service), role: 'unit' })
-    if (!noService || (exportsFound.tmpfiles.origin === 'image' && rendered.tmpfiles.trim() !== '')) {
-      files.push({ path: inRoot(ctx, join(ctx.paths.tmpfilesDir, `${name}.conf`)), sha256: sha256(rendered.tmpfiles), role: 'tmpfiles' })
-    }
-    files.push(...(await stageHostFiles(staged, hostPlans)))
-    const record: DeploymentRecord = {
-      format: RECORD_FORMAT,
-      name,
-      slot,
-      image,
-      manifestDigest: pull.manifestDigest,
-      configDigest: pull.configDigest,
-      imageCommit: pull.commit,
-      runtime,
-      values,
-      setValues,
-      templates: {
-        configJson: exportsFound.configJson.origin,
-        service: exportsFound.service.origin,
-        tmpfiles: exportsFound.tmpfiles.origin,
-      },
-      unit,
-      files,
-      createdAt: (ctx.now?.() ?? new Date()).toISOString(),
-      ...(o.privileged ? { privileged: true } : {}),
-      ...(noService ? { noContainerService: true } : {}),
-    }
-    await deployments.writeRecord(staged, record)
-    const dir = await deployments.publish(staged, name, slot)
-    return { dir, record, service: rendered.service, tmpfiles: rendered.tmpfiles }
+    for (const w of plan.warnings) ctx.reporter.warn(w)
+    return { plan, deployment: await buildDeployment(deployments, plan, staged) }
   } catch (err) {
     await removeTree(staged).catch(() => {})
     throw err
-  }
-}
-
-/**
- * Slots of NAME with no active link are what a crashed install left: remove
- * them and the host files they recorded (only where the file is still exactly
- * what sysctr wrote).
- */
-async function removeUnlinkedSlots(ctx: OpsContext, deployments: Deployments, name: string): Promise<void> {
-  for (const slot of await deployments.slots(name)) {
-    const d = await deployments.read(name, slot)
-    for (const f of d?.record.files ?? []) {
-      const host = fromRoot(ctx, f.path)
-      if ((await sha256File(host)) === f.sha256) await fsp.rm(host, { force: true })
-    }
-    await fsp.rm(deployments.slotDir(name, slot), { recursive: true, force: true })
   }
 }
 
@@ -364,47 +272,4 @@ async function checkRuntime(ctx: OpsContext, runtime: string): Promise<void> {
       hint: 'install runc (apt-get install runc) or name another runtime with --runtime PATH',
     })
   }
-}
-
-/**
- * Keep the container inside its service's cgroup: when the unit delegates its
- * cgroup (`Delegate=yes`) and the image's config names no cgroupsPath, use
- * `/<slice path>/NAME.service/container` (the unit's Slice=, default
- * system.slice). The path is absolute: runc and crun read relative paths
- * differently (runc from its parent cgroup, crun from the root). systemd then
- * tracks, stops and accounts the container's processes as the service's own,
- * and accepts sd_notify from them. Without delegation the runtime's default
- * (a cgroup beside the service) is left alone, as Atomic had it.
- */
-export function keepContainerInService(configJson: string, name: string, unit: UnitFile): string {
-  const delegate = (unit.get('Service', 'Delegate') ?? 'no').trim().toLowerCase()
-  if (!['yes', 'true', 'on', '1'].includes(delegate)) return configJson
-  const spec = JSON.parse(configJson) as { linux?: { cgroupsPath?: string } }
-  spec.linux ??= {}
-  if (spec.linux.cgroupsPath) return configJson
-  spec.linux.cgroupsPath = `${slicePath(unit.get('Service', 'Slice') ?? 'system.slice')}/${name}.service/container`
-  return JSON.stringify(spec, null, 2) + '\n'
-}
-
-function sha256(s: string): string {
-  return createHash('sha256').update(s).digest('hex')
-}
-
-/** The description of a local-transport input (oci:, oci-archive:, docker-archive:, dir:), else undefined. */
-function localInput(image: string): InputDescription | undefined {
-  return /^(oci|oci-archive|docker-archive|dir):/.test(image) ? describeInput(image) : undefined
-}
-
-function sameValues(a: Record<string, string>, b: Record<string, string>): boolean {
-  const ka = Object.keys(a).sort()
-  const kb = Object.keys(b).sort()
-  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k])
-}
-
-/** The cgroup path of a slice unit: `a-b.slice` -> `/a.slice/a-b.slice`, `-.slice` -> ``. */
-export function slicePath(slice: string): string {
-  const base = slice.trim().replace(/\.slice$/, '')
-  if (base === '' || base === '-') return ''
-  const parts = base.split('-')
-  return parts.map((_, i) => `/${parts.slice(0, i + 1).join('-')}.slice`).join('')
 }

@@ -28,11 +28,12 @@ import { basename, join } from 'node:path'
 import * as ini from 'ini'
 import { SysctrError, toSysctrError, UsageError } from '../errors'
 import type { ImageSource } from '../transports/image-source'
-import { describeInput, openImageSource } from '../transports/open'
-import { sourceOptions } from './image-name'
+import { describeInput, isLocalInput, openImageSource } from '../transports/open'
+import { sourceOptions } from './source-options'
 import type { JobResult } from '../systemd/systemd'
 import { fromRoot, type OpsContext } from './context'
-import { DEFAULT_RUNTIME, install, type InstallResult } from './install'
+import { install, type InstallResult } from './install'
+import { DEFAULT_RUNTIME } from '../runtime/default-runtime'
 
 export const PROVISION_DIR = '/etc/sysctr/provision.d'
 
@@ -215,7 +216,7 @@ export async function provision(ctx: OpsContext, opts: ProvisionOptions = {}): P
  */
 function rootArchiveSource(ctx: OpsContext): (entry: ProvisionEntry) => Promise<ImageSource | undefined> {
   return async (entry) => {
-    if (!ctx.root || !/^(oci|oci-archive|docker-archive|dir):/.test(entry.image)) return undefined
+    if (!ctx.root || !isLocalInput(entry.image)) return undefined
     const d = describeInput(entry.image, '/')
     const at = `${d.transport}:${fromRoot(ctx, d.path!)}${d.tag !== undefined ? `:${d.tag}` : ''}`
     return (await openImageSource(at, sourceOptions(ctx, {}))).source

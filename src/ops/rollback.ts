@@ -1,104 +1,18 @@
 /**
- * The switch between a container's two deployments, and `containers rollback`.
- *
- * A switch puts a deployment's OWN recorded files in place - the unit and
- * tmpfiles entry rendered when that deployment was built, kept in NAME.N/ -
- * never re-rendered. Order: unit and tmpfiles entry (each written to a temp
- * file and renamed), host files (ops/hostfs.ts switchHostFiles: a file the
- * user changed is kept, never re-copied blindly), then the active link
- * (renamed; the slot is then marked activated), then tmpfiles --create and
- * daemon-reload. A crash between the steps leaves files of the new
- * deployment with the old link: running the same command again finishes it.
- *
- * Only activated slots are rollback targets (deployments.ts `activated`).
- * update/rollback hold the container's name lock (ops/name-lock.ts).
- *
- * rollback: make the other slot active (the previous deployment, kept until
- * the next update) and restart the unit if it was running.
+ * containers rollback: make the previous deployment (kept until the next
+ * update) the active one again, with the unit, tmpfiles entry and host files
+ * it was rendered with (its records, never re-rendered), and restart the
+ * unit if it was running. The switch is deployment/switch.ts's, journaled as
+ * for install and update; rollback holds the container's name lock.
  */
-import { promises as fsp } from 'node:fs'
-import { join } from 'node:path'
 import { doing, NotFoundError, withContext } from '../errors'
-import { Deployment, Deployments } from '../deployment/deployments'
-import type { JobResult, Systemd } from '../systemd/systemd'
+import { Deployments, previousDeployment } from '../deployment/deployments'
+import { planSwitchTo } from '../deployment/plan'
+import { applySwitch, commitSwitch, recover, SimulatedKill, unitIsRunning } from '../deployment/switch'
+import type { JobResult } from '../systemd/systemd'
 import { checkContainerName } from '../templates/values'
-import { sha256File, writeFileAtomic } from '../util/atomic-file'
-import { fromRoot, type OpsContext } from './context'
-import { cleanInterrupted, switchHostFiles } from './hostfs'
+import type { OpsContext } from './context'
 import { withNameLock } from './name-lock'
-
-/** Unit states in which an update or rollback restarts the unit. */
-const RUNNING_STATES = ['active', 'activating', 'reloading']
-
-/**
- * The previous deployment of NAME: of the slots other than the active one
- * that were once activated, the most recently built (normally there is
- * exactly one). A slot built but never switched to is not a candidate.
- */
-export async function previousDeployment(deployments: Deployments, name: string, activeSlot: number): Promise<Deployment | undefined> {
-  let best: Deployment | undefined
-  for (const n of await deployments.slots(name)) {
-    if (n === activeSlot || !(await deployments.isActivated(name, n))) continue
-    const d = await deployments.read(name, n).catch(() => undefined)
-    if (d && (!best || d.record.createdAt > best.record.createdAt)) best = d
-  }
-  return best
-}
-
-/** Was the unit running (so that a switch restarts it)? */
-export async function unitIsRunning(systemd: Systemd, unit: string, d?: Deployment): Promise<boolean> {
-  if (d?.record.noContainerService) return false
-  const s = await systemd.unitState(unit)
-  return RUNNING_STATES.includes(s.activeState)
-}
-
-/**
- * Make deployment `to` the active one of its container: its recorded unit
- * and tmpfiles files, its host files, the link, tmpfiles --create,
- * daemon-reload. `from` is the deployment active until now: a unit or
- * tmpfiles entry the user edited since `from` wrote it is replaced all the
- * same (it is the container's), with a warning; a host file (/exports/hostfs)
- * the user edited is kept. Between a deployment with a service and one
- * without (noContainerService) the unit is stopped/disabled or enabled.
- */
-export async function switchDeployment(ctx: OpsContext, deployments: Deployments, to: Deployment, from?: Deployment): Promise<void> {
-  const { name, record } = to
-  await doing(`switching ${name} to deployment ${name}.${to.slot}`, async () => {
-    const hasRole = (d: Deployment | undefined, role: string) => d?.record.files.some((f) => f.role === role) === true
-    const unitGoes = hasRole(from, 'unit') && !hasRole(to, 'unit')
-    const unitComes = from !== undefined && !hasRole(from, 'unit') && hasRole(to, 'unit')
-    if (unitGoes) {
-      const systemd = await ctx.systemd()
-      await systemd.stopUnit(from!.record.unit).catch(() => {})
-      await systemd.disableUnitFiles([from!.record.unit]).catch(() => {})
-    }
-    for (const f of from?.record.files ?? []) {
-      if (f.role === 'hostfs' || record.files.some((g) => g.path === f.path)) continue
-      // A unit or tmpfiles entry the new deployment does not have.
-      const path = fromRoot(ctx, f.path)
-      if (f.role === 'tmpfiles') await ctx.tmpfiles('remove', path).catch((e: Error) => ctx.reporter.warn(e.message))
-      await fsp.rm(path, { force: true })
-    }
-    for (const f of record.files) {
-      if (f.role === 'hostfs') continue
-      // Records name paths as the host (or, with --root, the composed tree) sees them.
-      const path = fromRoot(ctx, f.path)
-      const source = f.role === 'unit' ? join(to.dir, record.unit) : join(to.dir, 'tmpfiles.conf')
-      const wrote = from?.record.files.find((g) => g.path === f.path)?.sha256
-      const have = await sha256File(path)
-      if (wrote && have && have !== wrote) ctx.reporter.warn(`${path} was edited since sysctr wrote it; replacing it with ${name}.${to.slot}'s`)
-      await fsp.mkdir(join(path, '..'), { recursive: true })
-      await writeFileAtomic(path, await fsp.readFile(source), { mode: 0o644 })
-    }
-    await doing('switching host files', () => switchHostFiles(ctx, to.dir, record.files, from?.record.files ?? []))
-    await deployments.activate(name, to.slot)
-    const tmpfiles = record.files.find((f) => f.role === 'tmpfiles')
-    if (tmpfiles) await doing(`applying ${tmpfiles.path}`, () => ctx.tmpfiles('create', fromRoot(ctx, tmpfiles.path)))
-    const systemd = await ctx.systemd()
-    await doing('reloading systemd', () => systemd.reload())
-    if (unitComes) await doing(`enabling ${record.unit}`, () => systemd.enableUnitFiles([record.unit]))
-  })
-}
 
 export interface RollbackResult {
   name: string
@@ -116,7 +30,7 @@ export async function rollback(ctx: OpsContext, name: string): Promise<RollbackR
   checkContainerName(name)
   return doing(`rolling back ${name}`, () => withNameLock(ctx, name, `rolling back ${name}`, async () => {
     const deployments = new Deployments(ctx.paths.containersDir)
-    await cleanInterrupted(ctx, deployments, name)
+    await recover(ctx, deployments, name)
     const current = await deployments.active(name)
     if (!current) {
       throw new NotFoundError('container.not-found', `no container named ${name} is installed`, { hint: 'sysctr containers list shows what is installed' })
@@ -130,7 +44,17 @@ export async function rollback(ctx: OpsContext, name: string): Promise<RollbackR
     const systemd = await ctx.systemd()
     const unit = current.record.unit
     const running = (await unitIsRunning(systemd, unit, current)) && !previous.record.noContainerService
-    await switchDeployment(ctx, deployments, previous, current)
+    const plan = await planSwitchTo(ctx, previous, current)
+    try {
+      await applySwitch(ctx, deployments, plan, previous, current)
+    } catch (err) {
+      if (err instanceof SimulatedKill) throw err
+      await recover(ctx, deployments, name, 'failed').catch((e) =>
+        ctx.reporter.warn(`could not switch ${name} back to ${name}.${current.slot}: ${(e as Error).message}`),
+      )
+      throw err
+    }
+    await commitSwitch(deployments, name)
     const result: RollbackResult = {
       name,
       unit,

@@ -18,6 +18,8 @@ import { ConflictError, doing, NotFoundError } from '../errors'
 import { listMounts } from './mount'
 import { checkContainerName } from '../templates/values'
 import { Deployments } from '../deployment/deployments'
+import { removeIfUnchanged } from '../deployment/host-files'
+import { recover } from '../deployment/switch'
 import { sha256File } from '../util/atomic-file'
 import { fromRoot, type OpsContext } from './context'
 import { withNameLock } from './name-lock'
@@ -40,6 +42,8 @@ export async function uninstall(ctx: OpsContext, name: string): Promise<Uninstal
   checkContainerName(name)
   return doing(`uninstalling ${name}`, () => withNameLock(ctx, name, `uninstalling ${name}`, async () => {
     const deployments = new Deployments(ctx.paths.containersDir)
+    // An interrupted install, update or rollback is undone first (its journal), so the records say what is on the host.
+    await recover(ctx, deployments, name, 'interrupted', { unlinkedSlots: false })
     const slots = await deployments.slots(name)
     const active = await deployments.active(name)
     const records = (await Promise.all(slots.map((s) => deployments.read(name, s)))).filter((d) => d !== undefined)
@@ -76,13 +80,16 @@ export async function uninstall(ctx: OpsContext, name: string): Promise<Uninstal
     for (const [path, f] of files) {
       // Records name paths as seen inside --root; on the host they are under it.
       const host = fromRoot(ctx, path)
-      const have = await sha256File(host)
-      if (have === undefined) continue
-      if (f.role === 'hostfs' && !f.sha.has(have)) {
-        ctx.reporter.warn(`${path} was changed since sysctr wrote it: keeping it`)
-        result.keptFiles.push(path)
+      if (f.role === 'hostfs') {
+        const r = await removeIfUnchanged(host, [...f.sha])
+        if (r === 'changed') {
+          ctx.reporter.warn(`${path} was changed since sysctr wrote it: keeping it`)
+          result.keptFiles.push(path)
+        }
+        if (r === 'removed') result.removedFiles.push(path)
         continue
       }
+      if ((await sha256File(host)) === undefined) continue
       if (f.role === 'tmpfiles') {
         await ctx.tmpfiles('remove', host).catch((e: Error) => ctx.reporter.warn(e.message))
       }

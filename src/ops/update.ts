@@ -18,24 +18,25 @@
  * The container's $UUID is kept across updates.
  *
  * Nothing outside the deployments dir changes before the new deployment is
- * complete.
+ * complete; the switch is journaled (deployment/switch.ts), and a failure or
+ * a crash after it is undone by replaying that journal.
  */
 import { ConflictError, doing, NotFoundError, SysctrError, SystemdError, toSysctrError } from '../errors'
-import { describeInput, openImageSource } from '../transports/open'
-import { registryReference, sourceOptions, type SourceFlags } from './image-name'
+import { openImageSource } from '../transports/open'
+import { recordedImageName, sourceOptions, type SourceFlags } from './source-options'
 import { Store } from '../store/store'
-import { checkContainerName, FIXED_KEYS, parseSetFlags } from '../templates/values'
-import { Deployment, Deployments, removeTree } from '../deployment/deployments'
+import { checkContainerName, FIXED_KEYS, parseSetFlags, sameValues } from '../templates/values'
+import { Deployment, Deployments, freeSlot, previousDeployment, removeTree } from '../deployment/deployments'
+import { applySwitch, commitSwitch, journalRestart, killPoint, recover, SimulatedKill, unitIsRunning } from '../deployment/switch'
+import { checkHostFileConflicts } from '../deployment/host-files'
 import type { ImageSource } from '../transports/image-source'
 import type { JobResult } from '../systemd/systemd'
 import { UnitFile, splitUnitList } from '../systemd/unit-file'
 import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import type { OpsContext } from './context'
-import { buildDeployment } from './install'
+import { planAndBuild } from './install'
 import { pullImage, PullResult } from './pull'
-import { previousDeployment, switchDeployment, unitIsRunning } from './rollback'
-import { checkHostFileConflicts, cleanInterrupted } from './hostfs'
 import { withNameLock } from './name-lock'
 
 export interface UpdateOptions extends SourceFlags {
@@ -83,20 +84,30 @@ export async function update(ctx: OpsContext, name: string, opts: UpdateOptions 
 
 async function updateNamed(ctx: OpsContext, name: string, opts: UpdateOptions): Promise<UpdateResult> {
   const deployments = new Deployments(ctx.paths.containersDir)
-  await cleanInterrupted(ctx, deployments, name)
+  await recover(ctx, deployments, name)
   const current = await deployments.active(name)
   if (!current) {
     throw new NotFoundError('container.not-found', `no container named ${name} is installed`, { hint: 'sysctr containers list shows what is installed' })
   }
   const old = current.record
-  const input = opts.rebase ?? old.image
-  // oci:/oci-archive:/docker-archive:/dir: name a local image (recorded as such); anything else a registry.
-  const local = /^(oci|oci-archive|docker-archive|dir):/.test(input) ? describeInput(input) : undefined
-  const ref = local ? undefined : await registryReference(input, sourceOptions(ctx, opts), (m) => ctx.reporter.info(m))
-  const image = local ? local.refName! : ref!.toString()
+  const { image } = await recordedImageName(ctx, opts.rebase ?? old.image, opts)
   const setValues = { ...old.setValues, ...parseSetFlags(opts.set ?? []) }
 
   const store = await Store.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
+  try {
+    return await updateWithStore(ctx, opts, { name, image, setValues, deployments, current, store })
+  } finally {
+    await store.close()
+  }
+}
+
+async function updateWithStore(
+  ctx: OpsContext,
+  opts: UpdateOptions,
+  u: { name: string; image: string; setValues: Record<string, string>; deployments: Deployments; current: Deployment; store: Store },
+): Promise<UpdateResult> {
+  const { name, image, setValues, deployments, current, store } = u
+  const old = current.record
   // As install: registries.conf (mirrors, insecure, blocked) and auth.json apply; local transports by their recorded name.
   const source = opts.openSource ? opts.openSource(image) : (await openImageSource(image, sourceOptions(ctx, opts))).source
   let pull: PullResult
@@ -125,20 +136,19 @@ async function updateNamed(ctx: OpsContext, name: string, opts: UpdateOptions): 
     if (n !== current.slot && n !== previous?.slot) await removeTree(deployments.slotDir(name, n))
   }
   const slot = freeSlot(await deployments.slots(name))
-  const built = await buildDeployment(ctx, {
-    store,
-    deployments,
-    pull,
+  const { plan, deployment: next } = await planAndBuild(ctx, store, deployments, {
     name,
     image,
+    pull,
     runtime: old.runtime,
     slot,
     setValues,
-    uuid: old.values.UUID,
+    uuid: old.values.UUID!,
     // An install the operator allowed --privileged stays allowed across updates.
     privileged: old.privileged === true,
+    from: current,
   })
-  const next = (await deployments.read(name, slot))!
+  killPoint(ctx, 'update:built')
   // Host files new in this deployment must not overwrite files sysctr did not write.
   try {
     await checkHostFileConflicts(ctx, name, next.record.files, old.files)
@@ -146,19 +156,19 @@ async function updateNamed(ctx: OpsContext, name: string, opts: UpdateOptions): 
     await removeTree(next.dir).catch(() => {})
     throw err
   }
-  const changedValues = diffValues(old.values, built.record.values)
+  const changedValues = diffValues(old.values, plan.record.values)
   for (const c of changedValues) ctx.reporter.info(`value ${c.key}: ${c.from ?? '(unset)'} -> ${c.to ?? '(unset)'}`)
 
   const systemd = await ctx.systemd()
   const wasRunning = await unitIsRunning(systemd, old.unit, current)
   try {
-    await switchDeployment(ctx, deployments, next, current)
+    await applySwitch(ctx, deployments, plan.switch, next, current)
   } catch (err) {
-    // Put the previous deployment's files and link back; the new slot stays for inspection.
-    await switchDeployment(ctx, deployments, current, next).catch((e) =>
+    if (err instanceof SimulatedKill) throw err
+    // The journal puts the previous deployment's files and link back and removes the new slot.
+    await recover(ctx, deployments, name, 'failed').catch((e) =>
       ctx.reporter.warn(`could not switch ${name} back to ${name}.${current.slot}: ${(e as Error).message}`),
     )
-    await removeTree(next.dir).catch(() => {})
     throw err
   }
   const result: UpdateResult = {
@@ -170,25 +180,21 @@ async function updateNamed(ctx: OpsContext, name: string, opts: UpdateOptions): 
     wasRunning,
   }
   if (wasRunning && !next.record.noContainerService) {
+    await journalRestart(deployments, name, old.unit)
     try {
       result.restarted = await doing(`restarting ${old.unit}`, () => systemd.restartUnit(old.unit))
     } catch (err) {
       throw await rollBackAfterFailedRestart(ctx, deployments, current, next, err)
     }
+    killPoint(ctx, 'update:restarted')
   }
+  await commitSwitch(deployments, name)
   // The new deployment is in use: the one before the previous goes.
   if (previous) await removeTree(previous.dir)
   return result
 }
 
-/** The lowest slot number not in use. */
-function freeSlot(used: number[]): number {
-  let n = 0
-  while (used.includes(n)) n++
-  return n
-}
-
-/** The restart on the new deployment failed: back to the previous one, restart it, and explain. */
+/** The restart on the new deployment failed: replay the journal (back to the previous deployment), restart that, and explain. */
 async function rollBackAfterFailedRestart(
   ctx: OpsContext,
   deployments: Deployments,
@@ -201,7 +207,8 @@ async function rollBackAfterFailedRestart(
   ctx.reporter.warn(`${unit} did not start on ${name}.${failed.slot} (${why}); rolling back to ${name}.${previous.slot}`)
   let restartedOld: JobResult | undefined
   try {
-    await switchDeployment(ctx, deployments, previous, failed)
+    // Removes the failed deployment too (the journal says this update built it).
+    await recover(ctx, deployments, name, 'failed', { restart: false })
     restartedOld = await (await ctx.systemd()).restartUnit(unit)
   } catch (err) {
     return new SystemdError('update.rollback-failed', `${unit} failed on the new deployment ${name}.${failed.slot} (${why}), and rolling back to ${name}.${previous.slot} failed too: ${toSysctrError(err).fullMessage}`, {
@@ -210,7 +217,6 @@ async function rollBackAfterFailedRestart(
         data: { name, failedDeployment: `${name}.${failed.slot}`, previousDeployment: `${name}.${previous.slot}` },
       })
   }
-  await removeTree(failed.dir).catch((e) => ctx.reporter.warn(`could not remove the failed deployment ${failed.dir}: ${(e as Error).message}`))
   return new SystemdError(
     'update.rolled-back',
     `${unit} failed to start on ${name}.${failed.slot} (${failed.record.image}, ${failed.record.manifestDigest.slice(0, 19)}): ${why}; rolled back to ${name}.${previous.slot} (${previous.record.image}, ${previous.record.manifestDigest.slice(0, 19)}), restart: ${restartedOld}`,
@@ -307,10 +313,4 @@ export async function dependencyOrder(ctx: OpsContext): Promise<{ name: string; 
 export function diffValues(before: Record<string, string>, after: Record<string, string>): ValueChange[] {
   const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((k) => !FIXED_KEYS.includes(k)).sort()
   return keys.filter((k) => before[k] !== after[k]).map((k) => ({ key: k, from: before[k], to: after[k] }))
-}
-
-function sameValues(a: Record<string, string>, b: Record<string, string>): boolean {
-  const ka = Object.keys(a).sort()
-  const kb = Object.keys(b).sort()
-  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k])
 }

@@ -276,3 +276,10 @@ export function checkContainerName(name: string): void {
     })
   }
 }
+
+/** Are two sets of --set values the same (install's no-op, update's "nothing to do")? */
+export function sameValues(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a).sort()
+  const kb = Object.keys(b).sort()
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k])
+}

@@ -52,6 +52,11 @@ export interface InputDescription {
 
 const LOCAL: Record<string, Transport> = { 'oci:': 'oci', 'oci-archive:': 'oci-archive', 'docker-archive:': 'docker-archive', 'dir:': 'dir' }
 
+/** Does `input` name a local image (oci:, oci-archive:, docker-archive:, dir:)? Anything else names a registry. */
+export function isLocalInput(input: string): boolean {
+  return Object.keys(LOCAL).some((prefix) => input.startsWith(prefix))
+}
+
 function containerNameFrom(s: string): string {
   const n = s.toLowerCase().replace(/[^a-z0-9_.:@-]+/g, '-').replace(/^[-.]+/, '').replace(/@+$/, '')
   return n || 'image'

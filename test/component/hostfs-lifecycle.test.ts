@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { WrittenImage } from '../../src/oci/layout-writer'
-import { buildDeployment, install } from '../../src/ops/install'
-import { switchHostFiles } from '../../src/ops/hostfs'
+import { install } from '../../src/ops/install'
+import { SimulatedKill } from '../../src/deployment/switch'
 import { update } from '../../src/ops/update'
 import { rollback } from '../../src/ops/rollback'
 import { uninstall } from '../../src/ops/uninstall'
@@ -199,13 +199,9 @@ describe('activated marker', () => {
   it('a slot built but never switched to (a crash) is no rollback target and is cleaned up by the next update', async () => {
     await installWeb()
     publish('web-v2')
-    // What an update does up to the crash: pull and build slot 1, no switch.
-    const store = await Store.open(ctx.paths.storeDir)
-    const { source } = await openImageSource(REF(), { tlsVerify: false })
-    const pull = await pullImage(store, source, REF(), { reporter: ctx.reporter }).finally(() => source.close())
+    // An update killed after it built slot 1, before its switch.
+    await expect(update({ ...ctx, killAt: 'update:built' }, 'web1', { tlsVerify: false })).rejects.toBeInstanceOf(SimulatedKill)
     const deployments = new Deployments(ctx.paths.containersDir)
-    await buildDeployment(ctx, { store, deployments, pull, name: 'web1', image: REF(), runtime: '/usr/bin/runc', slot: 1, setValues: {} })
-    await store.close()
     expect(await deployments.slots('web1')).toEqual([0, 1])
     expect(await deployments.isActivated('web1', 0)).toBe(true)
     expect(await deployments.isActivated('web1', 1)).toBe(false)
@@ -225,16 +221,9 @@ describe('an update interrupted after writing host files', () => {
     await installWeb()
     await fsp.writeFile(host(CONF), 'edited by the user\n')
     publish('web-v2')
-    // What an update does up to the crash: pull, build slot 1, switch the host files; the slot is never activated.
-    const store = await Store.open(ctx.paths.storeDir)
-    const { source } = await openImageSource(REF(), { tlsVerify: false })
-    const pull = await pullImage(store, source, REF(), { reporter: ctx.reporter }).finally(() => source.close())
+    // An update killed inside its switch, after the host files, before the link: the slot is never activated.
+    await expect(update({ ...ctx, killAt: 'switch:hostfs' }, 'web1', { tlsVerify: false })).rejects.toBeInstanceOf(SimulatedKill)
     const deployments = new Deployments(ctx.paths.containersDir)
-    await buildDeployment(ctx, { store, deployments, pull, name: 'web1', image: REF(), runtime: '/usr/bin/runc', slot: 1, setValues: {} })
-    await store.close()
-    const active = (await deployments.active('web1'))!
-    const interrupted = (await deployments.read('web1', 1))!
-    await switchHostFiles(ctx, interrupted.dir, interrupted.record.files, active.record.files)
     expect(await read(CTL)).toBe(WEBCTL.v2)
     expect(await exists(OLD)).toBe(false)
 

@@ -9,7 +9,7 @@ import { promises as fsp } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { planHostFiles, removeHostFiles, writeHostFiles } from '../../src/ops/hostfs'
+import { planHostFiles, removeHostFiles, writeHostFiles } from '../../src/deployment/host-files'
 import type { ExportsManifest } from '../../src/templates/exports'
 import { SysctrError } from '../../src/errors'
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { keepContainerInService, slicePath } from '../../src/ops/install'
+import { keepContainerInService, slicePath } from '../../src/runtime/cgroup'
 import { UnitFile } from '../../src/systemd/unit-file'
 
 describe('slicePath', () => {

@@ -6,13 +6,18 @@
  * `installedFilesTemplate` (by their /P name) have their content rendered as
  * `$VAR` templates too. `noContainerService` is read by the caller.
  *
- * Wiring: buildDeployment plans the files and keeps them in NAME.N/hostfs/
- * (`stageHostFiles`, recorded with role 'hostfs' and their sha256);
- * install and update refuse foreign destinations first
- * (`checkHostFileConflicts`); install and every switch (update, rollback,
- * the automatic rollback) bring the host from one deployment's files to the
- * other's with `switchHostFiles`; uninstall removes what still matches.
- * (`writeHostFiles` is the same rule for in-memory plans.)
+ This is the one module that writes, compares and removes files sysctr puts
+ * on the host (host files, and the unit and tmpfiles entry through
+ * `removeIfUnchanged`): every verb goes through it.
+ *
+ * Wiring: the plan (deployment/plan.ts) plans the files (`planHostFiles`,
+ * from a checkout or the image commit in the store) and the apply keeps them
+ * in NAME.N/hostfs/ (`stageHostFiles`, recorded with role 'hostfs' and their
+ * sha256); install and update refuse foreign destinations first
+ * (`checkHostFileConflicts`); every switch (deployment/switch.ts: install,
+ * update, rollback) brings the host from one deployment's files to the
+ * other's with `switchHostFiles`; uninstall removes what still matches
+ * (`removeHostFiles`). (`writeHostFiles` is the same rule for in-memory plans.)
  *
  * Invariants:
  * - Destinations are absolute, normalised, without `..`, NUL or newlines.
@@ -31,11 +36,12 @@ import { createHash } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
 import { join, posix } from 'node:path'
 import { ConflictError, ContentError } from '../errors'
-import type { Deployments, HostFile } from '../deployment/deployments'
+import type { HostFile } from './deployments'
 import { renderLegacy } from '../templates/legacy'
 import type { ExportsManifest } from '../templates/exports'
+import type { Store } from '../store/store'
 import { sha256File, writeFileAtomic } from '../util/atomic-file'
-import { fromRoot, type OpsContext } from './context'
+import { fromRoot, type OpsContext } from '../ops/context'
 
 export interface HostFilePlan {
   /** Where it comes from in the image, e.g. `/exports/hostfs/etc/web.conf`. */
@@ -185,15 +191,9 @@ export async function writeHostFiles(
 export async function removeHostFiles(ctx: Pick<OpsContext, 'root' | 'reporter'>, files: RecordedHostFile[]): Promise<string[]> {
   const removed: string[] = []
   for (const f of files) {
-    const host = fromRoot(ctx, f.path)
-    const have = await sha256File(host)
-    if (have === undefined) continue
-    if (have !== f.sha256) {
-      ctx.reporter.warn(`${f.path} was changed since sysctr wrote it: not removing it`)
-      continue
-    }
-    await fsp.rm(host, { force: true })
-    removed.push(f.path)
+    const r = await removeIfUnchanged(fromRoot(ctx, f.path), f.sha256)
+    if (r === 'changed') ctx.reporter.warn(`${f.path} was changed since sysctr wrote it: not removing it`)
+    if (r === 'removed') removed.push(f.path)
   }
   return removed
 }
@@ -287,27 +287,32 @@ export async function switchHostFiles(
 }
 
 /**
- * Before an operation on NAME: remove what an interrupted one left (temp
- * dirs, slots built but never activated; Deployments.cleanLeftovers). A crash
- * after an update wrote host files but before it activated its slot leaves
- * host files with that slot's content under the active record; they are put
- * back first (the active deployment's copy rewritten, a file it does not ship
- * removed), by the switch rules: a file the user changed since is kept.
- * Returns the host paths restored or removed.
+ * Remove PATH (a host path) when its content is still `sha256` (what sysctr
+ * wrote); a missing file counts as removed. Returns 'removed', 'absent' or
+ * 'changed' (left alone).
  */
-export async function cleanInterrupted(ctx: Pick<OpsContext, 'root' | 'reporter'>, deployments: Deployments, name: string): Promise<string[]> {
-  const active = await deployments.active(name)
-  const restored: string[] = []
-  if (active) {
-    for (const slot of await deployments.slots(name)) {
-      if (slot === active.slot || (await deployments.isActivated(name, slot))) continue
-      const interrupted = await deployments.read(name, slot)
-      if (!interrupted) continue
-      const r = await switchHostFiles(ctx, active.dir, active.record.files, interrupted.record.files)
-      restored.push(...r.written, ...r.removed)
-    }
+export async function removeIfUnchanged(path: string, sha256: string | readonly string[]): Promise<'removed' | 'absent' | 'changed'> {
+  const have = await sha256File(path)
+  if (have === undefined) return 'absent'
+  if (!(typeof sha256 === 'string' ? [sha256] : sha256).includes(have)) return 'changed'
+  await fsp.rm(path, { force: true })
+  return 'removed'
+}
+
+/** An image commit in the store, read as planHostFiles reads a checkout (dry runs: no checkout is made). */
+export function storeReader(store: Store, commit: string): ImageTreeReader {
+  return {
+    stat: async (p) => {
+      const e = await store.lookup(commit, p)
+      if (!e) return undefined
+      if (e.type === 'dir') return { kind: 'dir', mode: e.mode }
+      if (e.type === 'file') return { kind: 'file', mode: (await fsp.stat(store.objectPath(e.object, 'file'))).mode }
+      return { kind: 'other', mode: 0 }
+    },
+    list: async (d) => {
+      const e = await store.lookup(commit, d)
+      return e?.type === 'dir' ? Object.keys((await store.readTree(e.tree, false)).entries) : []
+    },
+    read: (p) => store.readFile(commit, p),
   }
-  if (restored.length) ctx.reporter.info(`host files of an interrupted operation on ${name} put back as ${name}.${active!.slot} has them: ${restored.join(', ')}`)
-  await deployments.cleanLeftovers(name)
-  return restored
 }

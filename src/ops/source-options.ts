@@ -9,7 +9,7 @@
  */
 import { isShortName, loadRegistriesConf, resolveShortName } from '../config/registries'
 import { type ImageReference, parseReference } from '../reference/reference'
-import { openImageSource, type OpenImageOptions } from '../transports/open'
+import { describeInput, isLocalInput, openImageSource, type OpenImageOptions } from '../transports/open'
 import type { OpsContext } from './context'
 
 /** Where an image comes from and how it is trusted: what install, update, dry runs, pull and provision take from the user. */
@@ -60,4 +60,19 @@ export async function registryReference(
   }
   note(`short name ${name} resolved to ${chosen.toString()} (${resolution.via === 'alias' ? 'alias' : 'unqualified-search-registries'}${conf.files.length ? ` in ${conf.files.join(', ')}` : ''})`)
   return chosen
+}
+
+/**
+ * The name install, update and the dry runs record and store an image under:
+ * a local transport's absolute form (`oci:/abs/dir:tag`), or the qualified
+ * registry name (short names resolved as above). `ref` is set for a registry.
+ */
+export async function recordedImageName(
+  ctx: Pick<OpsContext, 'reporter'>,
+  input: string,
+  flags: SourceFlags,
+): Promise<{ image: string; ref?: ImageReference }> {
+  if (isLocalInput(input)) return { image: describeInput(input).refName! }
+  const ref = await registryReference(input, sourceOptions(ctx, flags), (m) => ctx.reporter.info(m))
+  return { image: ref.toString(), ref }
 }

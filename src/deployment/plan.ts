@@ -1,0 +1,324 @@
+/**
+ * The deployment plan: everything an install or an update would change, as
+ * plain data, computed before anything changes. `--dry-run` prints a plan;
+ * install and update apply one (deployment/switch.ts). Nothing is planned
+ * twice: the dry runs and the real runs call the same `planDeployment`, the
+ * real run reading the image from its fresh checkout, the dry run from the
+ * image commit in the store (the same files, no checkout).
+ *
+ * A plan has two halves:
+ * - the deployment NAME.N itself (`deploymentFiles`, `record`): the checkout
+ *   of `commit`, the rendered config.json, unit, tmpfiles entry and host-file
+ *   copies, and info.json;
+ * - the switch (`planSwitch`): the files to write on the host (unit, tmpfiles
+ *   entry, host files, each with its bytes, mode and reason), the files to
+ *   remove, and the systemd steps, from the active deployment (if any) to the
+ *   new one. `containers rollback` plans only a switch, between two
+ *   deployments that exist, from their recorded files (never re-rendered).
+ *
+ * Invariants:
+ * - Planning reads; it never writes outside its own temp dirs.
+ * - A plan's host paths are host paths (with --root: under the root); its
+ *   record names paths as seen inside the root (`inRoot`).
+ * - What a plan refuses (privileges, foreign host files checked by the
+ *   apply) the apply refuses too; a dry run never promises more.
+ */
+import { createHash } from 'node:crypto'
+import { promises as fsp } from 'node:fs'
+import { join } from 'node:path'
+import { doing } from '../errors'
+import type { Digest, ImageConfig } from '../oci/types'
+import type { Store } from '../store/store'
+import { loadExports, renderExports, type Exports } from '../templates/exports'
+import { exportsFromStore } from '../templates/exports-from-store'
+import { computeDefaults, resolveValues } from '../templates/values'
+import { checkRuntimeConfig, refusePrivileged } from '../runtime/config-check'
+import { keepContainerInService } from '../runtime/cgroup'
+import { UnitFile } from '../systemd/unit-file'
+import { fromRoot, inRoot, type OpsContext } from '../ops/context'
+import { Deployments, RECORD_FORMAT, type Deployment, type DeploymentRecord, type HostFile } from './deployments'
+import { planHostFiles, rootfsReader, stagedHostFile, storeReader, type HostFilePlan } from './host-files'
+
+/** Where the plan reads the image: its checkout (install, update) or its commit in the store (dry runs). */
+export type ImageView = { kind: 'checkout'; rootfs: string } | { kind: 'store'; store: Store; commit: string }
+
+export interface PlanInput {
+  name: string
+  /** The normalised image reference recorded with the deployment. */
+  image: string
+  manifestDigest: Digest
+  configDigest: Digest
+  /** The image commit (hex) in the store. */
+  commit: string
+  /** The image config (Env, Entrypoint... feed the default config.json). */
+  config: ImageConfig
+  runtime: string
+  slot: number
+  /** The user's --set values (saved in the record for later updates). */
+  setValues: Record<string, string>
+  uuid: string
+  /** Accept privilege findings of config.json (--privileged, or the record's on update). */
+  privileged: boolean
+  view: ImageView
+  /** The active deployment the switch starts from (update); none on install. */
+  from?: Deployment
+}
+
+/** A file of the deployment directory NAME.N. */
+export interface DeploymentFile {
+  /** Relative to NAME.N: `config.json`, `NAME.service`, `tmpfiles.conf`, `hostfs/PATH`. */
+  name: string
+  content: Buffer
+  mode: number
+}
+
+export type FileRole = HostFile['role']
+
+/** A host file the switch writes. */
+export interface PlannedWrite {
+  role: FileRole
+  /** The host path (with --root: under the root). */
+  path: string
+  /** As the record names it (inside the root). */
+  recordPath: string
+  content: Buffer
+  mode: number
+  /** What the active deployment recorded at this path (a host file changed since is kept, not overwritten). */
+  previousSha256?: string
+  reason: string
+}
+
+/** A host file the switch removes. */
+export interface PlannedRemoval {
+  role: FileRole
+  path: string
+  recordPath: string
+  /** What sysctr wrote there: a host file with other content is kept. */
+  sha256: string
+  reason: string
+}
+
+/** The systemd side of a switch, in order (stop/disable before the files, the rest after the link). */
+export type SystemdStep =
+  | { op: 'stop'; unit: string }
+  | { op: 'disable'; unit: string }
+  | { op: 'tmpfiles-remove'; path: string }
+  | { op: 'tmpfiles-create'; path: string }
+  | { op: 'reload' }
+  | { op: 'enable'; unit: string }
+
+export interface SwitchPlan {
+  name: string
+  unit: string
+  /** The deployment switched to, and the one active until now. */
+  toSlot: number
+  fromSlot?: number
+  /** True when NAME.N is built by this operation (a failed or interrupted switch removes it). */
+  newSlot: boolean
+  writes: PlannedWrite[]
+  removes: PlannedRemoval[]
+  steps: SystemdStep[]
+}
+
+export interface DeploymentPlan {
+  name: string
+  unit: string
+  image: string
+  manifestDigest: Digest
+  slot: number
+  /** `NAME.N`. */
+  deployment: string
+  /** The host path of NAME.N. */
+  dir: string
+  /** The image commit checked out read-only as NAME.N/rootfs. */
+  commit: string
+  values: Record<string, string>
+  /** The record info.json gets (createdAt set when applied). */
+  record: DeploymentRecord
+  deploymentFiles: DeploymentFile[]
+  /** Rendered texts, for printing. */
+  service: string
+  configJson: string
+  tmpfiles: string
+  hostfs: HostFilePlan[]
+  /** What config.json asks of the host and what was accepted. */
+  privileges: { privileged: boolean; findings: string[] }
+  warnings: string[]
+  switch: SwitchPlan
+}
+
+function sha256(b: Buffer | string): string {
+  return createHash('sha256').update(b).digest('hex')
+}
+
+/**
+ * Plan deployment NAME.N from an image: read /exports, resolve values,
+ * render, check config.json, plan host files, then the switch from `from`.
+ * Order of the checks (and so of the first error) is the install's.
+ */
+export async function planDeployment(ctx: OpsContext, i: PlanInput): Promise<DeploymentPlan> {
+  const { name, slot } = i
+  const unit = `${name}.service`
+  const deployments = new Deployments(ctx.paths.containersDir)
+  const dir = deployments.slotDir(name, slot)
+  // Rendered values name paths as the running system sees them (inside --root).
+  const destDir = inRoot(ctx, dir)
+  const view = i.view
+  const ex: Exports = await doing('reading the image exports', () =>
+    view.kind === 'checkout' ? loadExports(view.rootfs, ctx.paths.templatesDir) : exportsFromStore(view.store, view.commit, ctx.paths.templatesDir),
+  )
+  const computed = computeDefaults({
+    name,
+    destDir,
+    runtime: i.runtime,
+    imageName: i.image,
+    imageId: i.manifestDigest,
+    hostUid: ctx.root ? 0 : (process.getuid?.() ?? 0),
+    hostGid: ctx.root ? 0 : (process.getgid?.() ?? 0),
+    uuid: i.uuid,
+  })
+  const { values } = resolveValues({ manifestDefaults: ex.manifest?.defaultValues ?? {}, computed, set: i.setValues })
+  const rendered = await doing('rendering templates', () => renderExports(ex, values, i.config.config ?? {}))
+  // noContainerService (Atomic): the image ships host files (and maybe a tmpfiles entry), no service: no container runs.
+  const noService = ex.manifest?.noContainerService === true
+  let configJson = rendered.configJson
+  const warnings: string[] = []
+  let findings: string[] = []
+  if (!noService) {
+    const checked = checkRuntimeConfig(rendered.configJson, { privileged: i.privileged })
+    refusePrivileged(checked)
+    findings = (checked.findings ?? []).map((f) => f.code)
+    warnings.push(...(checked.warnings ?? []).map((w) => `config.json: ${w}`))
+    configJson = keepContainerInService(rendered.configJson, name, UnitFile.parse(rendered.service, unit))
+  }
+  const reader = view.kind === 'checkout' ? rootfsReader(view.rootfs) : storeReader(view.store, view.commit)
+  const hostfs = await doing('reading /exports/hostfs', () => planHostFiles(reader, ex.manifest, values))
+
+  const files: HostFile[] = []
+  if (!noService) files.push({ path: inRoot(ctx, join(ctx.paths.unitDir, unit)), sha256: sha256(rendered.service), role: 'unit' })
+  if (!noService || (ex.tmpfiles.origin === 'image' && rendered.tmpfiles.trim() !== '')) {
+    files.push({ path: inRoot(ctx, join(ctx.paths.tmpfilesDir, `${name}.conf`)), sha256: sha256(rendered.tmpfiles), role: 'tmpfiles' })
+  }
+  for (const f of hostfs) files.push({ path: f.path, sha256: sha256(f.content), role: 'hostfs', source: f.source })
+
+  const deploymentFiles: DeploymentFile[] = [{ name: 'config.json', content: Buffer.from(configJson), mode: 0o644 }]
+  if (!noService) deploymentFiles.push({ name: unit, content: Buffer.from(rendered.service), mode: 0o644 })
+  deploymentFiles.push({ name: 'tmpfiles.conf', content: Buffer.from(rendered.tmpfiles), mode: 0o644 })
+  for (const f of hostfs) deploymentFiles.push({ name: `hostfs${f.path}`, content: f.content, mode: f.mode })
+
+  const record: DeploymentRecord = {
+    format: RECORD_FORMAT,
+    name,
+    slot,
+    image: i.image,
+    manifestDigest: i.manifestDigest,
+    configDigest: i.configDigest,
+    imageCommit: i.commit,
+    runtime: i.runtime,
+    values,
+    setValues: i.setValues,
+    templates: { configJson: ex.configJson.origin, service: ex.service.origin, tmpfiles: ex.tmpfiles.origin },
+    unit,
+    files,
+    createdAt: (ctx.now?.() ?? new Date()).toISOString(),
+    ...(i.privileged ? { privileged: true } : {}),
+    ...(noService ? { noContainerService: true } : {}),
+  }
+  const content = (f: HostFile): DeploymentFile => deploymentFiles.find((d) => d.name === deploymentFileName(f, unit))!
+  return {
+    name,
+    unit,
+    image: i.image,
+    manifestDigest: i.manifestDigest,
+    slot,
+    deployment: `${name}.${slot}`,
+    dir,
+    commit: i.commit,
+    values,
+    record,
+    deploymentFiles,
+    service: rendered.service,
+    configJson,
+    tmpfiles: rendered.tmpfiles,
+    hostfs,
+    privileges: { privileged: i.privileged, findings },
+    warnings,
+    switch: planSwitch(ctx, { name, slot, record, newSlot: true, content: (f) => content(f) }, i.from),
+  }
+}
+
+/** The name, inside NAME.N, of the copy of a recorded host file. */
+export function deploymentFileName(f: Pick<HostFile, 'role' | 'path'>, unit: string): string {
+  return f.role === 'unit' ? unit : f.role === 'tmpfiles' ? 'tmpfiles.conf' : `hostfs${f.path}`
+}
+
+export interface SwitchTarget {
+  name: string
+  slot: number
+  record: DeploymentRecord
+  newSlot: boolean
+  /** The bytes and mode of one of the record's files. */
+  content(f: HostFile): { content: Buffer; mode: number }
+}
+
+/**
+ * The host side of making `to` the active deployment of its container, from
+ * `from` (none on install): its recorded unit and tmpfiles entry, its host
+ * files, the removal of what `from` had and `to` has not, and the systemd
+ * steps. Between a deployment with a service and one without
+ * (noContainerService) the unit is stopped and disabled, or enabled.
+ */
+export function planSwitch(ctx: Pick<OpsContext, 'root'>, to: SwitchTarget, from?: Deployment): SwitchPlan {
+  const { name, record } = to
+  const hasUnit = (r: DeploymentRecord | undefined) => r?.files.some((f) => f.role === 'unit') === true
+  const unitGoes = hasUnit(from?.record) && !hasUnit(record)
+  const unitComes = hasUnit(record) && !hasUnit(from?.record)
+  const prev = new Map((from?.record.files ?? []).map((f) => [f.path, f]))
+  const steps: SystemdStep[] = []
+  if (unitGoes) steps.push({ op: 'stop', unit: from!.record.unit }, { op: 'disable', unit: from!.record.unit })
+  const removes: PlannedRemoval[] = []
+  for (const f of from?.record.files ?? []) {
+    if (record.files.some((g) => g.path === f.path)) continue
+    const path = fromRoot(ctx, f.path)
+    if (f.role === 'tmpfiles') steps.push({ op: 'tmpfiles-remove', path })
+    removes.push({
+      role: f.role,
+      path,
+      recordPath: f.path,
+      sha256: f.sha256,
+      reason: f.role === 'hostfs' ? `${name}.${to.slot} no longer ships it (kept if changed since sysctr wrote it)` : `${name}.${to.slot} has no ${f.role === 'unit' ? 'service' : 'tmpfiles entry'}`,
+    })
+  }
+  const writes: PlannedWrite[] = record.files.map((f) => {
+    const { content, mode } = to.content(f)
+    const before = prev.get(f.path)?.sha256
+    return {
+      role: f.role,
+      path: fromRoot(ctx, f.path),
+      recordPath: f.path,
+      content,
+      mode,
+      ...(before !== undefined ? { previousSha256: before } : {}),
+      reason:
+        f.role === 'hostfs'
+          ? `${f.source ?? 'host file'} of ${name}.${to.slot} (a file changed since sysctr wrote it is kept)`
+          : `${f.role === 'unit' ? 'unit' : 'tmpfiles entry'} of ${name}.${to.slot}`,
+    }
+  })
+  const tmpfiles = record.files.find((f) => f.role === 'tmpfiles')
+  if (tmpfiles) steps.push({ op: 'tmpfiles-create', path: fromRoot(ctx, tmpfiles.path) })
+  steps.push({ op: 'reload' })
+  if (unitComes) steps.push({ op: 'enable', unit: record.unit })
+  return { name, unit: record.unit, toSlot: to.slot, ...(from ? { fromSlot: from.slot } : {}), newSlot: to.newSlot, writes, removes, steps }
+}
+
+/** The switch to an existing deployment (rollback), from its own recorded files. */
+export async function planSwitchTo(ctx: Pick<OpsContext, 'root'>, to: Deployment, from?: Deployment): Promise<SwitchPlan> {
+  const contents = new Map<string, { content: Buffer; mode: number }>()
+  for (const f of to.record.files) {
+    const p = f.role === 'hostfs' ? stagedHostFile(to.dir, f.path) : join(to.dir, deploymentFileName(f, to.record.unit))
+    const st = await fsp.stat(p)
+    contents.set(f.path, { content: await fsp.readFile(p), mode: f.role === 'hostfs' ? st.mode & 0o7777 : 0o644 })
+  }
+  return planSwitch(ctx, { name: to.name, slot: to.slot, record: to.record, newSlot: false, content: (f) => contents.get(f.path)! }, from)
+}
