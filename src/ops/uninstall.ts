@@ -48,6 +48,12 @@ export async function uninstall(ctx: OpsContext, name: string): Promise<Uninstal
     const active = await deployments.active(name)
     const records = (await Promise.all(slots.map((s) => deployments.read(name, s)))).filter((d) => d !== undefined)
     if (!active && records.length === 0) {
+      // An uninstall killed while removing the slots leaves slot directories without records: finish it.
+      if (slots.length > 0) {
+        await deployments.remove(name)
+        ctx.reporter.info(`removed what an interrupted uninstall of ${name} left: ${slots.map((s) => `${name}.${s}`).join(', ')}`)
+        return { name, unit: `${name}.service`, removedFiles: [], keptFiles: [], removedDeployments: slots }
+      }
       throw new NotFoundError('container.not-found', `no container named ${name} is installed`, { hint: 'sysctr containers list shows what is installed' })
     }
     const mounted = (await listMounts(ctx)).filter((m) => m.kind === 'container' && m.target === name)
