@@ -10,7 +10,7 @@
  * The clock and the stream are injected (tests use a fake of each).
  */
 import type { ProgressEvent } from '../ops/context'
-import { formatBytes } from '../ops/pull'
+import { formatBytes } from '../util/format-bytes'
 
 export interface ProgressStream {
   write(chunk: string): unknown

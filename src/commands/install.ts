@@ -3,7 +3,7 @@ import { BaseCommand } from '../cli/base-command'
 import { sourceFlags, sourceFlagValues } from '../cli/source-flags'
 import { UsageError } from '../errors'
 import { install } from '../ops/install'
-import { formatBytes } from '../ops/pull'
+import { formatBytes } from '../util/format-bytes'
 import { installDryRun, type InstallDryRun } from '../ops/dry-run'
 import { DEFAULT_RUNTIME } from '../runtime/default-runtime'
 

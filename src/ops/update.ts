@@ -36,7 +36,7 @@ import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import type { OpsContext } from './context'
 import { planAndBuild } from './install'
-import { pullImage, PullResult } from './pull'
+import { pullImage, PullResult } from './pull-image'
 import { withNameLock } from './name-lock'
 
 export interface UpdateOptions extends SourceFlags {

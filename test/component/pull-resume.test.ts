@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { RegistryError } from '../../src/errors'
 import { writeOciLayout, WrittenImage } from '../../src/oci/layout-writer'
 import type { ProgressEvent } from '../../src/ops/context'
-import { pullImage } from '../../src/ops/pull'
+import { pullImage } from '../../src/ops/pull-image'
 import { parseReference } from '../../src/reference/reference'
 import { Store } from '../../src/store/store'
 import { openRegistrySource, RegistrySource } from '../../src/transports/registry'

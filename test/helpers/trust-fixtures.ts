@@ -2,7 +2,7 @@
 import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import type { SysctrError } from '../../src/errors'
-import { pullImage } from '../../src/ops/pull'
+import { pullImage } from '../../src/ops/pull-image'
 import { Store } from '../../src/store/store'
 import { openImageSource } from '../../src/transports/open'
 

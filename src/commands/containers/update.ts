@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command'
 import { sourceFlags, sourceFlagValues } from '../../cli/source-flags'
 import { UsageError } from '../../errors'
-import { formatBytes } from '../../ops/pull'
+import { formatBytes } from '../../util/format-bytes'
 import { update, updateAll, UpdateResult } from '../../ops/update'
 import { updateDryRun, type UpdateDryRun } from '../../ops/dry-run'
 

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command'
-import { deleteImage } from '../../ops/store-maintenance'
-import { formatBytes } from '../../ops/pull'
+import { deleteImage } from '../../ops/images'
+import { formatBytes } from '../../util/format-bytes'
 
 export default class ImagesDelete extends BaseCommand {
   static override summary = 'Remove an image from the store (refused while a deployment uses it)'

@@ -1,6 +1,6 @@
 import { BaseCommand } from '../../cli/base-command'
-import { listImages } from '../../ops/store-maintenance'
-import { formatBytes } from '../../ops/pull'
+import { listImages } from '../../ops/images'
+import { formatBytes } from '../../util/format-bytes'
 
 export default class ImagesList extends BaseCommand {
   static override summary = 'List the images in the store, with the deployments that use them'

@@ -1,6 +1,6 @@
 import { BaseCommand } from '../../cli/base-command'
 import { pruneStore } from '../../ops/store-maintenance'
-import { formatBytes } from '../../ops/pull'
+import { formatBytes } from '../../util/format-bytes'
 
 export default class ImagesPrune extends BaseCommand {
   static override summary = 'Remove objects, layers and blobs that no image ref or deployment reaches'

@@ -2,7 +2,7 @@ import { Args } from '@oclif/core'
 import { sourceFlags, sourceFlagValues } from '../../cli/source-flags'
 import { BaseCommand } from '../../cli/base-command'
 import { pull } from '../../ops/images'
-import { formatBytes } from '../../ops/pull'
+import { formatBytes } from '../../util/format-bytes'
 
 export default class ImagesPull extends BaseCommand {
   static override summary = 'Pull an image into the store (layers already stored are not fetched again)'

@@ -17,6 +17,7 @@ import type { ProgressEvent, Reporter } from './context'
 import { Transform, TransformCallback } from 'node:stream'
 import type { Readable } from 'node:stream'
 import type { Descriptor } from '../oci/types'
+import { formatBytes } from '../util/format-bytes'
 
 export interface PullResult {
   reference: string
@@ -83,17 +84,6 @@ export async function pullImage(
   return result
 }
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`
-  const units = ['KiB', 'MiB', 'GiB', 'TiB']
-  let v = n / 1024
-  let u = 0
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024
-    u++
-  }
-  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`
-}
 
 /** Fetch (or reuse) every layer, at most opts.concurrency at once; records in manifest order. */
 async function fetchLayers(
