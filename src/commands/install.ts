@@ -4,7 +4,7 @@ import { sourceFlags, sourceFlagValues } from '../cli/source-flags'
 import { UsageError } from '../errors'
 import { install } from '../ops/install'
 import { formatBytes } from '../util/format-bytes'
-import { installDryRun, type InstallDryRun } from '../ops/dry-run'
+import { describeSteps, installDryRun, type InstallDryRun } from '../ops/dry-run'
 import { DEFAULT_RUNTIME } from '../runtime/default-runtime'
 
 export default class Install extends BaseCommand {
@@ -83,6 +83,8 @@ function describeInstallPlan(p: InstallDryRun): string[] {
     ...p.warnings.map((w) => `  warning: ${w}`),
   ]
   if (p.note) lines.push(`  ${p.note}`)
+  const steps = describeSteps(p.changes)
+  if (steps) lines.push(steps)
   for (const f of p.files ?? []) lines.push(`--- ${f.role}: ${f.path}`, ...f.text.replace(/\n$/, '').split('\n'))
   return lines
 }

@@ -309,3 +309,10 @@ function plannedFiles(ctx: OpsContext, deployments: Deployments, plan: Deploymen
 function plannedChanges(plan: DeploymentPlan): PlannedChanges {
   return { removes: plan.switch.removes.map((r) => ({ role: r.role, path: r.path, reason: r.reason })), steps: plan.switch.steps }
 }
+
+/** The systemd steps of a plan, as one line (`reload, enable etcd.service`). */
+export function describeSteps(changes: PlannedChanges | undefined): string | undefined {
+  if (!changes) return undefined
+  const words = changes.steps.map((s) => (s.op === 'reload' ? 'daemon-reload' : 'unit' in s ? `${s.op} ${s.unit}` : `${s.op} ${s.path}`))
+  return `  then: ${words.join(', ')}`
+}

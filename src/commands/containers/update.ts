@@ -1,3 +1,4 @@
+import { describeSteps } from '../../ops/dry-run'
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command'
 import { sourceFlags, sourceFlagValues } from '../../cli/source-flags'
@@ -78,6 +79,8 @@ function describePlan(p: UpdateDryRun): string[] {
     ...p.warnings.map((w) => `  warning: ${w}`),
   ]
   if (p.note) lines.push(`  ${p.note}`)
+  const steps = describeSteps(p.changes)
+  if (steps) lines.push(steps)
   for (const d of p.diffs ?? []) lines.push(...(d.diff === '' ? [`${d.role}: unchanged`] : d.diff.replace(/\n$/, '').split('\n')))
   return lines
 }
