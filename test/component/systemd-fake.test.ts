@@ -2,7 +2,7 @@ import { mkdtempSync, promises as fs, rmSync } from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { FakeSystemd } from '../../src/systemd/fake-systemd'
+import { FakeSystemd } from '../../harness/fake-systemd'
 import { systemdContract, type ContractHarness } from './systemd-contract'
 
 describe('FakeSystemd', () => {

@@ -7,10 +7,10 @@
 import { resolve } from 'node:path'
 import { promises as fsp } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startDemoEnvironment, DemoEnvironment, waitFor } from '../../src/testbed/demo-env'
+import { startDemoEnvironment, DemoEnvironment, waitFor } from '../../harness/demo-env'
 import { connectSystemd } from '../../src/systemd/dbus-systemd'
 import type { Systemd } from '../../src/systemd/systemd'
-import { systemdSkipReason } from '../../src/testbed/nspawn'
+import { systemdSkipReason } from '../../harness/nspawn'
 
 const repo = resolve(__dirname, '..', '..')
 const skip = systemdSkipReason()

@@ -19,7 +19,7 @@
  * Not modelled: Conflicts=, conditions, timeouts, restart policies, templates
  * (foo@.service), drop-ins, masking.
  */
-import { SystemdError } from '../errors'
+import { SystemdError } from '../src/errors'
 import {
   jobFailedError,
   OK_JOB_RESULTS,
@@ -30,9 +30,9 @@ import {
   type Systemd,
   type UnitFileChange,
   type UnitState,
-} from './systemd'
-import { UnitFile, splitUnitList } from './unit-file'
-import { DEFAULT_UNIT_DIRS, disableUnits, enableUnits, findUnitFile, unitFileState, type UnitTree } from './enablement'
+} from '../src/systemd/systemd'
+import { UnitFile, splitUnitList } from '../src/systemd/unit-file'
+import { DEFAULT_UNIT_DIRS, disableUnits, enableUnits, findUnitFile, unitFileState, type UnitTree } from '../src/systemd/enablement'
 
 export interface FakeSystemdOptions {
   /** The directory standing for `/`; unit dirs and reported paths are relative to it. */
