@@ -16,7 +16,7 @@
 import { promises as fsp } from 'node:fs'
 import { ConflictError, doing, NotFoundError } from '../errors'
 import { listMounts } from './mount'
-import { checkContainerName } from '../templates/values'
+import { checkContainerName } from '../deployment/name'
 import { Deployments } from '../deployment/deployments'
 import { sha256File } from '../util/atomic-file'
 import { fromRoot, type OpsContext } from './context'
