@@ -10,7 +10,7 @@ import { Deployments, previousDeployment } from '../deployment/deployments'
 import { planSwitchTo } from '../deployment/plan'
 import { applySwitch, commitSwitch, recover, SimulatedKill, unitIsRunning } from '../deployment/switch'
 import type { JobResult } from '../systemd/systemd'
-import { checkContainerName } from '../templates/values'
+import { checkContainerName } from '../deployment/name'
 import type { OpsContext } from './context'
 import { withNameLock } from './name-lock'
 

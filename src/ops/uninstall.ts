@@ -16,7 +16,7 @@
 import { promises as fsp } from 'node:fs'
 import { ConflictError, doing, NotFoundError } from '../errors'
 import { listMounts } from './mount'
-import { checkContainerName } from '../templates/values'
+import { checkContainerName } from '../deployment/name'
 import { Deployments } from '../deployment/deployments'
 import { removeIfUnchanged } from '../deployment/host-files'
 import { recover } from '../deployment/switch'

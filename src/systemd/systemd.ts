@@ -1,7 +1,7 @@
 /**
  * The systemd interface: the few Manager calls sysctr needs, with one
  * implementation over D-Bus (`DbusSystemd`, dbus-systemd.ts) and one
- * in-process fake for tests (`FakeSystemd`, fake-systemd.ts). The contract
+ * in-process fake for tests (`FakeSystemd`, harness/fake-systemd.ts). The contract
  * suite in test/component/systemd-contract.ts runs against both, so the fake
  * cannot drift from the real thing.
  *

@@ -22,7 +22,7 @@ import * as path from 'node:path'
 import { ContentError, doing } from '../errors'
 import { handlebarsContext, handlebarsVariables, renderHandlebars, type ImageRuntimeConfig } from './handlebars'
 import { legacyVariables, renderLegacy } from './legacy'
-import { checkUnitSafe } from './values'
+import { checkUnitSafe } from '../systemd/unit-quote'
 
 export type ExportKind = 'config.json' | 'service' | 'tmpfiles'
 /** 'plain': a config.json used as is. */

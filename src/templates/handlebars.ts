@@ -27,7 +27,7 @@ import type * as HandlebarsModule from 'handlebars'
 import { ContentError, SysctrError, UsageError } from '../errors'
 import type { ImageConfig } from '../oci/types'
 import { missingValuesError } from './legacy'
-import { unitUnsafeReason } from './values'
+import { unitUnsafeReason } from '../systemd/unit-quote'
 
 /** Handlebars, loaded on first use: commands that render nothing do not pay for it at start-up. */
 let loaded: typeof HandlebarsModule | undefined

@@ -14,7 +14,7 @@
  *   never an empty string; every missing name is reported at once, with the
  *   `--set` that supplies it.
  * - Values are inserted verbatim; whether a value is safe where it lands (a unit
- *   file line, a JSON string) is the caller's check (values.ts checkUnitSafe,
+ *   file line, a JSON string) is the caller's check (systemd/unit-quote.ts checkUnitSafe,
  *   runtime/config-check.ts).
  */
 import { ContentError, UsageError } from '../errors'

@@ -9,7 +9,7 @@ import { promises as fsp } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildDemoImages } from '../../src/demo/images'
+import { buildDemoImages } from '../../harness/demo/images'
 import { buildRootContext } from '../../src/ops/context'
 import { parseProvisionEntry, provision, provisionFailedError } from '../../src/ops/provision'
 import { SysctrError } from '../../src/errors'
@@ -127,8 +127,12 @@ describe('provision with a running systemd (fake)', () => {
     const r = await provision(ctx, { dir })
     expect(r.failures).toBe(0)
     expect(r.started.map((s) => s.result)).toEqual(['done', 'done', 'done'])
-    // First activation of each (FakeSystemd does not merge concurrent jobs for one unit as systemd does).
-    const active = [...new Set(systemd.events.filter((e) => e.event === 'active').map((e) => e.unit))]
-    expect(active).toEqual(['etcd.service', 'flannel.service', 'engine.service'])
+    const st = Object.fromEntries(
+      await Promise.all(['etcd', 'flannel', 'engine'].map(async (n) => [n, await systemd.unitState(`${n}.service`)] as const)),
+    )
+    for (const n of ['etcd', 'flannel', 'engine']) expect(st[n].activeState).toBe('active')
+    // Each left inactive only after the one it requires was active.
+    expect(st.etcd.activeEnterTimestampMonotonic).toBeLessThanOrEqual(st.flannel.inactiveExitTimestampMonotonic)
+    expect(st.flannel.activeEnterTimestampMonotonic).toBeLessThanOrEqual(st.engine.inactiveExitTimestampMonotonic)
   })
 })

@@ -11,7 +11,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { ContentError, NotFoundError } from '../../src/errors'
-import { hostArchitecture } from '../../src/oci/layout-writer'
+import { hostArchitecture } from '../../src/transports/registry/platform'
 import { Digest, MediaType } from '../../src/oci/types'
 import { digestOf } from '../../src/reference/digest'
 import { Harness, harnessPerTest } from '../helpers/security-registry'

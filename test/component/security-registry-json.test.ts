@@ -14,7 +14,7 @@
 import type { ServerResponse } from 'node:http'
 import { describe, expect, it } from 'vitest'
 import { ContentError } from '../../src/errors'
-import { hostArchitecture } from '../../src/oci/layout-writer'
+import { hostArchitecture } from '../../src/transports/registry/platform'
 import { MediaType } from '../../src/oci/types'
 import { MANIFEST_SIZE_LIMIT } from '../../src/transports/registry/client'
 import { Harness, harnessPerTest, startHostileServer } from '../helpers/security-registry'

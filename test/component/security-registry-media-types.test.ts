@@ -14,7 +14,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { ContentError } from '../../src/errors'
-import { hostArchitecture } from '../../src/oci/layout-writer'
+import { hostArchitecture } from '../../src/transports/registry/platform'
 import { MediaType } from '../../src/oci/types'
 import { registrySkipReason } from '../helpers/registry'
 import { Harness, harnessPerTest, realRegistryWithImage } from '../helpers/security-registry'

@@ -2,7 +2,7 @@ import { mkdtempSync, promises as fs, rmSync } from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { FakeSystemd } from '../../src/systemd/fake-systemd'
+import { FakeSystemd } from '../../harness/fake-systemd'
 import { systemdContract, type ContractHarness } from './systemd-contract'
 
 describe('FakeSystemd', () => {
@@ -38,7 +38,7 @@ describe('FakeSystemd', () => {
     expect(await fake.startUnit('flaky.service')).toBe('done')
   })
 
-  it('records start order in events; enable follows Also= and RequiredBy=', async () => {
+  it('starts a Wants=/After= dependency first; enable follows Also= and RequiredBy=', async () => {
     await harness.writeUnit('x-db.service', '[Service]\nExecStart=/bin/sleep 1\n[Install]\nRequiredBy=x-app.service\n')
     await harness.writeUnit('x-app.service', '[Unit]\nWants=x-db.service\nAfter=x-db.service\n[Service]\nExecStart=/bin/sleep 1\n[Install]\nWantedBy=multi-user.target\nAlso=x-db.service\n')
     const { changes } = await fake.enableUnitFiles(['x-app.service'])
@@ -46,9 +46,12 @@ describe('FakeSystemd', () => {
       '/etc/systemd/system/multi-user.target.wants/x-app.service',
       '/etc/systemd/system/x-app.service.requires/x-db.service',
     ])
-    const before = fake.events.length
-    await fake.startUnit('x-app.service')
-    expect(fake.events.slice(before).filter((e) => e.event === 'active').map((e) => e.unit)).toEqual(['x-db.service', 'x-app.service'])
+    expect(await fake.startUnit('x-app.service')).toBe('done')
+    const db = await fake.unitState('x-db.service')
+    const app = await fake.unitState('x-app.service')
+    expect([db.activeState, app.activeState]).toEqual(['active', 'active'])
+    // x-app left inactive only after x-db was active.
+    expect(db.activeEnterTimestampMonotonic).toBeLessThanOrEqual(app.inactiveExitTimestampMonotonic)
   })
 
   it('close() makes further calls fail', async () => {

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { emptyRegistriesConf, mergeRegistriesConf, RegistriesConf } from '../../src/config/registries'
 import { SysctrError } from '../../src/errors'
-import { writeOciLayout, WrittenImage } from '../../src/oci/layout-writer'
+import { writeOciLayout, WrittenImage } from '../../harness/oci-layout-writer'
 import { openImageSource, OpenImageOptions } from '../../src/transports/open'
 import { FakeRegistry, startFakeRegistry } from '../helpers/http-fake-registry'
 

@@ -10,10 +10,10 @@
 import { resolve, join } from 'node:path'
 import { promises as fsp } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startDemoEnvironment, DemoEnvironment, waitFor, WORK_IN_CONTAINER } from '../../src/testbed/demo-env'
+import { startDemoEnvironment, DemoEnvironment, waitFor, WORK_IN_CONTAINER } from '../../harness/demo-env'
 import { connectSystemd } from '../../src/systemd/dbus-systemd'
 import type { Systemd } from '../../src/systemd/systemd'
-import { systemdSkipReason } from '../../src/testbed/nspawn'
+import { systemdSkipReason } from '../../harness/nspawn'
 import { buildHostfsImages, webConf, WEBCTL } from '../helpers/hostfs-images'
 
 const repo = resolve(__dirname, '..', '..')

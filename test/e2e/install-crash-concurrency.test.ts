@@ -7,8 +7,8 @@
 import { resolve } from 'node:path'
 import { promises as fsp } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startDemoEnvironment, DemoEnvironment } from '../../src/testbed/demo-env'
-import { systemdSkipReason } from '../../src/testbed/nspawn'
+import { startDemoEnvironment, DemoEnvironment } from '../../harness/demo-env'
+import { systemdSkipReason } from '../../harness/nspawn'
 
 const repo = resolve(__dirname, '..', '..')
 const skip = systemdSkipReason()

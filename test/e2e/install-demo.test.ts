@@ -7,10 +7,10 @@
 import { resolve } from 'node:path'
 import { promises as fsp } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startDemoEnvironment, DemoEnvironment, waitFor } from '../../src/testbed/demo-env'
+import { startDemoEnvironment, DemoEnvironment, waitFor } from '../../harness/demo-env'
 import { connectSystemd } from '../../src/systemd/dbus-systemd'
 import type { Systemd } from '../../src/systemd/systemd'
-import { systemdSkipReason } from '../../src/testbed/nspawn'
+import { systemdSkipReason } from '../../harness/nspawn'
 
 const repo = resolve(__dirname, '..', '..')
 const skip = systemdSkipReason()
@@ -81,6 +81,34 @@ describe.skipIf(skip !== undefined)(`install --system end to end (real registry,
     // No sysctr process stays: systemd runs runc directly.
     const ps = await env.box.exec(['sh', '-c', 'ps -eo args | grep -c "[s]ysctr/bin/sysctr" || true'])
     expect(ps.stdout.trim()).toBe('0')
+  })
+
+  it('a runc process is really what runs each unit: its MainPID is `runc run NAME`, and the container runc lists as running is in the unit\'s cgroup', async () => {
+    const list = await env.box.exec(['runc', 'list', '--format', 'json'])
+    expect(list.code).toBe(0)
+    const containers = JSON.parse(list.stdout) as { id: string; pid: number; status: string }[]
+    const read = async (file: string) => (await env.box.exec(['cat', file])).stdout
+    const runcBinary = (await env.box.exec(['readlink', '-f', '/usr/bin/runc'])).stdout.trim() // /usr/sbin/runc on Debian
+    for (const name of ['etcd', 'flannel', 'engine']) {
+      const s = await systemd.unitState(`${name}.service`)
+      expect(s.mainPid).toBeGreaterThan(0)
+      const pid = s.mainPid!
+      // The unit's main process is runc itself (env exec'd it), running this container.
+      expect((await env.box.exec(['readlink', `/proc/${pid}/exe`])).stdout.trim()).toBe(runcBinary)
+      const argv = (await read(`/proc/${pid}/cmdline`)).split('\0').filter((a) => a !== '')
+      expect(argv.slice(0, 2)).toEqual(['/usr/bin/runc', 'run'])
+      expect(argv.at(-1)).toBe(name)
+      const cgroup = `/sys/fs/cgroup/system.slice/${name}.service`
+      expect((await read(`${cgroup}/cgroup.procs`)).split('\n')).toContain(String(pid))
+      // runc lists the container as running; its init and every process of it are in the unit's cgroup.
+      const c = containers.find((x) => x.id === name)
+      expect(c).toMatchObject({ id: name, status: 'running' })
+      const inContainer = (await read(`${cgroup}/container/cgroup.procs`)).split('\n').filter((l) => l !== '')
+      expect(inContainer).toContain(String(c!.pid))
+      const runcPs = await env.box.exec(['runc', 'ps', '--format', 'json', name])
+      expect(runcPs.code).toBe(0)
+      expect((JSON.parse(runcPs.stdout) as number[]).map(String).sort()).toEqual([...inContainer].sort())
+    }
   })
 
   it('runs the container from a read-only root: a write inside fails', async () => {
@@ -164,7 +192,12 @@ describe.skipIf(skip !== undefined)(`install --system end to end (real registry,
     expect(again.stderr).toMatch(/^error: uninstalling etcd: no container named etcd is installed/m)
   })
 
-  it('a runc process is really what runs each unit (and nothing is left running after uninstall)', async () => {
+  it('nothing is left running after uninstall: runc lists no container, no runc process runs, no unit cgroup stays', async () => {
     await waitFor(async () => (await env.box.exec(['runc', 'list', '-q'])).stdout.trim() === '', 10_000, 'runc list to be empty')
+    const ps = await env.box.exec(['ps', '-eo', 'comm='])
+    expect(ps.stdout.split('\n').filter((c) => /^(runc|crun)$/.test(c.trim()))).toEqual([])
+    for (const name of ['etcd', 'flannel', 'engine', 'etcd-copy', 'etcd-crun']) {
+      await expect(fsp.access(env.box.hostPath(`/sys/fs/cgroup/system.slice/${name}.service`))).rejects.toThrow()
+    }
   })
 })

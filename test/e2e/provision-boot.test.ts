@@ -19,12 +19,12 @@ import { promises as fsp } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildDemoImages, DEMO_IMAGES } from '../../src/demo/images'
+import { buildDemoImages, DEMO_IMAGES } from '../../harness/demo/images'
 import { connectSystemd } from '../../src/systemd/dbus-systemd'
 import { OfflineSystemd } from '../../src/systemd/offline-systemd'
 import type { Systemd, UnitState } from '../../src/systemd/systemd'
-import { bootSystemd, systemdSkipReason, type SystemdContainer } from '../../src/testbed/nspawn'
-import { waitFor } from '../../src/testbed/demo-env'
+import { bootSystemd, systemdSkipReason, type SystemdContainer } from '../../harness/nspawn'
+import { waitFor } from '../../harness/demo-env'
 
 const repo = resolve(__dirname, '..', '..')
 const skip = systemdSkipReason() ?? (spawnSync('/usr/bin/node', ['--version']).status === 0 ? undefined : 'needs node at /usr/bin/node (the booted root uses the host /usr)')

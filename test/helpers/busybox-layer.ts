@@ -1,6 +1,6 @@
 /** The first layer of the busybox-based test images: busybox, its applet links, and the usual top-level dirs. */
 import { promises as fsp } from 'node:fs'
-import type { LayerEntry } from '../../src/oci/layout-writer'
+import type { LayerEntry } from '../../harness/oci-layout-writer'
 
 export async function busyboxLayer(busyboxPath: string, applets: readonly string[]): Promise<LayerEntry[]> {
   const entries: LayerEntry[] = [

@@ -8,7 +8,7 @@ import { spawn, ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { LayerEntry, writeOciLayout, WrittenImage } from '../../src/oci/layout-writer'
+import { LayerEntry, writeOciLayout, WrittenImage } from '../../harness/oci-layout-writer'
 
 export const REPO_ROOT = resolve(__dirname, '..', '..')
 export const CLI = join(REPO_ROOT, 'bin', 'sysctr')

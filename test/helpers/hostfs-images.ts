@@ -11,8 +11,8 @@
  *   tools           noContainerService: /exports/hostfs/etc/tools/hello
  *                   and a tmpfiles entry, no service.
  */
-import type { LayerEntry, WrittenImage } from '../../src/oci/layout-writer'
-import { writeOciLayout } from '../../src/oci/layout-writer'
+import type { LayerEntry, WrittenImage } from '../../harness/oci-layout-writer'
+import { writeOciLayout } from '../../harness/oci-layout-writer'
 import { busyboxLayer } from './busybox-layer'
 
 const APPLETS = ['sh', 'sleep', 'cat', 'true']

@@ -1,2 +1,2 @@
-// The harness lives in src/testbed (the demo uses it too); tests import it from here.
-export * from '../../src/testbed/nspawn'
+// The nspawn test bed lives in harness/ (the demo uses it too); tests import it from here.
+export * from '../../harness/nspawn'

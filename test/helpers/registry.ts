@@ -10,7 +10,7 @@ import { request as httpsRequest } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { registryConfig } from '../../src/testbed/registry-config'
+import { registryConfig } from '../../harness/registry-config'
 
 const execFileP = promisify(execFile)
 

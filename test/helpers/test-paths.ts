@@ -2,7 +2,7 @@
 import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import type { OpsContext, Paths } from '../../src/ops/context'
-import { FakeSystemd } from '../../src/systemd/fake-systemd'
+import { FakeSystemd } from '../../harness/fake-systemd'
 
 export const TEMPLATES = join(__dirname, '..', '..', 'templates')
 

@@ -11,11 +11,11 @@
  *
  * So an update from one version to the next changes one small layer. The unit
  * (Type=notify, readiness through /dev/log bound to systemd's notify socket,
- * as in src/demo/images.ts) has `Description=svc $VERSION`, which lets a
+ * as in harness/demo/images.ts) has `Description=svc $VERSION`, which lets a
  * FakeSystemd fail v3 by its unit; the process env carries VERSION and GREETING.
  */
-import type { LayerEntry, WrittenImage } from '../../src/oci/layout-writer'
-import { writeOciLayout } from '../../src/oci/layout-writer'
+import type { LayerEntry, WrittenImage } from '../../harness/oci-layout-writer'
+import { writeOciLayout } from '../../harness/oci-layout-writer'
 import { busyboxLayer } from './busybox-layer'
 
 export const SVC_VERSIONS = ['v1', 'v2', 'v3'] as const

@@ -10,7 +10,7 @@ import { promises as fsp } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { writeOciLayout, WrittenImage } from '../../src/oci/layout-writer'
+import { writeOciLayout, WrittenImage } from '../../harness/oci-layout-writer'
 import { pushLayout, registrySkipReason, RunningRegistry, startRegistry } from '../helpers/registry'
 import { PolicyPull, pullUnderPolicy } from '../helpers/trust-fixtures'
 

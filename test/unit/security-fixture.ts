@@ -11,7 +11,7 @@ import { Readable } from 'node:stream'
 import { gzipSync } from 'node:zlib'
 import { afterEach, beforeEach, expect } from 'vitest'
 import { SysctrError } from '../../src/errors'
-import { LayerEntry, writeLayer } from '../../src/oci/layout-writer'
+import { LayerEntry, writeLayer } from '../../harness/oci-layout-writer'
 import { Descriptor, Digest, MediaType } from '../../src/oci/types'
 import { LayerRecord, Store } from '../../src/store/store'
 

@@ -2,7 +2,7 @@ import { createReadStream, promises as fsp } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { LayerEntry, writeOciLayout, WrittenImage } from '../../src/oci/layout-writer'
+import { LayerEntry, writeOciLayout, WrittenImage } from '../../harness/oci-layout-writer'
 import { fsck } from '../../src/store/fsck'
 import { LayerRecord, Store } from '../../src/store/store'
 

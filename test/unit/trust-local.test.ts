@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SysctrError } from '../../src/errors'
-import { writeOciLayout, WrittenImage } from '../../src/oci/layout-writer'
+import { writeOciLayout, WrittenImage } from '../../harness/oci-layout-writer'
 import { openImageSource } from '../../src/transports/open'
 
 describe('signature policy for oci: images', () => {

@@ -1,16 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { UsageError } from '../../src/errors'
-import {
-  allProcessCapabilities,
-  checkContainerName,
-  checkUnitSafe,
-  computeDefaults,
-  LINUX_CAPABILITIES,
-  parseSetFlags,
-  resolveValues,
-  runtimeCommands,
-  systemdQuote,
-} from '../../src/templates/values'
+import { checkContainerName } from '../../src/deployment/name'
+import { allProcessCapabilities, LINUX_CAPABILITIES } from '../../src/runtime/capabilities'
+import { checkUnitSafe, systemdQuote } from '../../src/systemd/unit-quote'
+import { computeDefaults, parseSetFlags, resolveValues, runtimeCommands } from '../../src/templates/values'
 
 const ctx = {
   name: 'etcd',

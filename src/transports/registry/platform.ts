@@ -1,11 +1,25 @@
 /**
- * Choosing one manifest from an image index by platform (os, architecture,
+ * The host's platform, and choosing one manifest from an image index by platform (os, architecture,
  * variant), with the usual normalisation: x86_64 -> amd64, aarch64 -> arm64,
  * arm64 without a variant is v8, arm without a variant is v7.
  */
+import { endianness } from 'node:os'
 import type { Descriptor, Platform } from '../../oci/types'
 import { MANIFEST_MEDIA_TYPES } from '../../oci/types'
-import { hostArchitecture } from '../../oci/layout-writer'
+
+/** The host's architecture in GOARCH words, as image indexes name it. */
+export function hostArchitecture(): string {
+  switch (process.arch) {
+    case 'x64':
+      return 'amd64'
+    case 'ia32':
+      return '386'
+    case 'ppc64':
+      return endianness() === 'LE' ? 'ppc64le' : 'ppc64'
+    default:
+      return process.arch // arm64, arm, s390x, riscv64 match already
+  }
+}
 
 export function hostPlatform(): Platform {
   return { os: 'linux', architecture: hostArchitecture() }

@@ -6,9 +6,10 @@
  * each unit's state and the order systemd started them in (read over D-Bus),
  * then uninstalls everything and tears the container down.
  */
-import { resolve } from 'node:path'
-import { startDemoEnvironment } from '../testbed/demo-env'
-import { connectSystemd } from '../systemd/dbus-systemd'
+import { existsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { startDemoEnvironment } from '../demo-env'
+import { connectSystemd } from '../../src/systemd/dbus-systemd'
 import { DEMO_IMAGES } from './images'
 
 async function main(): Promise<number> {
@@ -16,7 +17,7 @@ async function main(): Promise<number> {
     process.stderr.write('error: the demo boots a systemd container with systemd-nspawn and must run as root\n')
     return 7
   }
-  const repo = resolve(__dirname, '..', '..')
+  const repo = checkoutRoot(__dirname)
   const t0 = Date.now()
   const say = (m: string) => process.stdout.write(`[demo ${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}\n`)
   const env = await startDemoEnvironment({ repo, log: say })
@@ -72,6 +73,14 @@ async function main(): Promise<number> {
     say('container stopped, work dir removed')
   }
   return failed ? 1 : 0
+}
+
+/** The sysctr checkout holding `dir` (dist-harness/harness/demo when built, harness/demo as source). */
+function checkoutRoot(dir: string): string {
+  for (let d = dir; d !== dirname(d); d = dirname(d)) {
+    if (existsSync(join(d, 'bin', 'sysctr')) && existsSync(join(d, 'package.json'))) return d
+  }
+  throw new Error(`no sysctr checkout (bin/sysctr) above ${dir}`)
 }
 
 main().then(

@@ -11,7 +11,7 @@
 import { promises as fsp } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { buildDemoImages, DEMO_IMAGES } from '../demo/images'
+import { buildDemoImages, DEMO_IMAGES } from './demo/images'
 import { bootSystemd, SystemdContainer } from './nspawn'
 import { registryConfig } from './registry-config'
 

@@ -14,12 +14,13 @@
  *   timestamp); a unit whose requirement failed gets result 'dependency'.
  *   Type=oneshot without RemainAfterExit= goes back to inactive (dead).
  * - stop: also stops active units that Requires=/BindsTo= the stopped one.
+ * - Two starts of one unit at once are one job (the second joins the first).
  * - A unit fails to start when configured with failUnit(), or by default when
  *   its ExecStart= runs `false` (/bin/false, /usr/bin/false).
  * Not modelled: Conflicts=, conditions, timeouts, restart policies, templates
  * (foo@.service), drop-ins, masking.
  */
-import { SystemdError } from '../errors'
+import { SystemdError } from '../src/errors'
 import {
   jobFailedError,
   OK_JOB_RESULTS,
@@ -30,9 +31,9 @@ import {
   type Systemd,
   type UnitFileChange,
   type UnitState,
-} from './systemd'
-import { UnitFile, splitUnitList } from './unit-file'
-import { DEFAULT_UNIT_DIRS, disableUnits, enableUnits, findUnitFile, unitFileState, type UnitTree } from './enablement'
+} from '../src/systemd/systemd'
+import { UnitFile, splitUnitList } from '../src/systemd/unit-file'
+import { DEFAULT_UNIT_DIRS, disableUnits, enableUnits, findUnitFile, unitFileState, type UnitTree } from '../src/systemd/enablement'
 
 export interface FakeSystemdOptions {
   /** The directory standing for `/`; unit dirs and reported paths are relative to it. */
@@ -76,6 +77,8 @@ export class FakeSystemd implements Systemd {
   readonly events: FakeEvent[] = []
   private readonly units = new Map<string, LoadedUnit>()
   private readonly failing = new Map<string, string>()
+  /** Start jobs under way, by unit name. */
+  private readonly starting = new Map<string, Promise<JobResult>>()
   private readonly failsToStart: (unit: string, file: UnitFile) => string | undefined
   private readonly clock: () => bigint
   private nextPid = 1000
@@ -168,12 +171,20 @@ export class FakeSystemd implements Systemd {
     throw jobFailedError(verb, name, result, name.endsWith('.service') ? u.result : undefined)
   }
 
-  private async start(u: LoadedUnit, visiting: Set<string>): Promise<JobResult> {
-    if (u.activeState === 'active') return 'done'
-    if (!u.file) return 'failed'
-    if (visiting.has(u.name)) return 'done' // dependency cycle: systemd breaks it too
-    visiting.add(u.name)
-    const unit = u.file
+  private start(u: LoadedUnit, visiting: Set<string>): Promise<JobResult> {
+    if (u.activeState === 'active') return Promise.resolve('done')
+    if (!u.file) return Promise.resolve('failed')
+    if (visiting.has(u.name)) return Promise.resolve('done') // dependency cycle: systemd breaks it too
+    // A start of a unit whose start is under way joins that job, as systemd merges jobs.
+    const running = this.starting.get(u.name)
+    if (running) return running
+    const job = this.startNow(u, visiting).finally(() => this.starting.delete(u.name))
+    this.starting.set(u.name, job)
+    return job
+  }
+
+  private async startNow(u: LoadedUnit, visiting: Set<string>): Promise<JobResult> {
+    const unit = u.file!
     const deps = (key: string): string[] => unit.getAll('Unit', key).flatMap(splitUnitList)
     const required = [...deps('Requires'), ...deps('BindsTo'), ...deps('Requisite')]
     const wanted = deps('Wants')
@@ -262,6 +273,8 @@ export class FakeSystemd implements Systemd {
     let u = this.units.get(name)
     if (u && u.file) return u
     const found = await this.findUnitFile(name)
+    // A load of the same unit that finished meanwhile made the one record of it.
+    u = this.units.get(name) ?? u
     if (!u) {
       u = { name, activeState: 'inactive', subState: 'dead', result: 'success', activeEnter: 0n, inactiveExit: 0n }
       if (found) this.units.set(name, u)

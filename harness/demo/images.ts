@@ -25,8 +25,8 @@
  * entry), where each writes `NAME.ready`, so a start out of order fails.
  */
 import { promises as fsp } from 'node:fs'
-import type { LayerEntry, WrittenImage } from '../oci/layout-writer'
-import { writeOciLayout } from '../oci/layout-writer'
+import type { LayerEntry, WrittenImage } from '../oci-layout-writer'
+import { writeOciLayout } from '../oci-layout-writer'
 
 export const DEMO_IMAGES = ['etcd', 'flannel', 'engine'] as const
 export type DemoImage = (typeof DEMO_IMAGES)[number]

@@ -15,7 +15,8 @@ import { pipeline } from 'node:stream/promises'
 import { PassThrough, Transform } from 'node:stream'
 import { createGzip } from 'node:zlib'
 import * as tar from 'tar-stream'
-import { Descriptor, Digest, ImageConfig, ImageIndex, ImageManifest, MediaType, Platform } from './types'
+import { Descriptor, Digest, ImageConfig, ImageIndex, ImageManifest, MediaType, Platform } from '../src/oci/types'
+import { hostArchitecture } from '../src/transports/registry/platform'
 
 export type LayerEntryType = 'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'block-device' | 'fifo'
 
@@ -195,18 +196,4 @@ export async function writeOciLayout(dir: string, images: ImageSpec[]): Promise<
   }
   await fsp.writeFile(join(dir, 'index.json'), JSON.stringify(index))
   return written
-}
-
-/** The host's architecture in GOARCH words, as image indexes name it. */
-export function hostArchitecture(): string {
-  switch (process.arch) {
-    case 'x64':
-      return 'amd64'
-    case 'ia32':
-      return '386'
-    case 'ppc64':
-      return require('node:os').endianness() === 'LE' ? 'ppc64le' : 'ppc64'
-    default:
-      return process.arch // arm64, arm, s390x, riscv64 match already
-  }
 }
