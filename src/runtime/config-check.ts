@@ -105,6 +105,8 @@ export interface ConfigCheckResult {
   findings: ConfigFinding[]
   /** Everything asked beyond the default grant, granted or not (what `--privileged` or the grants allowed). */
   asked: AskedGrant[]
+  /** The `--grant` ITEMs given (canonical form). */
+  granted: string[]
   /** The `--grant` ITEMs given that this config does not need. */
   unusedGrants: string[]
 }
@@ -249,6 +251,7 @@ export function checkRuntimeConfig(text: string, opts: ConfigCheckOptions = {}):
     legacy: changes,
     findings,
     asked,
+    granted: granted.map(formatGrant),
     unusedGrants,
     warnings: [...changes, ...findings.map((f) => `${f.field}: ${f.message}`)],
   }
@@ -264,12 +267,12 @@ export const PRIVILEGE_CODES: readonly ConfigFindingCode[] = ['config.host-names
  * paste (see grantRefusal). A result checked with `privileged: true`, or
  * with every ITEM granted, has none, so this passes.
  */
-export function refusePrivileged(checked: Pick<ConfigCheckResult, 'findings'>, opts: { granted?: readonly string[] } = {}): void {
+export function refusePrivileged(checked: Pick<ConfigCheckResult, 'findings'> & { granted?: readonly string[] }): void {
   const found = checked.findings.filter((f) => PRIVILEGE_CODES.includes(f.code))
   if (found.length === 0) return
   throw grantRefusal(
     found.map((f) => ({ code: f.code, field: f.field, message: f.message, grant: f.grant ?? 'privileged' })),
-    opts,
+    { granted: checked.granted },
   )
 }
 
