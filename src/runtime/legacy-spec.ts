@@ -6,7 +6,7 @@
  * docs/atomic-compat.md:
  * - `ociVersion` "0.x" (hello-world ships "0.3.0"): crun refuses ("unknown
  *   version specified"); runc accepts. Read as "1.0.0".
- * - `process.capabilities` as a list (runtime-spec before 1.0.0-rc5; older
+ * - `process.capabilities` as a list (the pre-1.0 release-candidate shape; older
  *   docker-centos): runc refuses ("cannot unmarshal array into Go struct field
  *   Process.process.capabilities"). The list becomes all five sets, as
  *   Atomic's 1.0.0 images write it.
