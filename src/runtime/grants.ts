@@ -104,6 +104,11 @@ export const RESERVED_NAMES: readonly string[] = [
   'dbus', 'ssh', 'sudoers.d', 'pam.d', 'security', 'sysconfig', 'default', 'kubernetes', 'kubelet', 'cni', 'pki', 'ssl',
   'lock', 'user', 'log', 'lib', 'cache', 'tmpfiles.d', 'cron.d', 'udev', 'polkit-1', 'apt', 'dpkg', 'rpm', 'yum', 'dnf',
   'ostree', 'selinux', 'apparmor.d', 'audit', 'netns', 'secrets', 'NetworkManager', 'modprobe.d', 'sysctl.d', 'journal',
+  // host files and directories a service named like them must not own
+  'passwd', 'shadow', 'group', 'gshadow', 'sudoers', 'sudo', 'hosts', 'hostname', 'resolv.conf', 'localtime', 'machine-id',
+  'fstab', 'crontab', 'environment', 'profile', 'profile.d', 'bashrc', 'ld.so.preload', 'ld.so.conf', 'ld.so.conf.d',
+  'nsswitch.conf', 'login.defs', 'init.d', 'rc.local', 'os-release', 'modules', 'modules-load.d', 'utmp', 'initctl',
+  'mount', 'nologin', 'sss', 'alternatives', 'X11', 'xdg',
 ]
 
 /** The default grant as data (README, `images info`). */
@@ -278,6 +283,21 @@ export interface ServiceIdentity {
   runDirectory?: string
   stateDirectory?: string
   confDirectory?: string
+}
+
+/**
+ * The identity install, update and dry run pass: the container name and the
+ * image's last path component (tag and digest dropped: `registry/f27/etcd:1`
+ * -> `etcd`), and the rendered directories (`values` as resolved).
+ */
+export function serviceIdentity(name: string, imageName: string | undefined, values: Record<string, string> = {}): ServiceIdentity {
+  const names = [name]
+  if (imageName) {
+    const noDigest = imageName.split('@')[0]
+    const last = noDigest.slice(noDigest.lastIndexOf('/') + 1).split(':')[0]
+    if (last !== '' && last !== name) names.push(last)
+  }
+  return { names, runDirectory: values.RUN_DIRECTORY, stateDirectory: values.STATE_DIRECTORY, confDirectory: values.CONF_DIRECTORY }
 }
 
 /** A thing a config asks beyond the default grant, and the ITEM that grants it. */

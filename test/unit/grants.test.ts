@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest'
 import { ContentError, UsageError } from '../../src/errors'
 import { checkRuntimeConfig, refusePrivileged, type RuntimeSpec } from '../../src/runtime/config-check'
-import { DEFAULT_CAPABILITIES, DEFAULT_GRANT, describeHostAsks, formatGrant, grantCovers, parseGrant } from '../../src/runtime/grants'
+import { DEFAULT_CAPABILITIES, DEFAULT_GRANT, describeHostAsks, formatGrant, grantCovers, parseGrant, serviceIdentity } from '../../src/runtime/grants'
 
 const sets = (caps: string[]) => ({ bounding: caps, permitted: caps, inheritable: caps, effective: caps, ambient: caps })
 const RUNC_CAPS = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE']
@@ -231,6 +231,18 @@ describe('grants: own directories', () => {
   it('etcd installed as etcd-2 keeps /var/lib/etcd/etcd-2.etcd as its own when the image name etcd is passed', () => {
     expect(check(etcd('etcd-2'), { names: ['etcd-2', 'etcd'] }).findings.map((f) => f.grant)).toEqual(['cap:DAC_READ_SEARCH'])
     expect(check(etcd('etcd-2'), { names: ['etcd-2'] }).findings.map((f) => f.grant)).toEqual(['cap:DAC_READ_SEARCH', 'bind:/var/lib/etcd/etcd-2.etcd:rw'])
+  })
+
+  it('serviceIdentity: the container name, the image\'s last path component, the rendered directories', () => {
+    expect(serviceIdentity('etcd-2', 'registry.example/f27/etcd:latest@sha256:ab', { STATE_DIRECTORY: '/srv' })).toEqual({ names: ['etcd-2', 'etcd'], runDirectory: undefined, stateDirectory: '/srv', confDirectory: undefined })
+    expect(serviceIdentity('etcd', 'localhost:5000/etcd').names).toEqual(['etcd'])
+    expect(check(etcd('etcd-2'), serviceIdentity('etcd-2', 'registry.example/f27/etcd:latest')).findings.map((f) => f.grant)).toEqual(['cap:DAC_READ_SEARCH'])
+  })
+
+  it('an image named after a host file does not own it', () => {
+    const s = defaultsOnly() as { mounts: unknown[] }
+    s.mounts.push(bind('/etc/shadow', '/etc/shadow', 'rw'), bind('/etc/passwd', '/etc/passwd', 'ro'))
+    expect(check(s, serviceIdentity('svc', 'evil/shadow')).findings.map((f) => f.grant)).toEqual(['bind:/etc/shadow:rw', 'bind:/etc/passwd'])
   })
 
   it('without names /etc/NAME is not recognised (pass the names)', () => {
