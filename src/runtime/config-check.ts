@@ -11,7 +11,7 @@
  * - process.args is a non-empty list of strings;
  * - a bind mount's source is an absolute host path (runc would resolve a
  *   relative one against the bundle: the deployment directory);
- * - no `hostname` without a uts namespace of its own (runc refuses it at start).
+ * - no `hostname` without a uts namespace (runc refuses it at start).
  *
  * Privilege findings: what the config asks beyond the default grant
  * (grants.ts: a container engine's default). Each carries the `--grant` ITEM
@@ -208,9 +208,9 @@ function checkRequired(raw: unknown): RuntimeSpec {
       })
     }
   }
-  const hasUts = Array.isArray(ns) && ns.some((n) => isObject(n) && n.type === 'uts' && !n.path)
+  const hasUts = Array.isArray(ns) && ns.some((n) => isObject(n) && n.type === 'uts')
   if (typeof raw.hostname === 'string' && raw.hostname !== '' && !hasUts) {
-    throw new ContentError('config.hostname-without-uts', 'config.json: hostname is set but linux.namespaces has no uts namespace of its own: runc refuses to set the hostname of the host', {
+    throw new ContentError('config.hostname-without-uts', 'config.json: hostname is set but linux.namespaces has no uts namespace: runc refuses to set the hostname of the host', {
       hint: 'add {"type": "uts"} to linux.namespaces, or drop hostname',
       data: { field: 'hostname', found: raw.hostname },
     })
