@@ -1,35 +1,30 @@
 /**
  * Validation of a rendered runc config.json (OCI runtime spec).
  *
+ * Legacy shapes are translated first (normaliseLegacySpec, in legacy-spec.ts):
+ * the checks apply to what the runtime will be given.
+ *
  * Hard requirements (ContentError, whatever the options):
  * - valid JSON, an object, with `process` and `root`;
  * - root.path is "rootfs" and root.readonly is true (the checkout is shared
  *   with the store through hardlinks: the container must never write to it);
- * - process.args is a non-empty list of strings.
+ * - process.args is a non-empty list of strings;
+ * - a bind mount's source is an absolute host path (runc would resolve a
+ *   relative one against the bundle: the deployment directory);
+ * - no `hostname` without a uts namespace (runc refuses it at start).
  *
- * Privilege findings (`privileged: true` silences them; install refuses a
- * config that has any with ContentError 'config.privileged' through
- * refusePrivileged, unless installed with --privileged): what gives the
- * container more of the host than runc's default spec does — a missing
- * pid/mount/ipc/uts namespace or one joined by path, capabilities beyond the
- * default set, privileged bind mounts (see isPrivilegedBind), all devices
- * allowed, OCI hooks (they run on the host as root). A terminal (which a
- * service does not have) is reported even when privileged, as a warning.
+ * Privilege findings: what the config asks beyond the default grant
+ * (grants.ts: a container engine's default). Each carries the `--grant` ITEM
+ * that allows it; findings covered by `grants` are left out, `privileged:
+ * true` leaves out all. Install refuses a config with any through
+ * refusePrivileged (ContentError 'config.privileged', exit 6, naming each
+ * thing and the flags that grant exactly it). A terminal (which a service
+ * does not have) is reported even when privileged, as a warning.
  * Each finding has a stable code.
- *
- * Bind mounts (source normalised, /var/run read as /run):
- * - privileged read-write: a host system directory itself (/, /etc, /usr,
- *   /var, /run, ...), or anything under /proc, /sys, /boot, or a container
- *   engine's state (/var/lib/sysctr, /var/lib/docker, /var/lib/containers);
- * - privileged even read-only (ro does not stop connect() on a socket nor a
- *   write to a device node): anything under /dev, a daemon's control socket
- *   (`*.sock`, /run/dbus, /run/docker*, /run/containerd, /run/podman,
- *   /run/crio, /run/runc, anything under /run/systemd);
- * - except the allow-list for logging and readiness: /run/systemd/notify,
- *   /run/systemd/journal/{socket,stdout,dev-log}, /dev/log.
- * Anything else (e.g. /run/NAME, /var/lib/NAME, /srv/...) is allowed.
  */
 import { ContentError } from '../errors'
+import { askedGrants, formatGrant, grantRefusal, missingGrants, parseGrants, type AskedGrant, type ServiceIdentity } from './grants'
+import { normaliseLegacySpec } from './legacy-spec'
 
 export interface RuntimeMount {
   destination: string
@@ -80,7 +75,9 @@ export type ConfigFindingCode =
   | 'config.host-namespace'
   | 'config.extra-capabilities'
   | 'config.privileged-mount'
+  | 'config.mount-type'
   | 'config.all-devices'
+  | 'config.devices'
   | 'config.hooks'
   | 'config.terminal'
 
@@ -89,21 +86,39 @@ export interface ConfigFinding {
   /** The spec field, e.g. `linux.namespaces`, `mounts[7]`. */
   field: string
   message: string
+  /** For a privilege finding: the `--grant` ITEM that allows it (grants.ts). */
+  grant?: string
 }
 
 export interface ConfigCheckResult {
   spec: RuntimeSpec
-  /** The findings' messages, for printing. */
+  /**
+   * The config.json to write: the input text, or the translated one when a
+   * legacy shape was translated (see `legacy`).
+   */
+  configJson: string
+  /** What normaliseLegacySpec translated, one line each (empty for a current config). */
+  legacy: string[]
+  /** The findings' and translations' messages, for printing. */
   warnings: string[]
+  /** Privilege findings not covered by the grants (none when privileged), and the terminal warning. */
   findings: ConfigFinding[]
+  /** Everything asked beyond the default grant, granted or not (what `--privileged` or the grants allowed). */
+  asked: AskedGrant[]
+  /** The `--grant` ITEMs given (canonical form). */
+  granted: string[]
+  /** The `--grant` ITEMs given that this config does not need. */
+  unusedGrants: string[]
 }
 
-/** runc spec's default capability set. */
-export const DEFAULT_CAPABILITIES: readonly string[] = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE']
-/** Namespaces a system container keeps (the network one is shared with the host on purpose). */
-export const REQUIRED_NAMESPACES: readonly string[] = ['pid', 'mount', 'ipc', 'uts']
-/** Host directories whose read-write bind gives a container the host. */
-export const PRIVILEGED_BIND_SOURCES: readonly string[] = ['/', '/dev', '/proc', '/sys', '/etc', '/boot', '/usr', '/var', '/run']
+export interface ConfigCheckOptions extends ServiceIdentity {
+  /** Grant everything (`--privileged`). */
+  privileged?: boolean
+  /** `--grant` ITEMs (a bad one is a UsageError 'grant.invalid'). */
+  grants?: readonly string[]
+}
+
+export { ALLOWED_BIND_SOURCES, DEFAULT_CAPABILITIES, REQUIRED_NAMESPACES, isPrivilegedBind } from './grants'
 
 function invalid(message: string, data?: Record<string, unknown>): ContentError {
   return new ContentError('config.invalid', `config.json: ${message}`, { data })
@@ -139,43 +154,6 @@ function parseJson(text: string): unknown {
       data,
     })
   }
-}
-
-/** Normalise a host path for comparison: collapse slashes, drop a trailing one. */
-function normalisePath(p: string): string {
-  const collapsed = p.replace(/\/+/g, '/')
-  return collapsed.length > 1 ? collapsed.replace(/\/$/, '') : collapsed
-}
-
-/** Bind sources allowed whatever else the rules say: logging and sd_notify readiness. */
-export const ALLOWED_BIND_SOURCES: readonly string[] = ['/run/systemd/notify', '/run/systemd/journal/socket', '/run/systemd/journal/stdout', '/run/systemd/journal/dev-log', '/dev/log']
-/** Binds of or below these are privileged even read-only. */
-const ALWAYS_PRIVILEGED_UNDER: readonly string[] = ['/dev', '/run/dbus', '/run/containerd', '/run/podman', '/run/crio', '/run/runc', '/run/systemd']
-/** Read-write binds below these are privileged. */
-const RW_PRIVILEGED_UNDER: readonly string[] = ['/proc', '/sys', '/boot', '/var/lib/sysctr', '/var/lib/docker', '/var/lib/containers']
-
-const isUnder = (p: string, dir: string): boolean => p === dir || p.startsWith(`${dir}/`)
-
-/**
- * Why a bind of host path `source` is privileged ('read-write' or 'socket/device'), or
- * undefined when it is allowed. The rule is in the module comment.
- */
-export function isPrivilegedBind(source: string, readOnly: boolean): string | undefined {
-  let p = normalisePath(source.startsWith('/') ? source : `/${source}`)
-  // Lexical only: `..` in a source is resolved as the kernel would, so /run/x/../../etc is /etc.
-  const parts: string[] = []
-  for (const c of p.split('/')) {
-    if (c === '' || c === '.') continue
-    if (c === '..') parts.pop()
-    else parts.push(c)
-  }
-  p = `/${parts.join('/')}`
-  if (isUnder(p, '/var/run')) p = `/run${p.slice('/var/run'.length)}`
-  if (ALLOWED_BIND_SOURCES.includes(p)) return undefined
-  if (ALWAYS_PRIVILEGED_UNDER.some((d) => isUnder(p, d)) || /^\/run\/docker/.test(p) || p.endsWith('.sock')) return readOnly ? 'socket or device' : 'read-write socket or device'
-  if (readOnly) return undefined
-  if (PRIVILEGED_BIND_SOURCES.includes(p) || RW_PRIVILEGED_UNDER.some((d) => isUnder(p, d))) return 'read-write'
-  return undefined
 }
 
 /** Check the shape every config must have; returns it typed. */
@@ -220,59 +198,29 @@ function checkRequired(raw: unknown): RuntimeSpec {
       if (!isStringList(list)) throw invalid(`process.capabilities.${set} must be a list of strings`)
     }
   }
+  for (const [i, m] of ((raw.mounts ?? []) as Record<string, unknown>[]).entries()) {
+    const options = (m.options ?? []) as string[]
+    const bind = m.type === 'bind' || options.includes('bind') || options.includes('rbind')
+    if (bind && (typeof m.source !== 'string' || !m.source.startsWith('/'))) {
+      throw new ContentError('config.bind-source', `config.json: mounts[${i}] binds ${JSON.stringify(m.source)}: a bind mount's source must be an absolute host path`, {
+        hint: 'runc would resolve a relative source against the deployment directory',
+        data: { field: `mounts[${i}]`, found: m.source },
+      })
+    }
+  }
+  const hasUts = Array.isArray(ns) && ns.some((n) => isObject(n) && n.type === 'uts')
+  if (typeof raw.hostname === 'string' && raw.hostname !== '' && !hasUts) {
+    throw new ContentError('config.hostname-without-uts', 'config.json: hostname is set but linux.namespaces has no uts namespace: runc refuses to set the hostname of the host', {
+      hint: 'add {"type": "uts"} to linux.namespaces, or drop hostname',
+      data: { field: 'hostname', found: raw.hostname },
+    })
+  }
   return raw as unknown as RuntimeSpec
 }
 
-/** What the config grants beyond runc's default spec (see the module comment). */
-export function privilegeFindings(spec: RuntimeSpec): ConfigFinding[] {
-  const findings: ConfigFinding[] = []
-  const namespaces = spec.linux?.namespaces ?? []
-  for (const type of REQUIRED_NAMESPACES) {
-    const ns = namespaces.find((n) => n.type === type)
-    if (!ns) {
-      findings.push({ code: 'config.host-namespace', field: 'linux.namespaces', message: `no ${type} namespace: the container shares the host's` })
-    } else if (ns.path) {
-      findings.push({
-        code: 'config.host-namespace',
-        field: 'linux.namespaces',
-        message: `the ${type} namespace joins ${ns.path} instead of a new one`,
-      })
-    }
-  }
-  const caps = spec.process.capabilities ?? {}
-  const extra = new Set<string>()
-  for (const list of Object.values(caps)) for (const c of list ?? []) if (!DEFAULT_CAPABILITIES.includes(c)) extra.add(c)
-  if (extra.size > 0) {
-    findings.push({
-      code: 'config.extra-capabilities',
-      field: 'process.capabilities',
-      message: `capabilities beyond the default set: ${[...extra].sort().join(', ')}`,
-    })
-  }
-  for (const [i, m] of (spec.mounts ?? []).entries()) {
-    const options = m.options ?? []
-    const isBind = m.type === 'bind' || options.includes('bind') || options.includes('rbind')
-    if (!isBind || typeof m.source !== 'string') continue
-    const readOnly = options.includes('ro')
-    const why = isPrivilegedBind(m.source, readOnly)
-    if (why) {
-      findings.push({
-        code: 'config.privileged-mount',
-        field: `mounts[${i}]`,
-        message: `${why} bind of the host's ${normalisePath(m.source)} at ${m.destination}`,
-      })
-    }
-  }
-  for (const [i, d] of (spec.linux?.resources?.devices ?? []).entries()) {
-    const all = d.allow === true && (d.type === undefined || d.type === 'a') && d.major === undefined && d.minor === undefined
-    if (all) {
-      findings.push({ code: 'config.all-devices', field: `linux.resources.devices[${i}]`, message: 'all host devices are allowed' })
-    }
-  }
-  if (spec.hooks !== undefined && isObject(spec.hooks) && Object.values(spec.hooks).some((h) => Array.isArray(h) && h.length > 0)) {
-    findings.push({ code: 'config.hooks', field: 'hooks', message: 'OCI hooks run programs on the host as root' })
-  }
-  return findings
+/** What the config asks beyond the default grant (see grants.ts), as findings carrying their ITEM. */
+export function privilegeFindings(spec: RuntimeSpec, id: ServiceIdentity = {}): ConfigFinding[] {
+  return askedGrants(spec, id).map((a) => ({ code: a.code, field: a.field, message: a.message, grant: a.grant }))
 }
 
 /** Findings reported even for privileged containers. */
@@ -282,31 +230,50 @@ function serviceFindings(spec: RuntimeSpec): ConfigFinding[] {
 }
 
 /**
- * Parse and check a rendered config.json. Throws ContentError for what no
- * container may have; returns the findings unless `privileged`.
+ * Parse, translate legacy shapes of, and check a rendered config.json. Throws
+ * ContentError for what no container may have, UsageError for a bad grant
+ * ITEM; returns the privilege findings the grants do not cover (none when
+ * `privileged`). Pass the service's names (and rendered RUN/STATE/CONF
+ * directories) so its own directories are recognised (ServiceIdentity).
  */
-export function checkRuntimeConfig(text: string, opts: { privileged?: boolean } = {}): ConfigCheckResult {
-  const spec = checkRequired(parseJson(text))
-  const findings = [...(opts.privileged ? [] : privilegeFindings(spec)), ...serviceFindings(spec)]
-  return { spec, findings, warnings: findings.map((f) => `${f.field}: ${f.message}`) }
+export function checkRuntimeConfig(text: string, opts: ConfigCheckOptions = {}): ConfigCheckResult {
+  const raw = parseJson(text)
+  const granted = parseGrants(opts.grants ?? [])
+  const { spec: translated, changes } = normaliseLegacySpec(raw)
+  const spec = checkRequired(translated)
+  const asked = askedGrants(spec, opts)
+  const missing = missingGrants(asked, granted, { privileged: opts.privileged })
+  const findings: ConfigFinding[] = [...missing.map((a) => ({ code: a.code, field: a.field, message: a.message, grant: a.grant })), ...serviceFindings(spec)]
+  const unusedGrants = granted.filter((g) => !asked.some((a) => missingGrants([a], [g]).length === 0)).map(formatGrant)
+  return {
+    spec,
+    configJson: changes.length > 0 ? `${JSON.stringify(spec, null, 2)}\n` : text,
+    legacy: changes,
+    findings,
+    asked,
+    granted: granted.map(formatGrant),
+    unusedGrants,
+    warnings: [...changes, ...findings.map((f) => `${f.field}: ${f.message}`)],
+  }
 }
 
-/** The codes install refuses without --privileged (config.terminal is only a warning). */
-export const PRIVILEGE_CODES: readonly ConfigFindingCode[] = ['config.host-namespace', 'config.extra-capabilities', 'config.privileged-mount', 'config.all-devices', 'config.hooks']
+/** The codes install refuses without a grant (config.terminal is only a warning). */
+export const PRIVILEGE_CODES: readonly ConfigFindingCode[] = ['config.host-namespace', 'config.extra-capabilities', 'config.privileged-mount', 'config.mount-type', 'config.all-devices', 'config.devices', 'config.hooks']
 
 /**
- * Throw ContentError 'config.privileged' (exit 6) naming every offending field
- * when `checked` has privilege findings. A result checked with
- * `privileged: true` has none, so this passes.
+ * Throw ContentError 'config.privileged' (exit 6) when `checked` has privilege
+ * findings the grants did not cover: one line per thing asked with its
+ * `--grant` ITEM; the hint has the flags that grant exactly those, ready to
+ * paste (see grantRefusal). A result checked with `privileged: true`, or
+ * with every ITEM granted, has none, so this passes.
  */
-export function refusePrivileged(checked: ConfigCheckResult): void {
+export function refusePrivileged(checked: Pick<ConfigCheckResult, 'findings'> & { granted?: readonly string[] }): void {
   const found = checked.findings.filter((f) => PRIVILEGE_CODES.includes(f.code))
   if (found.length === 0) return
-  const fields = [...new Set(found.map((f) => f.field))]
-  throw new ContentError('config.privileged', `config.json asks for privileges a system container does not get by default: ${found.map((f) => `${f.field}: ${f.message}`).join('; ')}`, {
-    hint: 'if you trust this image with that much of the host, install it with --privileged',
-    data: { fields, findings: found.map((f) => ({ code: f.code, field: f.field, message: f.message })) },
-  })
+  throw grantRefusal(
+    found.map((f) => ({ code: f.code, field: f.field, message: f.message, grant: f.grant ?? 'privileged' })),
+    { granted: checked.granted },
+  )
 }
 
 /** Sources of bind mounts (Atomic created the missing ones through tmpfiles). */

@@ -75,7 +75,7 @@ describe('checkRuntimeConfig: findings', () => {
     ['missing mount namespace', (s) => s.linux.namespaces.splice(3, 1), 'config.host-namespace', 'no mount namespace'],
     ['no linux section', (s) => delete s.linux, 'config.host-namespace', 'no pid namespace'],
     ['pid namespace joined by path', (s) => (s.linux.namespaces[0].path = '/proc/1/ns/pid'), 'config.host-namespace', 'joins /proc/1/ns/pid'],
-    ['extra capabilities', (s) => s.process.capabilities.bounding.push('CAP_SYS_ADMIN', 'CAP_NET_ADMIN'), 'config.extra-capabilities', 'CAP_NET_ADMIN, CAP_SYS_ADMIN'],
+    ['extra capabilities', (s) => s.process.capabilities.bounding.push('CAP_SYS_ADMIN', 'CAP_NET_ADMIN'), 'config.extra-capabilities', 'capability CAP_SYS_ADMIN'],
     ['rw bind of /', (s) => s.mounts.push({ destination: '/host', type: 'bind', source: '/', options: ['rbind', 'rw'] }), 'config.privileged-mount', "host's / at /host"],
     ['rw bind of /dev/ (via options)', (s) => s.mounts.push({ destination: '/dev', source: '//dev/', options: ['bind'] }), 'config.privileged-mount', "host's /dev at /dev"],
     ['all devices', (s) => (s.linux.resources = { devices: [{ allow: true, access: 'rwm' }] }), 'config.all-devices', 'all host devices'],
@@ -90,11 +90,13 @@ describe('checkRuntimeConfig: findings', () => {
     expect(check(spec, true).findings).toEqual([])
   })
 
-  it('no network namespace is expected (host network), and ro binds of / are fine', () => {
+  it('no network or uts namespace is expected (host network and hostname), own directories are fine; a ro bind of / is asked', () => {
     const spec = base()
-    spec.mounts.push({ destination: '/host', type: 'bind', source: '/', options: ['rbind', 'ro'] })
+    spec.linux.namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'mount' }]
     spec.mounts.push({ destination: '/var/lib/etcd', type: 'bind', source: '/var/lib/etcd', options: ['rbind', 'rw'] })
     expect(check(spec).findings).toEqual([])
+    spec.mounts.push({ destination: '/host', type: 'bind', source: '/', options: ['rbind', 'ro'] })
+    expect(check(spec).findings.map((f) => f.grant)).toEqual(['bind:/'])
   })
 
   it('a terminal is reported even when privileged', () => {

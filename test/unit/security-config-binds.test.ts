@@ -35,15 +35,25 @@ describe('security: privileged bind mounts', () => {
   for (const [source, ro] of privileged) {
     it(`${source}${ro ? ' (even read-only)' : ' read-write'} is privileged`, () => {
       expect(isPrivilegedBind(source, ro)).toBeDefined()
-      if (!ro) expect(isPrivilegedBind(source, true)).toBeUndefined()
+      // Not one of the service's own directories: beyond the default grant read-only too.
+      expect(isPrivilegedBind(source, true)).toBeDefined()
+      expect(isPrivilegedBind(source, ro, { names: ['svc'] })).toBeDefined()
     })
   }
-  const allowed = ['/run/systemd/notify', '/var/run/systemd/notify', '/run/systemd/journal/socket', '/run/systemd/journal/dev-log', '/dev/log', '/run/sysctr-demo', '/run/etcd', '/var/lib/etcd', '/srv/data', '/etc/myapp']
+  const allowed = ['/run/systemd/notify', '/var/run/systemd/notify', '/run/systemd/journal/socket', '/run/systemd/journal/dev-log', '/dev/log', '/run/sysctr-demo', '/run/etcd', '/var/lib/etcd']
   for (const source of allowed) {
     it(`${source} read-write is allowed`, () => {
       expect(isPrivilegedBind(source, false)).toBeUndefined()
     })
   }
+  // Own directories are named after the service: with names, exactly those; without, /etc/X is not one.
+  it('/etc/myapp is the own directory of myapp only; /srv/data is nobody\'s', () => {
+    expect(isPrivilegedBind('/etc/myapp', false, { names: ['myapp'] })).toBeUndefined()
+    expect(isPrivilegedBind('/etc/myapp', false, { names: ['other'] })).toBe('read-write')
+    expect(isPrivilegedBind('/etc/myapp', false)).toBe('read-write')
+    expect(isPrivilegedBind('/srv/data', false, { names: ['data'] })).toBe('read-write')
+    expect(isPrivilegedBind('/srv/data', false, { names: ['data'], stateDirectory: '/srv' })).toBeUndefined()
+  })
 
   it('refusePrivileged names every offending field; privileged: true passes', () => {
     const spec = {
