@@ -36,7 +36,7 @@
  *   a trailing `/`; /var/run read as /run), as the kernel would resolve them.
  */
 import { ContentError, UsageError } from '../errors'
-import { LINUX_CAPABILITIES } from '../templates/values'
+import { LINUX_CAPABILITIES } from './capabilities'
 import type { ConfigFindingCode, RuntimeSpec } from './config-check'
 
 export type Grant =
