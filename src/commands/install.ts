@@ -31,8 +31,14 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
     runtime: Flags.string({ description: 'OCI runtime binary', default: DEFAULT_RUNTIME }),
     root: Flags.string({ description: 'install into the OS tree at DIR (no running systemd: files and enablement links only; see README "Composing a root")' }),
     ...sourceFlags,
+    grant: Flags.string({
+      description: 'grant ITEM (repeatable): one thing config.json may ask beyond the default grant, e.g. cap:NET_ADMIN, ns:pid, bind:/dev:rw, device:all (a refused install prints the flags it needs; see README "Privileges")',
+      multiple: true,
+      multipleNonGreedy: true,
+      default: [],
+    }),
     privileged: Flags.boolean({
-      description: 'accept a config.json that asks for host namespaces, extra capabilities, privileged bind mounts, all devices or hooks (recorded in the deployment)',
+      description: 'grant everything config.json asks (host namespaces, capabilities, binds, devices, hooks; recorded in the deployment)',
       default: false,
     }),
     'dry-run': Flags.boolean({ description: 'show what would be pulled and the files that would be written; change nothing (see README "Inspecting an image and dry runs")', default: false }),
@@ -54,6 +60,7 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
       runtime: flags.runtime,
       ...sourceFlagValues(flags),
       ...(flags.privileged ? { privileged: true } : {}),
+      ...(flags.grant.length > 0 ? { grant: flags.grant } : {}),
     }
     if (flags['dry-run']) {
       const plan = await installDryRun(ctx, options)
@@ -70,6 +77,7 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
         `  deployment: ${r.deployment}`,
         `  unit: ${r.unit} (enabled${r.started ? `, started: ${r.started}` : ''})`,
         r.privileged ? '  privileged: yes (config.json may use host namespaces, capabilities, binds, devices or hooks)' : '',
+        r.asked ? `  granted beyond the default: ${r.asked.join(' ')}` : '',
       ].filter((l) => l !== '')
     })
   }
@@ -80,6 +88,7 @@ function describeInstallPlan(p: InstallDryRun): string[] {
     `dry run: nothing was changed`,
     p.unchanged ? `${p.name} is already installed from ${p.image} with the same values: install would do nothing` : `would install ${p.name} from ${p.image} (${p.pull.manifestDigest.slice(0, 19)}) as ${p.deployment}`,
     `  pull: ${p.pull.layersToFetch} of ${p.pull.layers.length} layers to fetch (${formatBytes(p.pull.bytesToFetch)})`,
+    ...(p.privileges && p.privileges.asked.length > 0 ? [`  asks beyond the default grant: ${p.privileges.asked.join(' ')}`] : []),
     ...p.warnings.map((w) => `  warning: ${w}`),
   ]
   if (p.note) lines.push(`  ${p.note}`)

@@ -70,6 +70,10 @@ export interface DeploymentRecord {
   createdAt: string
   /** Installed with --privileged: config.json may ask for more of the host than the defaults (see runtime/config-check.ts). */
   privileged?: boolean
+  /** `--grant ITEM`s given at install (and added by updates): what config.json may ask beyond the default grant. */
+  grants?: string[]
+  /** What this deployment's config.json asks beyond the default grant (ITEMs). */
+  asked?: string[]
   /** manifest.json noContainerService: host files (and tmpfiles) only; no unit written, enabled or started. */
   noContainerService?: boolean
 }

@@ -33,6 +33,7 @@ import { loadExports, renderExports, type Exports } from '../templates/exports'
 import { exportsFromStore } from '../templates/exports-from-store'
 import { computeDefaults, resolveValues } from '../templates/values'
 import { checkRuntimeConfig, refusePrivileged } from '../runtime/config-check'
+import { serviceIdentity } from '../runtime/grants'
 import { keepContainerInService } from '../runtime/cgroup'
 import { UnitFile } from '../systemd/unit-file'
 import { fromRoot, inRoot, type OpsContext } from '../ops/context'
@@ -57,8 +58,10 @@ export interface PlanInput {
   /** The user's --set values (saved in the record for later updates). */
   setValues: Record<string, string>
   uuid: string
-  /** Accept privilege findings of config.json (--privileged, or the record's on update). */
+  /** Accept every privilege finding of config.json (--privileged, or the record's on update). */
   privileged: boolean
+  /** `--grant ITEM`s (runtime/grants.ts): what config.json may ask beyond the default grant (with the record's on update). */
+  grants: string[]
   view: ImageView
   /** The active deployment the switch starts from (update); none on install. */
   from?: Deployment
@@ -141,8 +144,8 @@ export interface DeploymentPlan {
   configJson: string
   tmpfiles: string
   hostfs: HostFilePlan[]
-  /** What config.json asks of the host and what was accepted. */
-  privileges: { privileged: boolean; findings: string[] }
+  /** What config.json asks of the host beyond the default grant (ITEMs), and what was granted. */
+  privileges: { privileged: boolean; asked: string[]; granted: string[]; unused: string[] }
   warnings: string[]
   switch: SwitchPlan
 }
@@ -183,13 +186,16 @@ export async function planDeployment(ctx: OpsContext, i: PlanInput): Promise<Dep
   const noService = ex.manifest?.noContainerService === true
   let configJson = rendered.configJson
   const warnings: string[] = []
-  let findings: string[] = []
+  let privileges: DeploymentPlan['privileges'] = { privileged: i.privileged, asked: [], granted: [...i.grants], unused: [] }
   if (!noService) {
-    const checked = checkRuntimeConfig(rendered.configJson, { privileged: i.privileged })
+    const checked = checkRuntimeConfig(rendered.configJson, { privileged: i.privileged, grants: i.grants, ...serviceIdentity(name, i.image, values) })
     refusePrivileged(checked)
-    findings = (checked.findings ?? []).map((f) => f.code)
+    const asked = [...new Set(checked.asked.map((a) => a.grant))]
+    privileges = { privileged: i.privileged, asked, granted: checked.granted, unused: checked.unusedGrants }
     warnings.push(...(checked.warnings ?? []).map((w) => `config.json: ${w}`))
-    configJson = keepContainerInService(rendered.configJson, name, UnitFile.parse(rendered.service, unit))
+    for (const g of checked.unusedGrants) warnings.push(`--grant ${g}: the image does not ask for it`)
+    // Legacy runtime-spec shapes (runtime/legacy-spec.ts) are written translated.
+    configJson = keepContainerInService(checked.configJson, name, UnitFile.parse(rendered.service, unit))
   }
   const reader = view.kind === 'checkout' ? rootfsReader(view.rootfs) : storeReader(view.store, view.commit)
   const hostfs = await doing('reading /exports/hostfs', () => planHostFiles(reader, ex.manifest, values))
@@ -222,6 +228,8 @@ export async function planDeployment(ctx: OpsContext, i: PlanInput): Promise<Dep
     files,
     createdAt: (ctx.now?.() ?? new Date()).toISOString(),
     ...(i.privileged ? { privileged: true } : {}),
+    ...(privileges.granted.length > 0 ? { grants: privileges.granted } : {}),
+    ...(privileges.asked.length > 0 ? { asked: privileges.asked } : {}),
     ...(noService ? { noContainerService: true } : {}),
   }
   const content = (f: HostFile): DeploymentFile => deploymentFiles.find((d) => d.name === deploymentFileName(f, unit))!
@@ -241,7 +249,7 @@ export async function planDeployment(ctx: OpsContext, i: PlanInput): Promise<Dep
     configJson,
     tmpfiles: rendered.tmpfiles,
     hostfs,
-    privileges: { privileged: i.privileged, findings },
+    privileges,
     warnings,
     switch: planSwitch(ctx, { name, slot, record, newSlot: true, content: (f) => content(f) }, i.from),
   }

@@ -28,6 +28,11 @@ export interface ContainerListing {
   createdAt: string
   /** manifest.json noContainerService: host files only; the unit states read 'none'. */
   noContainerService?: boolean
+  /** Installed with --privileged (everything granted). */
+  privileged?: boolean
+  /** The --grant ITEMs granted, and what the active deployment's config.json asks beyond the default grant. */
+  grants?: string[]
+  asked?: string[]
 }
 
 export async function listContainers(ctx: OpsContext): Promise<ContainerListing[]> {
@@ -67,6 +72,9 @@ export async function listContainers(ctx: OpsContext): Promise<ContainerListing[
       runtime: r.runtime,
       createdAt: r.createdAt,
       ...(r.noContainerService ? { noContainerService: true } : {}),
+      ...(r.privileged ? { privileged: true } : {}),
+      ...(r.grants ? { grants: r.grants } : {}),
+      ...(r.asked ? { asked: r.asked } : {}),
     })
   }
   return out

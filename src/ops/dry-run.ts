@@ -80,6 +80,8 @@ export interface InstallDryRun {
   files?: PlannedFile[]
   values?: Record<string, string>
   changes?: PlannedChanges
+  /** What config.json asks beyond the default grant (ITEMs), what is granted. */
+  privileges?: DeploymentPlan['privileges']
   warnings: string[]
   note?: string
 }
@@ -109,6 +111,7 @@ export interface UpdateDryRun {
   diffs?: FileDiff[]
   files?: PlannedFile[]
   changes?: PlannedChanges
+  privileges?: DeploymentPlan['privileges']
   warnings: string[]
   note?: string
 }
@@ -153,10 +156,11 @@ export async function installDryRun(ctx: OpsContext, opts: InstallOptions): Prom
         out.note = notPulledNote(opts.image)
         return out
       }
-      const r = await planFromStore(ctx, store, { commit, resolved, name, image, runtime, slot: 0, setValues, uuid: ctx.uuid?.(name, resolved.manifestDigest) ?? randomUUID(), privileged: opts.privileged === true })
+      const r = await planFromStore(ctx, store, { commit, resolved, name, image, runtime, slot: 0, setValues, uuid: ctx.uuid?.(name, resolved.manifestDigest) ?? randomUUID(), privileged: opts.privileged === true, grants: opts.grant ?? [] })
       out.values = r.values
       out.files = plannedFiles(ctx, deployments, r)
       out.changes = plannedChanges(r)
+      out.privileges = r.privileges
       out.warnings = r.warnings
       return out
     } finally {
@@ -204,10 +208,11 @@ export async function updateDryRun(ctx: OpsContext, name: string, opts: UpdateOp
         out.note = notPulledNote(input)
         return out
       }
-      const r = await planFromStore(ctx, store, { commit, resolved, name, image, runtime: old.runtime, slot, setValues, uuid: old.values.UUID!, privileged: old.privileged === true, from: current })
+      const r = await planFromStore(ctx, store, { commit, resolved, name, image, runtime: old.runtime, slot, setValues, uuid: old.values.UUID!, privileged: old.privileged === true || opts.privileged === true, grants: [...new Set([...(old.grants ?? []), ...(opts.grant ?? [])])], from: current })
       out.changedValues = diffValues(old.values, r.values)
       out.files = plannedFiles(ctx, deployments, r)
       out.changes = plannedChanges(r)
+      out.privileges = r.privileges
       out.warnings = r.warnings
       // Against the active deployment's own copies (records, not the host: a host file the user edited is kept anyway).
       const activeText = async (f: PlannedFile): Promise<string> =>
@@ -275,7 +280,7 @@ async function planPull(store: Store, image: string, resolved: ResolvedImage): P
 async function planFromStore(
   ctx: OpsContext,
   store: Store,
-  o: { commit: string; resolved: ResolvedImage; name: string; image: string; runtime: string; slot: number; setValues: Record<string, string>; uuid: string; privileged: boolean; from?: Deployment },
+  o: { commit: string; resolved: ResolvedImage; name: string; image: string; runtime: string; slot: number; setValues: Record<string, string>; uuid: string; privileged: boolean; grants: string[]; from?: Deployment },
 ): Promise<DeploymentPlan> {
   return planDeployment(ctx, {
     name: o.name,
@@ -289,6 +294,7 @@ async function planFromStore(
     setValues: o.setValues,
     uuid: o.uuid,
     privileged: o.privileged,
+    grants: o.grants,
     view: { kind: 'store', store, commit: o.commit },
     ...(o.from ? { from: o.from } : {}),
   })

@@ -5,13 +5,17 @@
 
  */
 import { join } from 'node:path'
-import { doing, NotFoundError } from '../errors'
+import { doing, NotFoundError, toSysctrError } from '../errors'
 import { describeInput } from '../transports/open'
 import type { ImageRecord, Store } from '../store/store'
 import type { TreeEntry } from '../store/tree'
 import { templateVariables, type Exports } from '../templates/exports'
 import { exportsFromStore } from '../templates/exports-from-store'
-import { computeDefaults, FIXED_KEYS } from '../templates/values'
+import { computeDefaults, FIXED_KEYS, resolveValues } from '../templates/values'
+import { renderExports } from '../templates/exports'
+import type { ImageConfig } from '../oci/types'
+import { checkRuntimeConfig } from '../runtime/config-check'
+import { describeHostAsks, serviceIdentity, type HostAsks } from '../runtime/grants'
 import { Store as StoreClass } from '../store/store'
 import type { OpsContext } from './context'
 import { DEFAULT_RUNTIME } from '../runtime/default-runtime'
@@ -50,6 +54,13 @@ export interface ImageInfo {
   variables: TemplateVariable[]
   /** Variables with no default anywhere: install fails without `--set NAME=VALUE`. */
   needsSet: string[]
+  /**
+   * What the rendered config.json (with the defaults, under the default name) asks of the
+   * host, and the `--grant` flags an install needs (runtime/grants.ts). Undefined when it
+   * cannot be rendered without `--set` values (`hostAsksNote` says why) or the image has no service.
+   */
+  hostAsks?: HostAsks
+  hostAsksNote?: string
 }
 
 /** The store ref of IMAGE (as `images pull` names it), or undefined. */
@@ -120,6 +131,21 @@ async function infoOf(ctx: OpsContext, store: Store, name: string, record: Image
     if (!variables.some((x) => x.name === k)) variables.push({ name: k, usedBy: [], source: 'manifest', default: d })
   }
   const tpl = (t: Exports['service']) => ({ file: t.file, origin: t.origin, syntax: t.syntax })
+  let hostAsks: HostAsks | undefined
+  let hostAsksNote: string | undefined
+  if (ex.manifest.noContainerService) hostAsksNote = 'the image has no service (noContainerService)'
+  else {
+    try {
+      const { values } = resolveValues({ manifestDefaults: defaults, computed })
+      const config = JSON.parse((await store.getBlob(record.configDigest))!.toString('utf8')) as ImageConfig
+      const rendered = await renderExports(ex, values, config.config ?? {})
+      const id = serviceIdentity(describeInputName(name), name, values)
+      const checked = checkRuntimeConfig(rendered.configJson, { privileged: true, ...id })
+      hostAsks = describeHostAsks(checked.spec, id)
+    } catch (err) {
+      hostAsksNote = `config.json cannot be rendered with the defaults alone (${toSysctrError(err).fullMessage})`
+    }
+  }
   return {
     reference: name,
     manifestDigest: record.manifestDigest,
@@ -131,6 +157,8 @@ async function infoOf(ctx: OpsContext, store: Store, name: string, record: Image
     manifest: { ...ex.manifest, present: ex.manifestOrigin === 'image' },
     variables,
     needsSet: variables.filter((v) => v.source === 'none').map((v) => v.name),
+    ...(hostAsks ? { hostAsks } : {}),
+    ...(hostAsksNote ? { hostAsksNote } : {}),
   }
 }
 

@@ -33,6 +33,7 @@ import { pullImage, PullResult } from './pull-image'
 import { recordedImageName, sourceOptions, type SourceFlags } from './source-options'
 import type { JobResult } from '../systemd/systemd'
 import { DEFAULT_RUNTIME } from '../runtime/default-runtime'
+import { parseGrants } from '../runtime/grants'
 
 export interface InstallOptions extends SourceFlags {
   image: string
@@ -44,6 +45,8 @@ export interface InstallOptions extends SourceFlags {
   source?: ImageSource
   /** Accept a config.json that asks for host namespaces, capabilities, privileged binds, devices or hooks (recorded). */
   privileged?: boolean
+  /** `--grant ITEM`s: exactly what config.json may ask beyond the default grant (recorded; runtime/grants.ts). */
+  grant?: string[]
 }
 
 export interface InstallResult {
@@ -60,6 +63,9 @@ export interface InstallResult {
   files: HostFile[]
   /** Installed with --privileged. */
   privileged?: boolean
+  /** The --grant ITEMs recorded, and what the image asks beyond the default grant. */
+  grants?: string[]
+  asked?: string[]
   /** The image has no service (manifest.json noContainerService): host files only, nothing enabled or started. */
   noContainerService?: boolean
 }
@@ -75,6 +81,7 @@ export async function install(ctx: OpsContext, opts: InstallOptions): Promise<In
 async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string): Promise<InstallResult> {
   const { image, ref } = await recordedImageName(ctx, opts.image, opts)
   const setValues = parseSetFlags(opts.set ?? [])
+  parseGrants(opts.grant ?? [])
   const runtime = opts.runtime ?? DEFAULT_RUNTIME
   const unit = `${name}.service`
   const unitPath = join(ctx.paths.unitDir, unit)
@@ -86,7 +93,7 @@ async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string)
   const existing = await deployments.active(name)
   if (existing) {
     const r = existing.record
-    if (r.image === image && r.runtime === runtime && sameValues(r.setValues, setValues)) {
+    if (r.image === image && r.runtime === runtime && sameValues(r.setValues, setValues) && sameGrants(r, opts)) {
       ctx.reporter.info(`${name} is already installed from ${image} with the same values: nothing to do`)
       return {
         name,
@@ -151,6 +158,7 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, i: Instal
     setValues,
     uuid: ctx.uuid?.(name, pull.manifestDigest) ?? randomUUID(),
     privileged: opts.privileged === true,
+    grants: opts.grant ?? [],
   })
   const { values, files } = plan.record
   const noService = plan.record.noContainerService === true
@@ -182,6 +190,8 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, i: Instal
     values,
     files,
     ...(plan.record.privileged ? { privileged: true } : {}),
+    ...(plan.record.grants ? { grants: plan.record.grants } : {}),
+    ...(plan.record.asked ? { asked: plan.record.asked } : {}),
     ...(noService ? { noContainerService: true } : {}),
   }
   if (noService) {
@@ -209,6 +219,7 @@ export interface PlanAndBuildOptions {
   setValues: Record<string, string>
   uuid: string
   privileged: boolean
+  grants: string[]
   /** The active deployment (update). */
   from?: Deployment
 }
@@ -240,6 +251,7 @@ export async function planAndBuild(
       setValues: o.setValues,
       uuid: o.uuid,
       privileged: o.privileged,
+      grants: o.grants,
       view: { kind: 'checkout', rootfs: join(staged, 'rootfs') },
       ...(o.from ? { from: o.from } : {}),
     })
@@ -273,4 +285,11 @@ async function checkRuntime(ctx: OpsContext, runtime: string): Promise<void> {
       hint: 'install runc (apt-get install runc) or name another runtime with --runtime PATH',
     })
   }
+}
+
+/** Same privileges as the record: --privileged and the --grant ITEMs (order and duplicates aside). */
+function sameGrants(r: { privileged?: boolean; grants?: string[] }, opts: { privileged?: boolean; grant?: string[] }): boolean {
+  const a = [...new Set(r.grants ?? [])].sort()
+  const b = [...new Set(opts.grant ?? [])].sort()
+  return (r.privileged === true) === (opts.privileged === true) && a.length === b.length && a.every((x, i) => x === b[i])
 }

@@ -39,12 +39,17 @@ import type { OpsContext } from './context'
 import { planAndBuild } from './install'
 import { pullImage, PullResult } from './pull-image'
 import { withNameLock } from './name-lock'
+import { parseGrants } from '../runtime/grants'
 
 export interface UpdateOptions extends SourceFlags {
   /** More --set KEY=VALUE; added to (and overriding) the saved ones. */
   set?: string[]
   /** Move to another image reference. */
   rebase?: string
+  /** More `--grant ITEM`s, added to the recorded ones (an image that asks for more is refused without them). */
+  grant?: string[]
+  /** Grant everything from now on (recorded). */
+  privileged?: boolean
   /** Tests hand in a source per image; default: the registry, or the local transport the image names. */
   openSource?: (image: string) => ImageSource
 }
@@ -93,6 +98,7 @@ async function updateNamed(ctx: OpsContext, name: string, opts: UpdateOptions): 
   const old = current.record
   const { image } = await recordedImageName(ctx, opts.rebase ?? old.image, opts)
   const setValues = { ...old.setValues, ...parseSetFlags(opts.set ?? []) }
+  parseGrants(opts.grant ?? [])
 
   const store = await Store.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
   try {
@@ -126,7 +132,10 @@ async function updateWithStore(
     previousManifestDigest: old.manifestDigest,
     pull,
   }
-  if (pull.manifestDigest === old.manifestDigest && image === old.image && sameValues(setValues, old.setValues)) {
+  const grants = [...new Set([...(old.grants ?? []), ...(opts.grant ?? [])])]
+  const privileged = old.privileged === true || opts.privileged === true
+  const sameGrants = grants.length === (old.grants ?? []).length && privileged === (old.privileged === true)
+  if (pull.manifestDigest === old.manifestDigest && image === old.image && sameValues(setValues, old.setValues) && sameGrants) {
     ctx.reporter.info(`${name} already runs ${image} (${pull.manifestDigest.slice(0, 19)}) with the same values: nothing to do`)
     return { ...base, unchanged: true, deployment: `${name}.${current.slot}`, changedValues: [], wasRunning: false }
   }
@@ -145,8 +154,9 @@ async function updateWithStore(
     slot,
     setValues,
     uuid: old.values.UUID!,
-    // An install the operator allowed --privileged stays allowed across updates.
-    privileged: old.privileged === true,
+    // What the operator granted stays granted across updates; an image asking for more is refused (exit 6) without new --grant flags.
+    privileged,
+    grants,
     from: current,
   })
   killPoint(ctx, 'update:built')

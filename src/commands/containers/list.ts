@@ -16,8 +16,9 @@ export default class ContainersList extends BaseCommand {
         c.deployment + (c.previousDeployment ? ` (prev ${c.previousDeployment})` : ''),
         `${c.activeState}/${c.subState}`,
         c.runtime,
+        c.privileged ? 'privileged' : (c.asked ?? []).join(' ') || '-',
       ])
-      const head = ['NAME', 'IMAGE', 'DIGEST', 'DEPLOYMENT', 'STATE', 'RUNTIME']
+      const head = ['NAME', 'IMAGE', 'DIGEST', 'DEPLOYMENT', 'STATE', 'RUNTIME', 'GRANTED']
       const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)))
       return [head, ...rows].map((r) => r.map((v, c) => (c === r.length - 1 ? v : v.padEnd(widths[c]))).join('  '))
     })

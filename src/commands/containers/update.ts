@@ -26,6 +26,8 @@ restarts that, and exits 8 saying it rolled back. The previous deployment is kep
     root: Flags.string({ description: 'update inside the OS tree at DIR (no running systemd: files and links only)' }),
     set: Flags.string({ description: 'template value KEY=VALUE (repeatable), added to the saved ones', multiple: true, multipleNonGreedy: true, default: [] }),
     rebase: Flags.string({ description: 'switch to another image reference' }),
+    grant: Flags.string({ description: 'grant ITEM (repeatable) beyond what was granted at install, when the new image asks for more (see README "Privileges")', multiple: true, multipleNonGreedy: true, default: [] }),
+    privileged: Flags.boolean({ description: 'grant everything from now on (recorded)', default: false }),
     all: Flags.boolean({ description: 'update every installed container, dependencies first', default: false }),
     ...sourceFlags,
     'dry-run': Flags.boolean({ description: 'show what would be pulled and the unit/config/tmpfiles diffs; change nothing', default: false }),
@@ -48,11 +50,11 @@ restarts that, and exits 8 saying it rolled back. The previous deployment is kep
     }
     if (!args.name) throw new UsageError('usage.name-required', 'name the container to update, or pass --all', { hint: 'sysctr containers list' })
     if (flags['dry-run']) {
-      const plan = await updateDryRun(ctx, args.name, { ...source, set: flags.set, rebase: flags.rebase })
+      const plan = await updateDryRun(ctx, args.name, { ...source, set: flags.set, rebase: flags.rebase, grant: flags.grant, privileged: flags.privileged })
       this.output(flags, plan, () => describePlan(plan))
       return
     }
-    const r = await update(ctx, args.name, { ...source, set: flags.set, rebase: flags.rebase })
+    const r = await update(ctx, args.name, { ...source, set: flags.set, rebase: flags.rebase, grant: flags.grant, privileged: flags.privileged })
     this.output(flags, r, () => describe(r))
   }
 }

@@ -33,6 +33,13 @@ container named after the image; keys marked fixed cannot be changed with --set.
         lines.push(`  ${v.name}${where} ${d}`)
       }
       lines.push(r.needsSet.length > 0 ? `install needs: ${r.needsSet.map((k) => `--set ${k}=...`).join(' ')}` : 'install needs no --set')
+      if (r.hostAsks) {
+        const a = r.hostAsks
+        lines.push(`host: own namespaces ${a.ownNamespaces.join(', ') || 'none'}; shared with the host ${a.sharedNamespaces.join(', ') || 'none'}`)
+        lines.push(`capabilities: ${a.capabilities.map((c) => c.replace(/^CAP_/, '')).join(' ') || 'none'}`)
+        for (const b of a.binds) lines.push(`bind: ${b.source} -> ${b.destination} (${b.readOnly ? 'ro' : 'rw'})${b.beyondDefault ? ' beyond the default grant' : ''}`)
+        lines.push(a.flags.length > 0 ? `install needs beyond the default grant: ${a.flags.join(' ')}` : 'install needs no --grant (the default grant covers it)')
+      } else if (r.hostAsksNote) lines.push(`host: ${r.hostAsksNote}`)
       return lines
     })
   }
