@@ -451,6 +451,19 @@ export function missingGrants<T extends { grant: string }>(asked: readonly T[], 
   })
 }
 
+/** ITEMs without those another one covers (e.g. `bind:/:rw` covers `bind:/etc`): the flags to paste, each one needed. */
+export function minimalGrants(items: readonly string[]): string[] {
+  const uniq = [...new Set(items)]
+  const parsed = uniq.map((g) => {
+    try {
+      return parseGrant(g)
+    } catch {
+      return undefined
+    }
+  })
+  return uniq.filter((g, i) => !uniq.some((o, j) => j !== i && parsed[i] && parsed[j] && grantCovers(parsed[j]!, parsed[i]!) && !(grantCovers(parsed[i]!, parsed[j]!) && j > i)))
+}
+
 /** The `--grant` flags that grant exactly `asked`, one per distinct ITEM, ready to paste. */
 export function grantFlags(asked: readonly { grant: string }[]): string[] {
   return [...new Set(asked.map((a) => a.grant))].map((g) => `--grant ${/^[A-Za-z0-9_:./=*+@-]+$/.test(g) ? g : `'${g.replace(/'/g, `'\\''`)}'`}`)
@@ -463,13 +476,14 @@ export function grantFlags(asked: readonly { grant: string }[]): string[] {
  */
 export function grantRefusal(missing: readonly AskedGrant[], opts: { granted?: readonly string[] } = {}): ContentError {
   const lines = missing.map((m) => `  ${m.field}: ${m.message} (--grant ${m.grant})`)
-  const flags = grantFlags(missing)
+  const needed = minimalGrants(missing.map((m) => m.grant))
+  const flags = grantFlags(needed.map((grant) => ({ grant })))
   const more = (opts.granted ?? []).length > 0 ? ' in addition to the grants given' : ''
   return new ContentError('config.privileged', [`config.json asks for more of the host than a system container gets by default${more}:`, ...lines].join('\n'), {
     hint: `if you trust this image with that, add: ${flags.join(' ')} (or --privileged to grant everything)`,
     data: {
       fields: [...new Set(missing.map((m) => m.field))],
-      grants: [...new Set(missing.map((m) => m.grant))],
+      grants: needed,
       findings: missing.map((m) => ({ code: m.code, field: m.field, message: m.message, grant: m.grant })),
     },
   })
@@ -505,7 +519,7 @@ export function describeHostAsks(spec: RuntimeSpec, id: ServiceIdentity = {}): H
     })
   return {
     beyondDefault,
-    flags: grantFlags(beyondDefault),
+    flags: grantFlags(minimalGrants(beyondDefault.map((a) => a.grant)).map((grant) => ({ grant }))),
     capabilities: [...caps].sort(),
     ownNamespaces: [...new Set(own)],
     sharedNamespaces: NAMESPACE_TYPES.filter((t) => !own.includes(t)),

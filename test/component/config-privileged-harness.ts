@@ -131,6 +131,40 @@ export function privilegeSuite(what: string, mutate: (spec: RuntimeSpec) => void
       await expect(installDryRun(ctx, opts('asks', { privileged: true }))).resolves.toBeDefined()
     })
 
+    it('installs with exactly the --grant flags its refusal printed; with one left out it is refused naming that one', async () => {
+      const err = (await install(ctx, opts('asks')).catch((e: unknown) => e)) as SysctrError
+      const grants = err.data?.grants as string[]
+      expect(grants.length).toBeGreaterThan(0)
+      for (const g of grants) expect(err.hint).toContain(`--grant ${g}`)
+      for (const [i, left] of grants.entries()) {
+        const fewer = grants.filter((_, j) => j !== i)
+        const again = (await install(ctx, opts('asks', { grant: fewer })).catch((e: unknown) => e)) as SysctrError
+        expect({ code: again.code, grants: again.data?.grants }).toEqual({ code: 'config.privileged', grants: [left] })
+      }
+      const r = await install(ctx, opts('asks', { grant: grants }))
+      expect(r.privileged).toBeUndefined()
+      expect(r.asked).toEqual(expect.arrayContaining(grants))
+      const info = JSON.parse(await fsp.readFile(join(ctx.paths.containersDir, 'svc.0/info.json'), 'utf8'))
+      expect(info.grants).toEqual(grants)
+    })
+
+    it('an update whose image asks for more than was granted is refused with the --grant flags to add, the running deployment untouched; update --grant accepts it', async () => {
+      await install(ctx, opts('plain', { now: true }))
+      const before = await listTree(root)
+      const asks = { rebase: `${registry.host}/demo/priv:asks`, tlsVerify: false }
+      const err = (await update(ctx, 'svc', asks).catch((e: unknown) => e)) as SysctrError
+      expect({ code: err.code, exitCode: err.exitCode }).toEqual({ code: 'config.privileged', exitCode: 6 })
+      const grants = err.data?.grants as string[]
+      for (const g of grants) expect(err.hint).toContain(`--grant ${g}`)
+      const outsideStore = (l: string[]) => l.filter((p) => !p.startsWith('var/lib/sysctr/store') && !p.startsWith('var/lib/sysctr/locks'))
+      expect(outsideStore(await listTree(root))).toEqual(outsideStore(before))
+      expect((await systemd.unitState('svc.service')).activeState).toBe('active')
+      const up = await update(ctx, 'svc', { ...asks, grant: grants })
+      expect(up.deployment).toBe('svc.1')
+      const info = JSON.parse(await fsp.readFile(join(ctx.paths.containersDir, 'svc.1/info.json'), 'utf8'))
+      expect(info.grants).toEqual(grants)
+    })
+
     it('the same image without the request installs unprivileged', async () => {
       const r = await install(ctx, opts('plain'))
       expect(r.privileged).toBeUndefined()
