@@ -128,6 +128,7 @@ describe.skipIf(skip !== undefined)(`a real container engine (dockerd) as a syst
   })
 
   it('systemctl stop flannel stops the engine (Requires=): the socket no longer answers', async () => {
+    expect(await state('engine.service')).toBe('active')
     const stop = await box.exec(['systemctl', 'stop', 'flannel.service'], { timeoutMs: 60_000 })
     expect(stop.code).toBe(0)
     expect(await state('flannel.service')).toBe('inactive')
