@@ -13,6 +13,7 @@
  * docker CLI of the same package run inside the throwaway systemd), and
  * against the kernel (docker0's address).
  */
+import { grantFlagsFrom } from '../helpers/grant-flags'
 import { resolve, join } from 'node:path'
 import { promises as fsp } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -72,13 +73,16 @@ describe.skipIf(skip !== undefined)(`a real container engine (dockerd) as a syst
     if (workDir) await fsp.rm(workDir, { recursive: true, force: true })
   })
 
-  it('install refuses the image without --privileged; with it, writes a unit after flannel and a config.json with the host network', async () => {
+  it('install refuses the image (exit 6) printing the --grant flags it needs; with exactly those it writes a unit after flannel and a config.json with the host network', async () => {
     const refused = await sysctr(['install', '--system', '--name', 'engine', `oci:${WORK}/oci:engine`])
-    expect(refused.code).not.toBe(0)
-    expect(refused.stderr).toMatch(/^error: installing engine: .*privileg/im)
+    expect(refused.code).toBe(6)
+    expect(refused.stderr).toMatch(/^error: installing engine: .*config\.json asks for more of the host/im)
     expect(refused.stderr).not.toMatch(/\n\s+at /)
+    const grants = grantFlagsFrom(refused.stderr)
+    // What a container engine asks beyond the default grant: capabilities, the host's /sys read-write, every device.
+    expect(grants).toEqual(expect.arrayContaining(['cap:SYS_ADMIN', 'cap:NET_ADMIN', 'bind:/sys:rw', 'device:all']))
 
-    const r = await sysctr(['install', '--system', '--privileged', '--name', 'engine', `oci:${WORK}/oci:engine`])
+    const r = await sysctr(['install', '--system', ...grants, '--name', 'engine', `oci:${WORK}/oci:engine`])
     expect(r.stderr).not.toMatch(/^error:/m)
     expect(r.code).toBe(0)
     expect(r.stdout).toContain('installed engine')
