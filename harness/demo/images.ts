@@ -21,8 +21,11 @@
  *   config.json and tmpfiles come from sysctr's defaults, its process from the
  *   image config's Entrypoint/Cmd.
  *
- * All three share /run/sysctr-demo with the host (created by etcd's tmpfiles
- * entry), where each writes `NAME.ready`, so a start out of order fails.
+ * Each binds its own ${RUN_DIRECTORY}/NAME (an own directory: the default
+ * grant allows it) at /run/sysctr-demo and writes `NAME.ready` there; the
+ * units check on the host, before they start, that the service they need
+ * is ready (flannel: /run/etcd/etcd.ready, engine: /run/flannel/flannel.ready),
+ * so a start out of order fails.
  */
 import { promises as fsp } from 'node:fs'
 import type { LayerEntry, WrittenImage } from '../oci-layout-writer'
@@ -48,17 +51,13 @@ async function baseLayer(busyboxPath: string): Promise<LayerEntry[]> {
   return entries
 }
 
-/** The service script every stand-in runs: wait for REQUIRES' ready file, become ready, serve until TERM. */
+/** The service script every stand-in runs: become ready after READY_DELAY, serve until TERM. */
 function serviceScript(): string {
   return `#!/bin/sh
 # sysctr demo stand-in: $SERVICE. Waits READY_DELAY seconds, marks itself
 # ready in /run/sysctr-demo, notifies systemd, then runs until SIGTERM.
 set -u
 trap 'echo "$SERVICE: stopping"; rm -f /run/sysctr-demo/$SERVICE.ready; exit 0' TERM INT
-if [ -n "\${REQUIRES:-}" ] && [ ! -e "/run/sysctr-demo/$REQUIRES.ready" ]; then
-  echo "$SERVICE: $REQUIRES is not ready: refusing to start" >&2
-  exit 3
-fi
 if touch /rootfs-write-test 2>/dev/null; then echo "$SERVICE: root filesystem is WRITABLE" >&2; else echo "$SERVICE: root filesystem is read-only"; fi
 echo "$SERVICE: starting, ready in \${READY_DELAY:-1}s"
 sleep "\${READY_DELAY:-1}"
@@ -98,7 +97,7 @@ function legacyConfigTemplate(service: string, requires: string): string {
         { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] },
         { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
         { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] },
-        { destination: '/run/sysctr-demo', type: 'bind', source: '${RUN_DIRECTORY}/sysctr-demo', options: ['rbind', 'rw'] },
+        { destination: '/run/sysctr-demo', type: 'bind', source: '${RUN_DIRECTORY}/$NAME', options: ['rbind', 'rw'] },
         { destination: '/dev/log', type: 'bind', source: '/run/systemd/notify', options: ['bind'] },
       ],
       linux: {
@@ -143,7 +142,7 @@ TimeoutStartSec=60
 WantedBy=multi-user.target
 `,
     },
-    { path: 'exports/tmpfiles.template', content: 'd ${RUN_DIRECTORY}/sysctr-demo 0755 root root -\n' },
+    { path: 'exports/tmpfiles.template', content: 'd ${RUN_DIRECTORY}/$NAME 0755 root root -\n' },
     { path: 'exports/manifest.json', content: JSON.stringify({ version: '1.0', defaultValues: { READY_DELAY: '2' } }, null, 2) },
   ]
 }
@@ -172,6 +171,8 @@ NotifyAccess=all
 Delegate=yes
 KillMode=mixed
 ExecStartPre={{EXEC_STARTPRE}}
+# etcd must be ready: its own run directory says so (checked on the host).
+ExecStartPre=/usr/bin/test -e {{RUN_DIRECTORY}}/etcd/etcd.ready
 ExecStart=/usr/bin/env -u NOTIFY_SOCKET {{EXEC_START}}
 ExecStopPost={{EXEC_STOPPOST}}
 WorkingDirectory={{DESTDIR}}
@@ -203,6 +204,7 @@ Type=simple
 Delegate=yes
 KillMode=mixed
 ExecStartPre=$EXEC_STARTPRE
+ExecStartPre=/usr/bin/test -e \${RUN_DIRECTORY}/flannel/flannel.ready
 ExecStart=$EXEC_START
 ExecStopPost=$EXEC_STOPPOST
 WorkingDirectory=$DESTDIR

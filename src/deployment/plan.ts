@@ -25,17 +25,18 @@
  */
 import { createHash } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { doing } from '../errors'
 import type { Digest, ImageConfig } from '../oci/types'
 import type { Store } from '../store/store'
 import { loadExports, renderExports, type Exports } from '../templates/exports'
 import { exportsFromStore } from '../templates/exports-from-store'
 import { computeDefaults, resolveValues } from '../templates/values'
-import { checkRuntimeConfig, refusePrivileged } from '../runtime/config-check'
-import { serviceIdentity } from '../runtime/grants'
+import { bindMountSources, checkRuntimeConfig, refusePrivileged } from '../runtime/config-check'
+import { isOwnPath, serviceIdentity } from '../runtime/grants'
 import { keepContainerInService } from '../runtime/cgroup'
 import { UnitFile } from '../systemd/unit-file'
+import { adaptUnit } from '../systemd/unit-adapt'
 import { fromRoot, inRoot, type OpsContext } from '../ops/context'
 import { Deployments, RECORD_FORMAT, type Deployment, type DeploymentRecord, type HostFile } from './deployments'
 import { planHostFiles, rootfsReader, stagedHostFile, storeReader, type HostFilePlan } from './host-files'
@@ -150,6 +151,9 @@ export interface DeploymentPlan {
   switch: SwitchPlan
 }
 
+/** $ATOMIC: the CLI that installed the container (Atomic gave the path of its own). */
+const SYSCTR_CLI = resolve(__dirname, '..', '..', 'bin', 'sysctr')
+
 function sha256(b: Buffer | string): string {
   return createHash('sha256').update(b).digest('hex')
 }
@@ -179,13 +183,16 @@ export async function planDeployment(ctx: OpsContext, i: PlanInput): Promise<Dep
     hostUid: ctx.root ? 0 : (process.getuid?.() ?? 0),
     hostGid: ctx.root ? 0 : (process.getgid?.() ?? 0),
     uuid: i.uuid,
+    atomic: SYSCTR_CLI,
   })
   const { values } = resolveValues({ manifestDefaults: ex.manifest?.defaultValues ?? {}, computed, set: i.setValues })
-  const rendered = await doing('rendering templates', () => renderExports(ex, values, i.config.config ?? {}))
+  const renderedRaw = await doing('rendering templates', () => renderExports(ex, values, i.config.config ?? {}))
+  const adapted = adaptUnit(renderedRaw.service, values)
+  let rendered = { ...renderedRaw, service: adapted.text }
   // noContainerService (Atomic): the image ships host files (and maybe a tmpfiles entry), no service: no container runs.
   const noService = ex.manifest?.noContainerService === true
   let configJson = rendered.configJson
-  const warnings: string[] = []
+  const warnings: string[] = [...adapted.changes]
   let privileges: DeploymentPlan['privileges'] = { privileged: i.privileged, asked: [], granted: [...i.grants], unused: [] }
   if (!noService) {
     const checked = checkRuntimeConfig(rendered.configJson, { privileged: i.privileged, grants: i.grants, ...serviceIdentity(name, i.image, values) })
@@ -196,6 +203,13 @@ export async function planDeployment(ctx: OpsContext, i: PlanInput): Promise<Dep
     for (const g of checked.unusedGrants) warnings.push(`--grant ${g}: the image does not ask for it`)
     // Legacy runtime-spec shapes (runtime/legacy-spec.ts) are written translated.
     configJson = keepContainerInService(checked.configJson, name, UnitFile.parse(rendered.service, unit))
+    // As Atomic: with no tmpfiles template of the image's, the bind sources the container needs are created
+    // (only its own directories: a granted host path must exist).
+    if (ex.tmpfiles.origin === 'default') {
+      const id = serviceIdentity(name, i.image, values)
+      const dirs = bindMountSources(checked.spec).filter((p) => isOwnPath(p, id) && !p.includes(' '))
+      if (dirs.length > 0) rendered = { ...rendered, tmpfiles: rendered.tmpfiles + dirs.map((d) => `d ${d} 0755 root root -\n`).join('') }
+    }
   }
   const reader = view.kind === 'checkout' ? rootfsReader(view.rootfs) : storeReader(view.store, view.commit)
   const hostfs = await doing('reading /exports/hostfs', () => planHostFiles(reader, ex.manifest, values))

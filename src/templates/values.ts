@@ -52,17 +52,20 @@ export interface RuntimeCommands {
 
 /**
  * The runtime command lines for the unit (ExecStart= etc.). One place, so the
- * integrator can adjust them. runc runs in the foreground: systemd's SIGTERM
- * goes to runc, which forwards it to the container, so no ExecStop is needed;
- * a stale container of the same name is deleted before start and after stop
- * (`-`: a failure there does not fail the unit).
+ * integrator can adjust them. runc runs in the foreground. ExecStop is
+ * `RUNTIME kill NAME` (SIGTERM to the container's init), as Atomic gave it:
+ * it reaches the container directly, even while runc 1.1 waits on its
+ * sd_notify proxy. A stale container of the same name is deleted before
+ * start and after stop (`-`: a failure there does not fail the unit); after
+ * the stop timeout (STOP_TIMEOUT, TimeoutStopSec=) systemd kills what is left
+ * and ExecStopPost's `delete --force` removes the container.
  */
 export function runtimeCommands(runtime: string, destDir: string, name: string): RuntimeCommands {
   const rt = systemdQuote(runtime)
   const n = systemdQuote(name)
   return {
     EXEC_START: `${rt} run --no-new-keyring --bundle ${systemdQuote(destDir)} ${n}`,
-    EXEC_STOP: '',
+    EXEC_STOP: `${rt} kill ${n}`,
     EXEC_STARTPRE: `-${rt} delete --force ${n}`,
     EXEC_STOPPOST: `-${rt} delete --force ${n}`,
   }
@@ -85,6 +88,8 @@ export interface DefaultsContext {
   runDirectory?: string
   stateDirectory?: string
   confDirectory?: string
+  /** $ATOMIC: the path of the tool that installed the container (Atomic gave its own CLI's). */
+  atomic?: string
   /** The host's /proc/sys/kernel/cap_last_cap; all known capabilities when absent. */
   capLastCap?: number
 }
@@ -99,7 +104,9 @@ export function computeDefaults(ctx: DefaultsContext): Record<string, string> {
     HOST_UID: String(ctx.hostUid),
     HOST_GID: String(ctx.hostGid),
     IMAGE_NAME: ctx.imageName,
-    IMAGE_ID: ctx.imageId,
+    // As Atomic: the digest's hex, without its `sha256:` prefix.
+    IMAGE_ID: ctx.imageId.replace(/^sha256:/, ''),
+    ...(ctx.atomic ? { ATOMIC: ctx.atomic } : {}),
     RUN_DIRECTORY: runDirectory,
     STATE_DIRECTORY: ctx.stateDirectory ?? '/var/lib',
     CONF_DIRECTORY: ctx.confDirectory ?? '/etc',
@@ -111,6 +118,15 @@ export function computeDefaults(ctx: DefaultsContext): Record<string, string> {
       .join(', '),
   }
 }
+
+/**
+ * sysctr's defaults that an image's manifest may change (they sit below
+ * manifest defaultValues): STOP_TIMEOUT, the seconds `systemctl stop` waits
+ * for the container before killing it (TimeoutStopSec= added to a unit that
+ * sets none); ADDTL_MOUNTS, spliced into the mounts of Atomic's etcd
+ * config.json.template (Atomic required a --set for it; empty here).
+ */
+export const SOFT_DEFAULTS: Readonly<Record<string, string>> = { STOP_TIMEOUT: '10', ADDTL_MOUNTS: '' }
 
 /** Keys that describe the deployment itself: always computed, never --set. */
 export const FIXED_KEYS: readonly string[] = [
@@ -154,6 +170,7 @@ export function resolveValues(input: {
       sources[k] = source
     }
   }
+  layer(SOFT_DEFAULTS, 'computed')
   layer(input.manifestDefaults, 'manifest')
   layer(input.computed, 'computed')
   layer(set, 'set')

@@ -83,7 +83,7 @@ describe('install', () => {
     expect(unit).toContain(`ExecStart=/usr/bin/env -u NOTIFY_SOCKET /usr/bin/runc run --no-new-keyring --bundle ${ctx.paths.containersDir}/etcd.0 etcd`)
     expect(unit).toContain('ExecStartPre=-/usr/bin/runc delete --force etcd')
     const tmpfiles = await fsp.readFile(join(ctx.paths.tmpfilesDir, 'etcd.conf'), 'utf8')
-    expect(tmpfiles).toBe('d /run/sysctr-demo 0755 root root -\n')
+    expect(tmpfiles).toBe('d /run/etcd 0755 root root -\n')
     expect(tmpfilesCalls).toEqual([`create ${join(ctx.paths.tmpfilesDir, 'etcd.conf')}`])
     expect(await fsp.readlink(join(ctx.paths.containersDir, 'etcd'))).toBe('etcd.0')
     const cfg = JSON.parse(await fsp.readFile(join(ctx.paths.containersDir, 'etcd.0/config.json'), 'utf8'))

@@ -68,7 +68,7 @@ describe('install --root', () => {
     expect(unit).toContain('--bundle /var/lib/sysctr/containers/etcd.0 etcd')
     expect(unit).toContain('WorkingDirectory=/var/lib/sysctr/containers/etcd.0')
     expect(unit).not.toContain(root)
-    expect(await fsp.readFile(join(root, 'etc/tmpfiles.d/etcd.conf'), 'utf8')).toBe('d /run/sysctr-demo 0755 root root -\n')
+    expect(await fsp.readFile(join(root, 'etc/tmpfiles.d/etcd.conf'), 'utf8')).toBe('d /run/etcd 0755 root root -\n')
     const info = JSON.parse(await fsp.readFile(join(root, 'var/lib/sysctr/containers/etcd.0/info.json'), 'utf8'))
     expect(info.files.map((f: { path: string }) => f.path)).toEqual(['/etc/systemd/system/etcd.service', '/etc/tmpfiles.d/etcd.conf'])
     expect(info.createdAt).toBe('1970-01-01T00:00:00.000Z')

@@ -92,7 +92,7 @@ describe('default templates', () => {
     expect(() => checkRuntimeConfig(empty.configJson)).toThrow(expect.objectContaining({ code: 'config.no-args' }))
   })
 
-  it('render the unit, leaving out the empty ExecStop', async () => {
+  it('render the unit with ExecStop (runc kill), leaving out an empty one', async () => {
     const out = await renderExports(await loadExports(rootfs, DEFAULTS), values, BUSYBOX)
     expect(out.service).toBe(
       [
@@ -104,6 +104,7 @@ describe('default templates', () => {
         '[Service]',
         'ExecStartPre=-/usr/bin/runc delete --force bb',
         'ExecStart=/usr/bin/runc run --no-new-keyring --bundle /var/lib/sysctr/containers/bb.0 bb',
+        'ExecStop=/usr/bin/runc kill bb',
         'ExecStopPost=-/usr/bin/runc delete --force bb',
         'WorkingDirectory=/var/lib/sysctr/containers/bb.0',
         'Restart=on-failure',
@@ -117,8 +118,8 @@ describe('default templates', () => {
         '',
       ].join('\n'),
     )
-    const withStop = await renderExports(await loadExports(rootfs, DEFAULTS), { ...values, EXEC_STOP: '/usr/bin/runc kill bb TERM' }, BUSYBOX)
-    expect(withStop.service).toContain('\nExecStart=/usr/bin/runc run --no-new-keyring --bundle /var/lib/sysctr/containers/bb.0 bb\nExecStop=/usr/bin/runc kill bb TERM\n')
+    const noStop = await renderExports(await loadExports(rootfs, DEFAULTS), { ...values, EXEC_STOP: '' }, BUSYBOX)
+    expect(noStop.service).toContain('\nExecStart=/usr/bin/runc run --no-new-keyring --bundle /var/lib/sysctr/containers/bb.0 bb\nExecStopPost=')
   })
 
   it('render a tmpfiles file with no entries (comments only)', async () => {
