@@ -16,8 +16,8 @@
  *      10.40.N.1/24, FLANNEL_MTU, FLANNEL_IPMASQ) on the host through the
  *      bind of ${RUN_DIRECTORY}/$NAME, atomically (temp file + rename);
  *   4. send READY=1 to $NOTIFY_SOCKET (ncat -U -u: busybox has no
- *      systemd-notify; the datagram starts with "READY=", which is what
- *      runc 1.1's notify proxy waits for, see etcd.ts) and run until SIGTERM.
+ *      systemd-notify), which is systemd's /run/systemd/notify bound in, not
+ *      runc's proxy (see the unit template for why), and run until SIGTERM.
  *      Nothing is renewed (leases have no TTL).
  * With etcd down, step 1 fails within a few seconds and the script exits 1:
  * the start job fails and systemd shows the unit failed.
@@ -82,17 +82,19 @@ subnetlen=\${subnetlen:-24}
 
 # "a.b.c.d-LEN first-address" for every subnet of the network but the first.
 candidates() {
-  echo "$network $subnetlen" | awk '{
-    split($1, c, "/"); split(c[1], o, "."); plen = c[2] + 0; slen = $2 + 0
-    if (plen < 1 || slen <= plen || slen > 30) { print "bad" > "/dev/stderr"; exit 2 }
-    size = 2 ^ (32 - slen); base = ((o[1] * 256 + o[2]) * 256 + o[3]) * 256 + o[4]
-    base = base - base % (2 ^ (32 - plen))
-    for (i = 1; i < 2 ^ (slen - plen); i++) {
-      a = base + i * size
-      printf "%d.%d.%d.%d-%d %d.%d.%d.%d\\n", int(a / 16777216) % 256, int(a / 65536) % 256, int(a / 256) % 256, a % 256, slen,
-        int((a + 1) / 16777216) % 256, int((a + 1) / 65536) % 256, int((a + 1) / 256) % 256, (a + 1) % 256
-    }
-  }'
+  # busybox awk here has no math library: no ^, no %; powers and remainders by hand.
+  echo "$network $subnetlen" | awk '
+    function pow2(n,  r) { r = 1; while (n-- > 0) r *= 2; return r }
+    function mod(a, b) { return a - int(a / b) * b }
+    function dotted(a) { return int(a / 16777216) "." mod(int(a / 65536), 256) "." mod(int(a / 256), 256) "." mod(a, 256) }
+    {
+      split($1, c, "/"); split(c[1], o, "."); plen = c[2] + 0; slen = $2 + 0
+      if (!(plen >= 1 && slen > plen && 30 >= slen)) { print "flannel: bad Network/SubnetLen" > "/dev/stderr"; exit 2 }
+      size = pow2(32 - slen); base = ((o[1] * 256 + o[2]) * 256 + o[3]) * 256 + o[4]
+      base = base - mod(base, pow2(32 - plen))
+      n = pow2(slen - plen)
+      for (i = 1; i < n; i++) { a = base + i * size; print dotted(a) "-" slen, dotted(a + 1) }
+    }'
 }
 
 machine=$(cat /etc/machine-id 2>/dev/null | tr -dc 0-9a-f)
@@ -110,7 +112,8 @@ while read -r subnet first; do
     [ "$key" = "$mine" ] && { lease=$subnet; break; }
     continue
   fi
-  r=$(printf 'create("%s") = "0"\\n\\nput %s "%s"\\n\\n' "$key" "$key" "$value" | ctl txn) || { echo "flannel: etcd transaction failed" >&2; exit 1; }
+  # etcdctl txn reads compares, a blank line, success requests, a blank line, failure requests, a blank line.
+  r=$(printf 'create("%s") = "0"\\n\\nput %s "%s"\\n\\n\\n' "$key" "$key" "$value" | ctl txn) || { echo "flannel: etcd transaction failed" >&2; exit 1; }
   case "$r" in SUCCESS*) lease=$subnet; break ;; esac
 done < /tmp/candidates
 [ -n "$lease" ] || { echo "flannel: no free subnet in $network" >&2; exit 1; }
@@ -126,7 +129,9 @@ mv /run/flannel/.subnet.env.tmp /run/flannel/subnet.env
 echo "flannel: leased $lease ($first/$subnetlen) of $network"
 
 if [ -n "\${NOTIFY_SOCKET:-}" ]; then
-  printf 'READY=1\\nSTATUS=leased %s' "$lease" | ncat -U -u --send-only "$NOTIFY_SOCKET" || { echo "flannel: sd_notify failed" >&2; exit 1; }
+  # ncat stays up 2 s after sending (its stdin stays open): systemd maps the sender's
+  # PID to the unit when it reads the datagram, and a sender already gone maps to none.
+  { printf 'READY=1\\nSTATUS=leased %s' "$lease"; sleep 2; } | ncat -U -u --send-only "$NOTIFY_SOCKET" || { echo "flannel: sd_notify failed" >&2; exit 1; }
 fi
 while true; do sleep 3600 & wait $!; done
 `
@@ -145,6 +150,8 @@ export function flannelConfigTemplate(): string {
         'FLANNELD_ETCD_PREFIX=$FLANNELD_ETCD_PREFIX',
         'FLANNEL_MTU=$FLANNEL_MTU',
         'FLANNEL_IPMASQ=$FLANNEL_IPMASQ',
+        // systemd's own notify socket, bound in below (runc runs without NOTIFY_SOCKET: see the unit).
+        'NOTIFY_SOCKET=/run/systemd/notify',
       ],
       cwd: '/',
       // Nothing beyond what root owning its own files needs: no capabilities.
@@ -159,6 +166,8 @@ export function flannelConfigTemplate(): string {
       { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', 'size=1m'] },
       bind('${RUN_DIRECTORY}/${NAME}', '/run/flannel', 'rw'),
       bind('/etc/machine-id', '/etc/machine-id', 'ro'),
+      // sd_notify straight to systemd (a socket: connect() works through a read-only bind).
+      bind('/run/systemd/notify', '/run/systemd/notify', 'ro'),
     ],
     linux: {
       resources: { devices: [{ allow: false, access: 'rwm' }] },
@@ -176,16 +185,20 @@ Requires=$ETCD_SERVICE
 After=$AFTER $ETCD_SERVICE
 
 [Service]
-# Ready once /run/flannel/subnet.env is written (READY=1 through runc's notify proxy).
+# Ready once /run/flannel/subnet.env is written: READY=1 goes straight to systemd's
+# socket (bound in by config.json), not through runc's proxy: runc 1.1 waits for READY=
+# on its proxy and never returns when the container exits before it (etcd down), so the
+# start would hang until TimeoutStartSec instead of failing. NotifyAccess=all: the
+# sender (ncat) is in the unit's cgroup, but is not its main process (runc).
 Type=notify
 NotifyAccess=all
 ExecStartPre=$EXEC_STARTPRE
-ExecStart=$EXEC_START
+ExecStart=/usr/bin/env -u NOTIFY_SOCKET $EXEC_START
 ExecStop=$EXEC_STOP
 ExecStopPost=$EXEC_STOPPOST
 # No Restart=: a start without etcd must end "failed", not loop (Atomic's had Restart=on-failure).
 WorkingDirectory=$DESTDIR
-TimeoutStartSec=60
+TimeoutStartSec=20
 
 [Install]
 WantedBy=multi-user.target
@@ -208,7 +221,7 @@ export function flannelLayers(): LayerEntry[][] {
       { path: 'usr/bin/busybox', content: readFileSync('/bin/busybox'), mode: 0o755 },
       ...APPLETS.map((a) => ({ path: `usr/bin/${a}`, type: 'symlink' as const, linkname: 'busybox' })),
       { path: 'bin', type: 'symlink', linkname: 'usr/bin' },
-      ...mountPoints(['/proc', '/dev', '/sys', '/tmp', '/run/flannel', ...NOTIFY_MOUNT_POINTS], ['/etc/machine-id']),
+      ...mountPoints(['/proc', '/dev', '/sys', '/tmp', '/run/flannel', ...NOTIFY_MOUNT_POINTS], ['/etc/machine-id', '/run/systemd/notify']),
       { path: 'etc/passwd', content: 'root:x:0:0:root:/:/bin/sh\n' },
       { path: 'etc/group', content: 'root:x:0:\n' },
     ],

@@ -83,7 +83,6 @@ describe.skipIf(skip !== undefined)(`real daemons: Debian's etcd and a flannel s
 
   it('starts etcd: active once etcd itself notified; a key written through the host etcdctl reads back', async () => {
     const r = await box.exec(['systemctl', 'start', 'etcd.service'], { timeoutMs: 60_000 })
-    console.log('DEBUG', (await box.exec(['journalctl', '-u', 'etcd', '--no-pager', '-n', '60'])).stdout, (await box.exec(['cat', '/etc/systemd/system/etcd.service', '/var/lib/sysctr/containers/etcd.0/config.json'])).stdout)
     expect(r.stderr).toBe('')
     expect(r.code).toBe(0)
     expect(await state('etcd.service')).toBe('active')
@@ -104,7 +103,9 @@ describe.skipIf(skip !== undefined)(`real daemons: Debian's etcd and a flannel s
     const r = await sysctr(['install', '--system', '--name', 'flannel', FLANNEL])
     expect(r.stderr).not.toMatch(/^error:/m)
     expect(r.code).toBe(0)
+    await box.exec(['systemd-analyze', 'set-log-level', 'debug'])
     const start = await box.exec(['systemctl', 'start', 'flannel.service'], { timeoutMs: 60_000 })
+    console.log('DEBUG', (await box.exec(['sh', '-c', 'journalctl --no-pager -n 400 | grep -i -E "notif|flannel|ncat" | tail -40; cat /etc/systemd/system/flannel.service'])).stdout)
     expect(start.stderr).toBe('')
     expect(start.code).toBe(0)
     expect(await state('flannel.service')).toBe('active')
