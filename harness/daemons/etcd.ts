@@ -109,6 +109,10 @@ After=network.target
 # etcd sends READY=1 itself; runc proxies it to systemd (see harness/daemons/etcd.ts).
 Type=notify
 NotifyAccess=all
+# Delegate=yes: sysctr then puts the container in this unit's cgroup (.../NAME.service/container),
+# so systemd tracks and stops its processes and maps their sd_notify messages to this unit.
+Delegate=yes
+KillMode=mixed
 ExecStartPre=$EXEC_STARTPRE
 ExecStart=$EXEC_START
 ExecStop=$EXEC_STOP

@@ -192,6 +192,10 @@ After=$AFTER $ETCD_SERVICE
 # sender (ncat) is in the unit's cgroup, but is not its main process (runc).
 Type=notify
 NotifyAccess=all
+# Delegate=yes: sysctr then puts the container in this unit's cgroup (.../NAME.service/container),
+# so systemd tracks and stops its processes and maps their sd_notify messages to this unit.
+Delegate=yes
+KillMode=mixed
 ExecStartPre=$EXEC_STARTPRE
 ExecStart=/usr/bin/env -u NOTIFY_SOCKET $EXEC_START
 ExecStop=$EXEC_STOP
