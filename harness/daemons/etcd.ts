@@ -34,9 +34,23 @@
  * syslog prefix that runc's proxy never recognises, and runc 1.1 forwards no
  * signal until READY= arrives, so stop would hang). A real daemon that sends
  * a plain "READY=1" datagram works with the plain $EXEC_START; runc forwards
- * systemd's SIGTERM to etcd once ready. NotifyAccess=all is still needed:
- * systemd accepts the message from runc's pid only if it is the main pid
- * (it is) or NotifyAccess=all; all also covers a runtime that forks.
+ * systemd's SIGTERM to etcd once ready. The message comes from runc, the
+ * main pid, so NotifyAccess=main would do here; all is what the stand-in
+ * (whose sender is not the main pid) needs, and is kept alike in both.
+ *
+ * Caveat, seen with runc 1.1.5: a container that exits BEFORE sending READY=
+ * leaves `runc run` waiting on its proxy (observed: a stand-in that exited
+ * at once hung until TimeoutStartSec and failed as 'timeout', not
+ * 'exit-code'; reading runc's code, the proxy's liveness check watches
+ * runc's own pid, not the container's).
+ * The flannel stand-in, whose failure path the tests exercise, therefore
+ * notifies systemd directly instead (flannel.ts); etcd keeps the proxy,
+ * which is what an unmodified real daemon gets. Either way the unit needs
+ * Delegate=yes: sysctr then sets cgroupsPath to .../NAME.service/container,
+ * so the container's processes are the unit's (tracked, killed on stop, and
+ * their sd_notify messages mapped to the unit; without it runc puts them in
+ * system.slice/NAME and systemd logs "system.slice: Got notification
+ * message ..., ignoring").
  */
 import { readFileSync } from 'node:fs'
 import type { LayerEntry } from './deps'

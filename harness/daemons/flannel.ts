@@ -189,7 +189,7 @@ After=$AFTER $ETCD_SERVICE
 # socket (bound in by config.json), not through runc's proxy: runc 1.1 waits for READY=
 # on its proxy and never returns when the container exits before it (etcd down), so the
 # start would hang until TimeoutStartSec instead of failing. NotifyAccess=all: the
-# sender (ncat) is in the unit's cgroup, but is not its main process (runc).
+# sender (ncat) is in the unit's cgroup (Delegate=yes below), but not its main process.
 Type=notify
 NotifyAccess=all
 # Delegate=yes: sysctr then puts the container in this unit's cgroup (.../NAME.service/container),
