@@ -45,7 +45,7 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync, promises as fsp } from 'node:fs'
 import { join, posix } from 'node:path'
-import { writeOciLayout, type LayerEntry, type WrittenImage } from './engine-deps'
+import { writeOciLayout, type LayerEntry, type WrittenImage } from './deps'
 
 /** The packages scripts/setup downloads and unpacks for this image (keep in step with ENGINE_DEBS there). */
 export const ENGINE_DEBS = ['docker.io', 'containerd'] as const

@@ -18,7 +18,7 @@ import { resolve, join } from 'node:path'
 import { promises as fsp } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { bootSystemd, systemdSkipReason, type SystemdContainer } from '../../harness/daemons/engine-deps'
+import { bootSystemd, systemdSkipReason, type SystemdContainer } from '../../harness/daemons/deps'
 import { buildEngineImage, engineDebRoot, engineMissing } from '../../harness/daemons/engine'
 
 const repo = resolve(__dirname, '..', '..')
