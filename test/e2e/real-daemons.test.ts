@@ -5,6 +5,7 @@
  * throwaway systemd (nspawn), installed by the built CLI from `oci:`, run by
  * runc. Readiness is the daemons' own sd_notify through runc's notify proxy.
  */
+import { grantFlagsFrom } from '../helpers/grant-flags'
 import { promises as fsp } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -55,17 +56,22 @@ describe.skipIf(skip !== undefined)(`real daemons: Debian's etcd and a flannel s
     if (workDir) await fsp.rm(workDir, { recursive: true, force: true })
   })
 
-  it('refuses etcd without --privileged, naming what Atomic\'s etcd config asks beyond the defaults', async () => {
+  let etcdGrants: string[] = []
+  it('refuses etcd (exit 6) naming exactly what Atomic\'s etcd config asks beyond the default grant, with the flag to paste', async () => {
     const r = await sysctr(['install', '--system', '--name', 'etcd', ETCD])
     expect(r.code).toBe(6)
-    expect(r.stderr).toMatch(/^error: .*no uts namespace/m)
+    expect(r.stderr).toMatch(/^error: .*config\.json asks for more of the host/m)
     expect(r.stderr).toMatch(/CAP_DAC_READ_SEARCH/)
+    // The host's uts and network namespaces, its own directories and a read-only /etc/resolv.conf are in the default grant.
+    expect(r.stderr).not.toMatch(/uts namespace/)
+    etcdGrants = grantFlagsFrom(r.stderr)
+    expect(etcdGrants).toEqual(['--grant', 'cap:DAC_READ_SEARCH'])
     expect(r.stderr).not.toMatch(/\n\s+at /)
     await expect(fsp.access(box.hostPath('/etc/systemd/system/etcd.service'))).rejects.toThrow()
   })
 
-  it('installs etcd (--privileged): unit, tmpfiles dirs, config on the host network, etcdctl on the host', async () => {
-    const r = await sysctr(['install', '--system', '--privileged', '--name', 'etcd', ETCD])
+  it('installs etcd with the printed --grant: unit, tmpfiles dirs, config on the host network, etcdctl on the host', async () => {
+    const r = await sysctr(['install', '--system', ...etcdGrants, '--name', 'etcd', ETCD])
     expect(r.stderr).not.toMatch(/^error:/m)
     expect(r.code).toBe(0)
     const unit = await fsp.readFile(box.hostPath('/etc/systemd/system/etcd.service'), 'utf8')
@@ -100,7 +106,11 @@ describe.skipIf(skip !== undefined)(`real daemons: Debian's etcd and a flannel s
     expect(put.stdout.trim()).toBe('OK')
     // Someone else already holds the first subnet: flannel must take the next free one.
     await etcdctl(['put', '/atomic.io/network/subnets/10.40.1.0-24', '{"PublicIP":"192.0.2.1"}'])
-    const r = await sysctr(['install', '--system', '--name', 'flannel', FLANNEL])
+    // The stand-in asks one thing beyond the default grant: the host's machine id (to name the host in its lease).
+    const refused = await sysctr(['install', '--system', '--name', 'flannel', FLANNEL])
+    expect(refused.code).toBe(6)
+    expect(grantFlagsFrom(refused.stderr)).toEqual(['--grant', 'bind:/etc/machine-id'])
+    const r = await sysctr(['install', '--system', ...grantFlagsFrom(refused.stderr), '--name', 'flannel', FLANNEL])
     expect(r.stderr).not.toMatch(/^error:/m)
     expect(r.code).toBe(0)
     const start = await box.exec(['systemctl', 'start', 'flannel.service'], { timeoutMs: 60_000 })
