@@ -44,7 +44,7 @@ export interface HostFile {
   /** sha256 hex of what sysctr wrote, so later changes by the user are noticed. */
   sha256: string
   /** hostfs: a file from the image's /exports/hostfs, kept in NAME.N/hostfs/PATH. */
-  role: 'unit' | 'tmpfiles' | 'hostfs'
+  role: 'unit' | 'tmpfiles' | 'hostfs' | 'socket'
   /** hostfs: where it came from in the image (`/exports/hostfs/...`). */
   source?: string
 }

@@ -216,6 +216,8 @@ export async function planDeployment(ctx: OpsContext, i: PlanInput): Promise<Dep
 
   const files: HostFile[] = []
   if (!noService) files.push({ path: inRoot(ctx, join(ctx.paths.unitDir, unit)), sha256: sha256(rendered.service), role: 'unit' })
+  const socketUnit = `${name}.socket`
+  if (!noService && rendered.socket !== undefined) files.push({ path: inRoot(ctx, join(ctx.paths.unitDir, socketUnit)), sha256: sha256(rendered.socket), role: 'socket' })
   if (!noService || (ex.tmpfiles.origin === 'image' && rendered.tmpfiles.trim() !== '')) {
     files.push({ path: inRoot(ctx, join(ctx.paths.tmpfilesDir, `${name}.conf`)), sha256: sha256(rendered.tmpfiles), role: 'tmpfiles' })
   }
@@ -223,6 +225,7 @@ export async function planDeployment(ctx: OpsContext, i: PlanInput): Promise<Dep
 
   const deploymentFiles: DeploymentFile[] = [{ name: 'config.json', content: Buffer.from(configJson), mode: 0o644 }]
   if (!noService) deploymentFiles.push({ name: unit, content: Buffer.from(rendered.service), mode: 0o644 })
+  if (!noService && rendered.socket !== undefined) deploymentFiles.push({ name: socketUnit, content: Buffer.from(rendered.socket), mode: 0o644 })
   deploymentFiles.push({ name: 'tmpfiles.conf', content: Buffer.from(rendered.tmpfiles), mode: 0o644 })
   for (const f of hostfs) deploymentFiles.push({ name: `hostfs${f.path}`, content: f.content, mode: f.mode })
 
@@ -271,6 +274,7 @@ export async function planDeployment(ctx: OpsContext, i: PlanInput): Promise<Dep
 
 /** The name, inside NAME.N, of the copy of a recorded host file. */
 export function deploymentFileName(f: Pick<HostFile, 'role' | 'path'>, unit: string): string {
+  if (f.role === 'socket') return unit.replace(/\.service$/, '.socket')
   return f.role === 'unit' ? unit : f.role === 'tmpfiles' ? 'tmpfiles.conf' : `hostfs${f.path}`
 }
 
@@ -292,11 +296,15 @@ export interface SwitchTarget {
  */
 export function planSwitch(ctx: Pick<OpsContext, 'root'>, to: SwitchTarget, from?: Deployment): SwitchPlan {
   const { name, record } = to
-  const hasUnit = (r: DeploymentRecord | undefined) => r?.files.some((f) => f.role === 'unit') === true
-  const unitGoes = hasUnit(from?.record) && !hasUnit(record)
-  const unitComes = hasUnit(record) && !hasUnit(from?.record)
+  const has = (r: DeploymentRecord | undefined, role: string) => r?.files.some((f) => f.role === role) === true
+  const unitGoes = has(from?.record, 'unit') && !has(record, 'unit')
+  const unitComes = has(record, 'unit') && !has(from?.record, 'unit')
+  const socketUnit = record.unit.replace(/\.service$/, '.socket')
+  const socketGoes = has(from?.record, 'socket') && !has(record, 'socket')
+  const socketComes = has(record, 'socket') && !has(from?.record, 'socket')
   const prev = new Map((from?.record.files ?? []).map((f) => [f.path, f]))
   const steps: SystemdStep[] = []
+  if (socketGoes || (unitGoes && has(from?.record, 'socket'))) steps.push({ op: 'stop', unit: socketUnit }, { op: 'disable', unit: socketUnit })
   if (unitGoes) steps.push({ op: 'stop', unit: from!.record.unit }, { op: 'disable', unit: from!.record.unit })
   const removes: PlannedRemoval[] = []
   for (const f of from?.record.files ?? []) {
@@ -308,7 +316,7 @@ export function planSwitch(ctx: Pick<OpsContext, 'root'>, to: SwitchTarget, from
       path,
       recordPath: f.path,
       sha256: f.sha256,
-      reason: f.role === 'hostfs' ? `${name}.${to.slot} no longer ships it (kept if changed since sysctr wrote it)` : `${name}.${to.slot} has no ${f.role === 'unit' ? 'service' : 'tmpfiles entry'}`,
+      reason: f.role === 'hostfs' ? `${name}.${to.slot} no longer ships it (kept if changed since sysctr wrote it)` : `${name}.${to.slot} has no ${f.role === 'unit' ? 'service' : f.role === 'socket' ? 'socket' : 'tmpfiles entry'}`,
     })
   }
   const writes: PlannedWrite[] = record.files.map((f) => {
@@ -324,13 +332,15 @@ export function planSwitch(ctx: Pick<OpsContext, 'root'>, to: SwitchTarget, from
       reason:
         f.role === 'hostfs'
           ? `${f.source ?? 'host file'} of ${name}.${to.slot} (a file changed since sysctr wrote it is kept)`
-          : `${f.role === 'unit' ? 'unit' : 'tmpfiles entry'} of ${name}.${to.slot}`,
+          : `${f.role === 'unit' ? 'unit' : f.role === 'socket' ? 'socket unit' : 'tmpfiles entry'} of ${name}.${to.slot}`,
     }
   })
   const tmpfiles = record.files.find((f) => f.role === 'tmpfiles')
   if (tmpfiles) steps.push({ op: 'tmpfiles-create', path: fromRoot(ctx, tmpfiles.path) })
   steps.push({ op: 'reload' })
   if (unitComes) steps.push({ op: 'enable', unit: record.unit })
+  // Socket activation: NAME.socket is enabled (and so listens from boot on); the service starts on the first connection.
+  if (socketComes) steps.push({ op: 'enable', unit: socketUnit })
   return { name, unit: record.unit, toSlot: to.slot, ...(from ? { fromSlot: from.slot } : {}), newSlot: to.newSlot, writes, removes, steps }
 }
 

@@ -50,7 +50,7 @@ export interface PullPlan {
 }
 
 export interface PlannedFile {
-  role: 'unit' | 'config.json' | 'tmpfiles' | 'hostfs'
+  role: 'unit' | 'config.json' | 'tmpfiles' | 'hostfs' | 'socket'
   /** Where the real run would write it (host path; the deployment's copy for config.json). */
   path: string
   text: string
@@ -237,6 +237,7 @@ export async function updateDryRun(ctx: OpsContext, name: string, opts: UpdateOp
 
 /** The file's name in a deployment directory. */
 function baseName(ctx: OpsContext, f: PlannedFile, unit: string): string {
+  if (f.role === 'socket') return unit.replace(/\.service$/, '.socket')
   return f.role === 'unit' ? unit : f.role === 'tmpfiles' ? 'tmpfiles.conf' : f.role === 'hostfs' ? `hostfs${inRoot(ctx, f.path)}` : 'config.json'
 }
 
@@ -309,6 +310,8 @@ function plannedFiles(ctx: OpsContext, deployments: Deployments, plan: Deploymen
   out.push({ role: 'config.json', path: join(deployments.slotDir(plan.name, plan.slot), 'config.json'), text: plan.configJson })
   const tmpfiles = write('tmpfiles')
   if (tmpfiles) out.push({ role: 'tmpfiles', path: tmpfiles.path, text: tmpfiles.content.toString('utf8') })
+  const socket = write('socket')
+  if (socket) out.push({ role: 'socket', path: socket.path, text: socket.content.toString('utf8') })
   for (const w of plan.switch.writes.filter((x) => x.role === 'hostfs')) out.push({ role: 'hostfs', path: w.path, text: w.content.toString('utf8'), mode: w.mode })
   return out
 }

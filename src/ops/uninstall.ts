@@ -73,6 +73,13 @@ export async function uninstall(ctx: OpsContext, name: string): Promise<Uninstal
         .catch(ignoreCode('systemd.offline'))
       await doing(`disabling ${unit}`, () => systemd.disableUnitFiles([unit])).catch(ignoreCode('systemd.unit-not-found'))
     }
+    if (records.some((d) => d.record.files.some((f) => f.role === 'socket'))) {
+      const socket = unit.replace(/\.service$/, '.socket')
+      await doing(`stopping ${socket}`, () => systemd.stopUnit(socket))
+        .catch(ignoreCode('systemd.unit-not-found'))
+        .catch(ignoreCode('systemd.offline'))
+      await doing(`disabling ${socket}`, () => systemd.disableUnitFiles([socket])).catch(ignoreCode('systemd.unit-not-found'))
+    }
 
     const result: UninstallResult = { name, unit, removedFiles: [], keptFiles: [], removedDeployments: slots }
     const files = new Map<string, { sha: Set<string>; role: string }>()

@@ -29,7 +29,7 @@ export async function exportsFromStore(store: Store, commit: string, defaultsDir
         const entries = (await store.readTree(top.tree, layer)).entries
         for (const [n, e] of Object.entries(entries)) {
           // Only the files loadExports may read are copied.
-          if (!/^(config\.json(\.hbs|\.template)?|(service|tmpfiles)\.(hbs|template)|manifest\.json)$/.test(n)) continue
+          if (!/^(config\.json(\.hbs|\.template)?|(service|tmpfiles|socket)\.(hbs|template)|manifest\.json)$/.test(n)) continue
           const p = join(dir, n)
           if (e.type === 'symlink') await fsp.symlink(e.target, p)
           else if (e.type === 'file') {
@@ -46,7 +46,7 @@ export async function exportsFromStore(store: Store, commit: string, defaultsDir
     }
     const ex = await loadExports(tmp, defaultsDir)
     const rename = <T extends { path: string; origin: string }>(t: T): T => (t.origin === 'image' ? { ...t, path: t.path.replace(tmp, '') } : t)
-    return { ...ex, dir: '/exports', configJson: rename(ex.configJson), service: rename(ex.service), tmpfiles: rename(ex.tmpfiles) }
+    return { ...ex, dir: '/exports', configJson: rename(ex.configJson), service: rename(ex.service), tmpfiles: rename(ex.tmpfiles), ...(ex.socket ? { socket: rename(ex.socket) } : {}) }
   } finally {
     await fsp.rm(tmp, { recursive: true, force: true })
   }

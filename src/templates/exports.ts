@@ -24,7 +24,7 @@ import { handlebarsContext, handlebarsVariables, renderHandlebars, type ImageRun
 import { legacyVariables, renderLegacy } from './legacy'
 import { checkUnitSafe } from '../systemd/unit-quote'
 
-export type ExportKind = 'config.json' | 'service' | 'tmpfiles'
+export type ExportKind = 'config.json' | 'service' | 'tmpfiles' | 'socket'
 /** 'plain': a config.json used as is. */
 export type TemplateSyntax = 'handlebars' | 'legacy' | 'plain'
 export type ExportOrigin = 'image' | 'default'
@@ -57,6 +57,8 @@ export interface Exports {
   configJson: ExportTemplate
   service: ExportTemplate
   tmpfiles: ExportTemplate
+  /** `socket.hbs` / `socket.template`: NAME.socket, for socket activation (no default: absent when the image has none). */
+  socket?: ExportTemplate
   manifest: ExportsManifest
   manifestOrigin: 'image' | 'none'
 }
@@ -78,9 +80,13 @@ const CANDIDATES: Record<ExportKind, { file: string; syntax: TemplateSyntax }[]>
     { file: 'tmpfiles.hbs', syntax: 'handlebars' },
     { file: 'tmpfiles.template', syntax: 'legacy' },
   ],
+  socket: [
+    { file: 'socket.hbs', syntax: 'handlebars' },
+    { file: 'socket.template', syntax: 'legacy' },
+  ],
 }
 
-const DEFAULT_FILES: Record<ExportKind, string> = {
+const DEFAULT_FILES: Record<Exclude<ExportKind, 'socket'>, string> = {
   'config.json': 'config.json.hbs',
   service: 'service.hbs',
   tmpfiles: 'tmpfiles.hbs',
@@ -125,7 +131,7 @@ async function readExportFile(p: string, name: string): Promise<string> {
   }
 }
 
-async function findTemplate(kind: ExportKind, exportsDir: string, present: boolean, defaultsDir: string): Promise<ExportTemplate> {
+async function findTemplate(kind: Exclude<ExportKind, 'socket'>, exportsDir: string, present: boolean, defaultsDir: string): Promise<ExportTemplate> {
   if (present) {
     for (const c of CANDIDATES[kind]) {
       const p = path.join(exportsDir, c.file)
@@ -138,6 +144,16 @@ async function findTemplate(kind: ExportKind, exportsDir: string, present: boole
   const p = path.join(defaultsDir, file)
   const text = await fs.readFile(p, 'utf8')
   return { kind, file, path: p, syntax: 'handlebars', origin: 'default', text }
+}
+
+/** An optional template the image may ship (no default): `{ socket: ... }` when present. */
+async function findImageTemplate(kind: 'socket', exportsDir: string): Promise<{ socket?: ExportTemplate }> {
+  for (const c of CANDIDATES[kind]) {
+    const p = path.join(exportsDir, c.file)
+    if (!(await lstatOrUndefined(p))) continue
+    return { socket: { kind, file: c.file, path: p, syntax: c.syntax, origin: 'image', text: await readExportFile(p, c.file) } }
+  }
+  return {}
 }
 
 function badManifest(message: string, cause?: unknown): ContentError {
@@ -217,6 +233,7 @@ export async function loadExports(rootfsDir: string, defaultsDir: string): Promi
       configJson: await findTemplate('config.json', dir, present, defaultsDir),
       service: await findTemplate('service', dir, present, defaultsDir),
       tmpfiles: await findTemplate('tmpfiles', dir, present, defaultsDir),
+      ...(present ? await findImageTemplate('socket', dir) : {}),
       manifest,
       manifestOrigin,
     }
@@ -243,7 +260,8 @@ export function templateVariables(exports: Exports): TemplateVariables {
   const configJson = variablesOf(exports.configJson)
   const service = variablesOf(exports.service)
   const tmpfiles = variablesOf(exports.tmpfiles)
-  return { configJson, service, tmpfiles, all: [...new Set([...configJson, ...service, ...tmpfiles])] }
+  const socket = exports.socket ? variablesOf(exports.socket) : []
+  return { configJson, service, tmpfiles, all: [...new Set([...configJson, ...service, ...tmpfiles, ...socket])] }
 }
 
 function renderOne(t: ExportTemplate, values: Record<string, string>, imageConfig: ImageRuntimeConfig | undefined | null): string {
@@ -257,6 +275,8 @@ export interface RenderedExports {
   configJson: string
   service: string
   tmpfiles: string
+  /** NAME.socket, when the image ships a socket template. */
+  socket?: string
 }
 
 /**
@@ -272,5 +292,6 @@ export async function renderExports(
     configJson: renderOne(exports.configJson, values, imageConfig),
     service: renderOne(exports.service, values, imageConfig),
     tmpfiles: renderOne(exports.tmpfiles, values, imageConfig),
+    ...(exports.socket ? { socket: renderOne(exports.socket, values, imageConfig) } : {}),
   }
 }
