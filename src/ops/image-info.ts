@@ -136,7 +136,10 @@ async function infoOf(ctx: OpsContext, store: Store, name: string, record: Image
   if (ex.manifest.noContainerService) hostAsksNote = 'the image has no service (noContainerService)'
   else {
     try {
-      const { values } = resolveValues({ manifestDefaults: defaults, computed })
+      // Values nobody supplies (needsSet) get a placeholder: privileges rarely depend on them, and the note says so.
+      const placeholders = Object.fromEntries(variables.filter((v) => v.source === 'none').map((v) => [v.name, 'VALUE']))
+      const { values } = resolveValues({ manifestDefaults: { ...placeholders, ...defaults }, computed })
+      if (Object.keys(placeholders).length > 0) hostAsksNote = `rendered with a placeholder for ${Object.keys(placeholders).join(', ')}`
       const config = JSON.parse((await store.getBlob(record.configDigest))!.toString('utf8')) as ImageConfig
       const rendered = await renderExports(ex, values, config.config ?? {})
       const id = serviceIdentity(describeInputName(name), name, values)

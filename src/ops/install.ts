@@ -201,10 +201,12 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, i: Instal
   }
   if (opts.now) {
     // A failed start is reported, but the install stays: it is complete and enabled.
+    // Socket activation: --now starts NAME.socket; the service starts on the first connection.
+    const first = files.some((f) => f.role === 'socket') ? unit.replace(/\.service$/, '.socket') : unit
     try {
-      result.started = await (await ctx.systemd()).startUnit(unit)
+      result.started = await (await ctx.systemd()).startUnit(first)
     } catch (err) {
-      throw withContext(err, `${name} is installed and enabled, but starting ${unit} failed (journalctl -u ${unit})`)
+      throw withContext(err, `${name} is installed and enabled, but starting ${first} failed (journalctl -u ${unit})`)
     }
   }
   return result

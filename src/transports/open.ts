@@ -57,6 +57,11 @@ export function isLocalInput(input: string): boolean {
   return Object.keys(LOCAL).some((prefix) => input.startsWith(prefix))
 }
 
+/** A ref name that names an image (`etcd`, `hello-world`), not a version (`latest`, `v1`, `3.4.23`). */
+function isNameTag(tag: string): boolean {
+  return tag !== 'latest' && /^[A-Za-z]/.test(tag) && !/^v\d/.test(tag)
+}
+
 function containerNameFrom(s: string): string {
   const n = s.toLowerCase().replace(/[^a-z0-9_.:@-]+/g, '-').replace(/^[-.]+/, '').replace(/@+$/, '')
   return n || 'image'
@@ -79,6 +84,9 @@ export function describeInput(input: string, cwd: string = process.cwd()): Input
       const t = tag.replace(/@.*$/, '')
       const noTag = t.lastIndexOf(':') > t.lastIndexOf('/') ? t.slice(0, t.lastIndexOf(':')) : t
       defaultName = containerNameFrom(noTag.slice(noTag.lastIndexOf('/') + 1))
+    } else if (tag !== undefined && !tag.startsWith('@') && isNameTag(tag)) {
+      // `oci:/srv/layout:etcd`: the layout's ref name says which image it is (skopeo and podman name it so).
+      defaultName = containerNameFrom(tag.replace(/@.*$/, ''))
     } else {
       defaultName = containerNameFrom(basename(path, extname(path)))
     }

@@ -234,6 +234,8 @@ describe('describeInput', () => {
     ['docker://quay.io/coreos/etcd:3.5', 'docker', 'quay.io/coreos/etcd:3.5', 'etcd'],
     ['127.0.0.1:5000/demo/etcd', 'docker', '127.0.0.1:5000/demo/etcd:latest', 'etcd'],
     ['oci:/srv/images/etcd:v1', 'oci', 'oci:/srv/images/etcd:v1', 'etcd'],
+    ['oci:/srv/images/layout:hello-world', 'oci', 'oci:/srv/images/layout:hello-world', 'hello-world'],
+    ['oci:/srv/images/flannel:latest', 'oci', 'oci:/srv/images/flannel:latest', 'flannel'],
     ['oci:/srv/images/layout:docker.io/library/busybox:1.36', 'oci', 'oci:/srv/images/layout:docker.io/library/busybox:1.36', 'busybox'],
     ['oci-archive:/srv/etcd.tar', 'oci-archive', 'oci-archive:/srv/etcd.tar', 'etcd'],
     ['docker-archive:/srv/all.tar:example.com/demo/flannel:1', 'docker-archive', 'docker-archive:/srv/all.tar:example.com/demo/flannel:1', 'flannel'],

@@ -39,6 +39,7 @@ container named after the image; keys marked fixed cannot be changed with --set.
         lines.push(`capabilities: ${a.capabilities.map((c) => c.replace(/^CAP_/, '')).join(' ') || 'none'}`)
         for (const b of a.binds) lines.push(`bind: ${b.source} -> ${b.destination} (${b.readOnly ? 'ro' : 'rw'})${b.beyondDefault ? ' beyond the default grant' : ''}`)
         lines.push(a.flags.length > 0 ? `install needs beyond the default grant: ${a.flags.join(' ')}` : 'install needs no --grant (the default grant covers it)')
+        if (r.hostAsksNote) lines.push(`  (${r.hostAsksNote})`)
       } else if (r.hostAsksNote) lines.push(`host: ${r.hostAsksNote}`)
       return lines
     })

@@ -1,0 +1,104 @@
+/**
+ * Images in the shapes of Project Atomic's system containers
+ * (harness/daemons/atomic-images.ts), installed by the built CLI into one
+ * throwaway systemd and run by runc:
+ * - hello-world as Atomic shipped it (runtime-spec 0.x config, `runc start`
+ *   unit, no manifest): installs with no --grant and serves;
+ * - a container whose PID 1 ignores SIGTERM: `systemctl stop` ends after
+ *   STOP_TIMEOUT, not systemd's 90 s;
+ * - socket activation: NAME.socket listens after install, the service is not
+ *   running until a connection comes, which is answered through the passed
+ *   socket with LISTEN_FDS/LISTEN_PID right for the process inside.
+ */
+import { promises as fsp } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { bootSystemd, systemdSkipReason, type SystemdContainer } from '../../harness/daemons/deps'
+import { buildAtomicImages } from '../../harness/daemons/atomic-images'
+
+const repo = resolve(__dirname, '..', '..')
+const skip = systemdSkipReason()
+const WORK = '/var/tmp/sysctr-atomic'
+const image = (tag: string) => `oci:${WORK}/oci:${tag}`
+
+describe.skipIf(skip !== undefined)(`Atomic-shaped images${skip ? `: skipped, ${skip}` : ''}`, () => {
+  let box: SystemdContainer
+  let workDir: string
+  const sysctr = (args: string[]) => box.exec(['/opt/sysctr/bin/sysctr', ...args], { timeoutMs: 120_000 })
+  const show = async (unit: string, prop: string) => (await box.exec(['systemctl', 'show', '-p', prop, '--value', unit])).stdout.trim()
+
+  beforeAll(async () => {
+    await fsp.access(resolve(repo, 'dist/cli/main.js')).catch(() => {
+      throw new Error('dist/ is missing: run `npm run build` first')
+    })
+    workDir = await fsp.mkdtemp(join(tmpdir(), 'sysctr-atomic-'))
+    await buildAtomicImages(join(workDir, 'oci'))
+    box = await bootSystemd({ name: 'sysctr-atomic', repo, binds: [{ host: join(workDir, 'oci'), container: `${WORK}/oci`, readOnly: true }] })
+  }, 180_000)
+  afterAll(async () => {
+    await box?.stop()
+    if (workDir) await fsp.rm(workDir, { recursive: true, force: true })
+  })
+
+  it('hello-world as Atomic shipped it installs with no --grant (its runc start unit written as runc run) and serves', async () => {
+    const r = await sysctr(['install', '--system', '--name', 'hello-world', '--set', 'PORT=8081', '--set', 'RECEIVER=sysctr', image('hello-world')])
+    expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 })
+    expect(r.stderr).toMatch(/runc 0\.x's create-and-run/)
+    const unit = await fsp.readFile(box.hostPath('/etc/systemd/system/hello-world.service'), 'utf8')
+    expect(unit).toMatch(/^ExecStart=\/usr\/bin\/runc run --no-new-keyring --bundle \/var\/lib\/sysctr\/containers\/hello-world\.0 hello-world$/m)
+    expect(unit).toMatch(/^ExecStop=\/bin\/runc kill "hello-world" KILL$/m)
+    // The 0.x config is written in today's shape: capabilities and rlimits under process.
+    const cfg = JSON.parse(await fsp.readFile(box.hostPath('/var/lib/sysctr/containers/hello-world.0/config.json'), 'utf8'))
+    expect(cfg.ociVersion).toBe('1.0.0')
+    expect(cfg.process.capabilities.bounding).toEqual(['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'])
+    expect(cfg.process.rlimits).toEqual([{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }])
+    const start = await box.exec(['systemctl', 'start', 'hello-world.service'], { timeoutMs: 60_000 })
+    expect(start.code).toBe(0)
+    let body = ''
+    for (let i = 0; i < 50 && !body.includes('Hi'); i++) {
+      body = (await box.exec(['curl', '-s', '--max-time', '2', 'http://127.0.0.1:8081/'])).stdout
+      if (!body.includes('Hi')) await new Promise((res) => setTimeout(res, 100))
+    }
+    expect(body.trim()).toBe('Hi sysctr')
+    const info = await sysctr(['images', 'info', image('hello-world')])
+    expect(info.stdout).toContain('install needs no --grant')
+    const un = await sysctr(['uninstall', 'hello-world'])
+    expect(un.code).toBe(0)
+  })
+
+  it('a container whose PID 1 ignores SIGTERM is stopped after STOP_TIMEOUT, and nothing of it is left', async () => {
+    const r = await sysctr(['install', '--system', '--now', '--name', 'stubborn', '--set', 'STOP_TIMEOUT=3', image('stubborn')])
+    expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 })
+    const unit = await fsp.readFile(box.hostPath('/etc/systemd/system/stubborn.service'), 'utf8')
+    expect(unit).toMatch(/^TimeoutStopSec=3s$/m)
+    expect(await show('stubborn.service', 'ActiveState')).toBe('active')
+    const t0 = Date.now()
+    const stop = await box.exec(['systemctl', 'stop', 'stubborn.service'], { timeoutMs: 120_000 })
+    const took = Date.now() - t0
+    expect(stop.code).toBe(0)
+    // Without the timeout systemd waits its default 90 s; with it, about STOP_TIMEOUT seconds.
+    expect(took).toBeLessThan(30_000)
+    expect(await show('stubborn.service', 'ActiveState')).not.toBe('active')
+    const list = await box.exec(['runc', 'list', '-q'])
+    expect(list.stdout.split('\n')).not.toContain('stubborn')
+    expect((await sysctr(['uninstall', 'stubborn'])).code).toBe(0)
+  })
+
+  it('socket activation: after install only NAME.socket listens; a connection starts the service and is answered through the passed socket', async () => {
+    const r = await sysctr(['install', '--system', '--now', '--name', 'echo', image('echo-socket')])
+    expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 })
+    expect(await fsp.readFile(box.hostPath('/etc/systemd/system/echo.socket'), 'utf8')).toMatch(/^ListenStream=127\.0\.0\.1:9311$/m)
+    expect(await show('echo.socket', 'UnitFileState')).toBe('enabled')
+    expect(await show('echo.socket', 'ActiveState')).toBe('active')
+    expect(await show('echo.service', 'ActiveState')).toBe('inactive')
+    const answer = await box.exec(['curl', '-s', '--max-time', '10', 'telnet://127.0.0.1:9311'], { timeoutMs: 30_000 })
+    // runc hands the container the socket as fd 3 and sets LISTEN_FDS / LISTEN_PID for its PID 1.
+    expect(answer.stdout.trim()).toBe('hello through the passed socket LISTEN_FDS=1 LISTEN_PID=1 pid=1')
+    expect(await show('echo.service', 'ActiveState')).toBe('active')
+    const un = await sysctr(['uninstall', 'echo'])
+    expect(un.code).toBe(0)
+    expect(await show('echo.socket', 'ActiveState')).toBe('inactive')
+    await expect(fsp.access(box.hostPath('/etc/systemd/system/echo.socket'))).rejects.toThrow()
+  })
+})
