@@ -28,6 +28,8 @@ export interface UninstallResult {
   name: string
   unit: string
   removedFiles: string[]
+  /** Directories the tmpfiles entry had created, removed because they were empty. */
+  removedDirs?: string[]
   keptFiles: string[]
   removedDeployments: number[]
 }
@@ -104,7 +106,10 @@ export async function uninstall(ctx: OpsContext, name: string): Promise<Uninstal
       }
       if ((await sha256File(host)) === undefined) continue
       if (f.role === 'tmpfiles') {
+        const entry = await fsp.readFile(host, 'utf8').catch(() => '')
         await ctx.tmpfiles('remove', host).catch((e: Error) => ctx.reporter.warn(e.message))
+        // `systemd-tmpfiles --remove` leaves the directories of d lines: remove those still empty.
+        result.removedDirs = await removeEmptyTmpfilesDirs(ctx, entry)
       }
       // The unit and tmpfiles entry are sysctr's even when edited: they belong to
       // this container and go with it. (Host files copied from /exports/hostfs
@@ -116,4 +121,28 @@ export async function uninstall(ctx: OpsContext, name: string): Promise<Uninstal
     await doing('reloading systemd', () => systemd.reload())
     return result
   }))
+}
+
+/**
+ * The directories of a tmpfiles entry's `d`/`D` lines (as seen inside
+ * --root), deepest first, removed when empty. A directory with anything in
+ * it stays, and so does any top-level directory (/etc, /run, /var/lib...).
+ */
+async function removeEmptyTmpfilesDirs(ctx: OpsContext, entry: string): Promise<string[]> {
+  const dirs = entry
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((w) => (w[0] === 'd' || w[0] === 'D') && w[1]?.startsWith('/'))
+    .map((w) => w[1]!.replace(/\/+$/, ''))
+    .filter((d) => d.split('/').filter(Boolean).length >= 2 && !d.split('/').includes('..'))
+  const removed: string[] = []
+  for (const d of [...new Set(dirs)].sort((a, b) => b.length - a.length)) {
+    try {
+      await fsp.rmdir(fromRoot(ctx, d))
+      removed.push(d)
+    } catch {
+      /* not empty, or gone: left as it is */
+    }
+  }
+  return removed
 }

@@ -154,12 +154,17 @@ describe.skipIf(skip !== undefined)(`real daemons: Debian's etcd and a flannel s
     expect(keys.stdout.split('\n').filter(Boolean).sort()).toEqual(['/atomic.io/network/subnets/10.40.1.0-24', '/atomic.io/network/subnets/10.40.2.0-24'])
   })
 
-  it('uninstall removes both units and the host etcdctl', async () => {
+  it('uninstall removes both units, the host etcdctl and the empty directories etcd\'s tmpfiles entry made (its data stays)', async () => {
+    expect((await fsp.stat(box.hostPath('/etc/etcd'))).isDirectory()).toBe(true)
     for (const name of ['flannel', 'etcd']) {
       const r = await sysctr(['uninstall', name])
       expect({ name, code: r.code }).toEqual({ name, code: 0 })
       expect((await systemd.unitState(`${name}.service`)).loadState).toBe('not-found')
     }
     await expect(fsp.access(box.hostPath('/usr/local/bin/etcdctl'))).rejects.toThrow()
+    await expect(fsp.access(box.hostPath('/etc/etcd'))).rejects.toThrow()
+    await expect(fsp.access(box.hostPath('/run/etcd'))).rejects.toThrow()
+    // Not empty: etcd's data is the operator's, never removed by uninstall.
+    await expect(fsp.access(box.hostPath('/var/lib/etcd/member'))).resolves.toBeUndefined()
   })
 })
