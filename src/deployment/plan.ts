@@ -44,16 +44,11 @@ import { planHostFiles, rootfsReader, stagedHostFile, storeReader, type HostFile
 /** Where the plan reads the image: its checkout (install, update) or its commit in the store (dry runs). */
 export type ImageView = { kind: 'checkout'; rootfs: string } | { kind: 'store'; store: Store; commit: string }
 
-export interface PlanInput {
+/** What the operator chose for a deployment (and update carries over): the same for the real run and the dry run. */
+export interface DeploymentChoices {
   name: string
   /** The normalised image reference recorded with the deployment. */
   image: string
-  manifestDigest: Digest
-  configDigest: Digest
-  /** The image commit (hex) in the store. */
-  commit: string
-  /** The image config (Env, Entrypoint... feed the default config.json). */
-  config: ImageConfig
   runtime: string
   slot: number
   /** The user's --set values (saved in the record for later updates). */
@@ -63,9 +58,18 @@ export interface PlanInput {
   privileged: boolean
   /** `--grant ITEM`s (runtime/grants.ts): what config.json may ask beyond the default grant (with the record's on update). */
   grants: string[]
-  view: ImageView
   /** The active deployment the switch starts from (update); none on install. */
   from?: Deployment
+}
+
+export interface PlanInput extends DeploymentChoices {
+  manifestDigest: Digest
+  configDigest: Digest
+  /** The image commit (hex) in the store. */
+  commit: string
+  /** The image config (Env, Entrypoint... feed the default config.json). */
+  config: ImageConfig
+  view: ImageView
 }
 
 /** A file of the deployment directory NAME.N. */

@@ -28,8 +28,8 @@ import type { ImageSource } from '../transports/image-source'
 import { Store } from '../store/store'
 import { checkContainerName } from '../deployment/name'
 import { parseSetFlags, sameValues } from '../templates/values'
-import { Deployments, freeSlot, previousDeployment, type Deployment } from '../deployment/deployments'
-import { planDeployment, type DeploymentPlan, type SystemdStep } from '../deployment/plan'
+import { Deployments, freeSlot, previousDeployment } from '../deployment/deployments'
+import { planDeployment, type DeploymentChoices, type DeploymentPlan, type SystemdStep } from '../deployment/plan'
 import { stagedHostFile } from '../deployment/host-files'
 import { sha256File } from '../util/atomic-file'
 import { unifiedDiff } from '../util/line-diff'
@@ -278,26 +278,15 @@ async function planPull(store: Store, image: string, resolved: ResolvedImage): P
 }
 
 /** The plan the real run makes, from the image commit in the store instead of a checkout. */
-async function planFromStore(
-  ctx: OpsContext,
-  store: Store,
-  o: { commit: string; resolved: ResolvedImage; name: string; image: string; runtime: string; slot: number; setValues: Record<string, string>; uuid: string; privileged: boolean; grants: string[]; from?: Deployment },
-): Promise<DeploymentPlan> {
+async function planFromStore(ctx: OpsContext, store: Store, o: DeploymentChoices & { commit: string; resolved: ResolvedImage }): Promise<DeploymentPlan> {
+  const { commit, resolved, ...choices } = o
   return planDeployment(ctx, {
-    name: o.name,
-    image: o.image,
-    manifestDigest: o.resolved.manifestDigest,
-    configDigest: o.resolved.manifest.config.digest,
-    commit: o.commit,
-    config: o.resolved.config as ImageConfig,
-    runtime: o.runtime,
-    slot: o.slot,
-    setValues: o.setValues,
-    uuid: o.uuid,
-    privileged: o.privileged,
-    grants: o.grants,
-    view: { kind: 'store', store, commit: o.commit },
-    ...(o.from ? { from: o.from } : {}),
+    ...choices,
+    manifestDigest: resolved.manifestDigest,
+    configDigest: resolved.manifest.config.digest,
+    commit,
+    config: resolved.config as ImageConfig,
+    view: { kind: 'store', store, commit },
   })
 }
 

@@ -22,7 +22,7 @@ import { Store } from '../store/store'
 import { checkContainerName } from '../deployment/name'
 import { parseSetFlags, sameValues } from '../templates/values'
 import { Deployments, removeTree, type Deployment, type HostFile } from '../deployment/deployments'
-import { planDeployment, type DeploymentPlan } from '../deployment/plan'
+import { planDeployment, type DeploymentChoices, type DeploymentPlan } from '../deployment/plan'
 import { applySwitch, buildDeployment, commitSwitch, recover, SimulatedKill, stageCheckout } from '../deployment/switch'
 import { checkHostFileConflicts } from '../deployment/host-files'
 import { sha256File } from '../util/atomic-file'
@@ -212,18 +212,8 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, i: Instal
   return result
 }
 
-export interface PlanAndBuildOptions {
-  name: string
-  image: string
+export interface PlanAndBuildOptions extends DeploymentChoices {
   pull: PullResult
-  runtime: string
-  slot: number
-  setValues: Record<string, string>
-  uuid: string
-  privileged: boolean
-  grants: string[]
-  /** The active deployment (update). */
-  from?: Deployment
 }
 
 /**
@@ -241,21 +231,14 @@ export async function planAndBuild(
   const staged = await stageCheckout(store, deployments, o.name, o.slot, o.pull.commit)
   try {
     const config = JSON.parse((await store.getBlob(o.pull.configDigest))!.toString('utf8')) as ImageConfig
+    const { pull, ...choices } = o
     const plan = await planDeployment(ctx, {
-      name: o.name,
-      image: o.image,
-      manifestDigest: o.pull.manifestDigest,
-      configDigest: o.pull.configDigest,
-      commit: o.pull.commit,
+      ...choices,
+      manifestDigest: pull.manifestDigest,
+      configDigest: pull.configDigest,
+      commit: pull.commit,
       config,
-      runtime: o.runtime,
-      slot: o.slot,
-      setValues: o.setValues,
-      uuid: o.uuid,
-      privileged: o.privileged,
-      grants: o.grants,
       view: { kind: 'checkout', rootfs: join(staged, 'rootfs') },
-      ...(o.from ? { from: o.from } : {}),
     })
     for (const w of plan.warnings) ctx.reporter.warn(w)
     return { plan, deployment: await buildDeployment(deployments, plan, staged) }
