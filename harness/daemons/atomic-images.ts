@@ -11,6 +11,9 @@
  *   manifest, so `$PORT` and `$RECEIVER` need `--set`. It answers HTTP on
  *   $PORT with "Hi $RECEIVER" (busybox nc).
  * - stubborn: the defaults' templates; PID 1 is a shell that ignores SIGTERM.
+ * - all-vars: noContainerService with a host file (renameFiles to
+ *   /etc/$NAME/atomic.env, installedFilesTemplate) listing every variable
+ *   Atomic set, sysctr's STOP_TIMEOUT and a manifest defaultValues one.
  * - echo-socket: socket activation: socket.template (ListenStream on $PORT,
  *   WantedBy=sockets.target) and a service.template without [Install]; the
  *   container's PID 1 (a perl script, Debian's perl binary) accepts on fd 3
@@ -21,7 +24,10 @@ import type { LayerEntry, WrittenImage } from './deps'
 import { writeOciLayout } from './deps'
 import { binariesLayer, mountPoints } from './rootfs'
 
-export const ATOMIC_IMAGES = ['hello-world', 'stubborn', 'echo-socket'] as const
+export const ATOMIC_IMAGES = ['hello-world', 'stubborn', 'echo-socket', 'all-vars'] as const
+
+/** Every variable Atomic set (and sysctr's own), as all-vars' host file lists them. */
+export const ATOMIC_VARIABLES = ['NAME', 'DESTDIR', 'EXEC_START', 'EXEC_STOP', 'EXEC_STARTPRE', 'EXEC_STOPPOST', 'HOST_UID', 'HOST_GID', 'IMAGE_NAME', 'IMAGE_ID', 'RUN_DIRECTORY', 'STATE_DIRECTORY', 'CONF_DIRECTORY', 'PIDFILE', 'UUID', 'RUNTIME', 'ALL_PROCESS_CAPABILITIES', 'ATOMIC', 'ADDTL_MOUNTS', 'STOP_TIMEOUT', 'GREETING'] as const
 
 function busyboxLayer(applets: string[]): LayerEntry[] {
   return [
@@ -145,6 +151,28 @@ export async function buildAtomicImages(dir: string): Promise<WrittenImage[]> {
       layers: [busyboxLayer(['sh', 'sleep'])],
       // A shell as PID 1 with SIGTERM ignored: only SIGKILL ends it.
       config: { Entrypoint: ['/bin/sh', '-c', "trap '' TERM; while :; do sleep 1; done"], Env: ['PATH=/bin'], WorkingDir: '/' },
+    },
+    {
+      tag: 'all-vars',
+      layers: [
+        [
+          { path: 'exports/', type: 'directory' },
+          { path: 'exports/hostfs/', type: 'directory' },
+          { path: 'exports/hostfs/etc/', type: 'directory' },
+          { path: 'exports/hostfs/etc/atomic.env', content: ATOMIC_VARIABLES.map((v) => `${v}=$${v}`).join('\n') + '\n' },
+          { path: 'exports/tmpfiles.template', content: 'd ${RUN_DIRECTORY}/$NAME 0755 $HOST_UID $HOST_GID -\n' },
+          {
+            path: 'exports/manifest.json',
+            content: JSON.stringify({
+              version: '1.0',
+              noContainerService: true,
+              defaultValues: { GREETING: 'hello from the manifest' },
+              renameFiles: { '/etc/atomic.env': '/etc/$NAME/atomic.env' },
+              installedFilesTemplate: ['/etc/atomic.env'],
+            }),
+          },
+        ],
+      ],
     },
     {
       tag: 'echo-socket',

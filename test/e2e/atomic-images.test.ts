@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bootSystemd, systemdSkipReason, type SystemdContainer } from '../../harness/daemons/deps'
-import { buildAtomicImages } from '../../harness/daemons/atomic-images'
+import { ATOMIC_VARIABLES, buildAtomicImages } from '../../harness/daemons/atomic-images'
 
 const repo = resolve(__dirname, '..', '..')
 const skip = systemdSkipReason()
@@ -65,6 +65,50 @@ describe.skipIf(skip !== undefined)(`Atomic-shaped images${skip ? `: skipped, ${
     expect(info.stdout).toContain('install needs no --grant')
     const un = await sysctr(['uninstall', 'hello-world'])
     expect(un.code).toBe(0)
+  })
+
+  it('every variable Atomic set renders with Atomic\'s value (host file from renameFiles + installedFilesTemplate, noContainerService, tmpfiles)', async () => {
+    const r = await sysctr(['install', '--system', '--name', 'vars', image('all-vars')])
+    expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 })
+    const env = Object.fromEntries(
+      (await fsp.readFile(box.hostPath('/etc/vars/atomic.env'), 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    )
+    expect(Object.keys(env)).toEqual([...ATOMIC_VARIABLES])
+    const info = JSON.parse(await fsp.readFile(box.hostPath('/var/lib/sysctr/containers/vars.0/info.json'), 'utf8'))
+    const destdir = '/var/lib/sysctr/containers/vars.0'
+    expect(env).toMatchObject({
+      NAME: 'vars',
+      DESTDIR: destdir,
+      EXEC_START: `/usr/bin/runc run --no-new-keyring --bundle ${destdir} vars`,
+      EXEC_STOP: '/usr/bin/runc kill vars',
+      EXEC_STARTPRE: '-/usr/bin/runc delete --force vars',
+      EXEC_STOPPOST: '-/usr/bin/runc delete --force vars',
+      HOST_UID: '0',
+      HOST_GID: '0',
+      IMAGE_NAME: image('all-vars'),
+      IMAGE_ID: info.manifestDigest.replace(/^sha256:/, ''),
+      RUN_DIRECTORY: '/run',
+      STATE_DIRECTORY: '/var/lib',
+      CONF_DIRECTORY: '/etc',
+      PIDFILE: '/run/container-vars.pid',
+      UUID: info.values.UUID,
+      RUNTIME: '/usr/bin/runc',
+      ATOMIC: '/opt/sysctr/bin/sysctr',
+      ADDTL_MOUNTS: '',
+      STOP_TIMEOUT: '10',
+      GREETING: 'hello from the manifest',
+    })
+    expect(env.UUID).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)
+    expect(env.ALL_PROCESS_CAPABILITIES).toMatch(/^"CAP_CHOWN", "CAP_DAC_OVERRIDE", .*"CAP_SYS_ADMIN"/)
+    // noContainerService: no unit; the tmpfiles entry is written and applied.
+    await expect(fsp.access(box.hostPath('/etc/systemd/system/vars.service'))).rejects.toThrow()
+    expect((await fsp.stat(box.hostPath('/run/vars'))).isDirectory()).toBe(true)
+    expect((await sysctr(['uninstall', 'vars'])).code).toBe(0)
+    await expect(fsp.access(box.hostPath('/etc/vars/atomic.env'))).rejects.toThrow()
+    await expect(fsp.access(box.hostPath('/run/vars'))).rejects.toThrow()
   })
 
   it('a container whose PID 1 ignores SIGTERM is stopped after STOP_TIMEOUT, and nothing of it is left', async () => {
