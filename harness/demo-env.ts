@@ -12,7 +12,7 @@ import { promises as fsp } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildDemoImages, DEMO_IMAGES } from './demo/images'
-import { bootSystemd, SystemdContainer } from './nspawn'
+import { bootSystemd, type Bind, SystemdContainer } from './nspawn'
 import { registryConfig } from './registry-config'
 
 export const WORK_IN_CONTAINER = '/var/tmp/sysctr-work'
@@ -31,13 +31,44 @@ export interface DemoEnvironment {
 
 export async function startDemoEnvironment(opts: { repo: string; log?: (m: string) => void }): Promise<DemoEnvironment> {
   const log = opts.log ?? (() => {})
+  return startEnvironment({
+    ...opts,
+    images: async (workDir) => {
+      log('building demo images (busybox-static) into an OCI layout')
+      await buildDemoImages(join(workDir, 'oci'))
+      return Object.fromEntries(DEMO_IMAGES.map((n) => [n, 'oci']))
+    },
+  })
+}
+
+export interface EnvironmentOptions {
+  repo: string
+  log?: (m: string) => void
+  /** Machine name prefix of the throwaway systemd. */
+  name?: string
+  /**
+   * Write the images into OCI layouts under workDir (before the boot);
+   * returns image name -> layout directory relative to workDir (each image
+   * is the tag `name` there). Pushed in the order of the keys.
+   */
+  images: (workDir: string) => Promise<Record<string, string>>
+  /** More binds for the throwaway systemd (workDir is bound at WORK_IN_CONTAINER already). */
+  binds?: (workDir: string) => Bind[]
+}
+
+/** A throwaway systemd with a registry inside holding the images `opts.images` wrote. */
+export async function startEnvironment(opts: EnvironmentOptions): Promise<DemoEnvironment> {
+  const log = opts.log ?? (() => {})
   const workDir = await fsp.mkdtemp(join(tmpdir(), 'sysctr-demo-'))
   let box: SystemdContainer | undefined
   try {
-    log('building demo images (busybox-static) into an OCI layout')
-    await buildDemoImages(join(workDir, 'oci'))
+    const layouts = await opts.images(workDir)
     log('booting a throwaway systemd (systemd-nspawn)')
-    box = await bootSystemd({ repo: opts.repo, binds: [{ host: workDir, container: WORK_IN_CONTAINER }] })
+    box = await bootSystemd({
+      name: opts.name,
+      repo: opts.repo,
+      binds: [{ host: workDir, container: WORK_IN_CONTAINER }, ...(opts.binds?.(workDir) ?? [])],
+    })
     const port = 5000 + Math.floor(Math.random() * 1000)
     const registry = `127.0.0.1:${port}`
     await fsp.mkdir(join(workDir, 'registry', 'data'), { recursive: true })
@@ -46,10 +77,10 @@ export async function startDemoEnvironment(opts: { repo: string; log?: (m: strin
     await must(box, ['systemd-run', '--quiet', '--unit=sysctr-test-registry', '/usr/bin/docker-registry', 'serve', `${WORK_IN_CONTAINER}/registry/config.yml`])
     await waitFor(async () => (await box!.exec(['curl', '-fsS', '-o', '/dev/null', `http://${registry}/v2/`])).code === 0, 20_000, 'the registry to answer')
     const images: Record<string, string> = {}
-    for (const name of DEMO_IMAGES) {
+    for (const [name, layout] of Object.entries(layouts)) {
       images[name] = `${registry}/demo/${name}:latest`
       log(`pushing ${images[name]} with skopeo`)
-      await must(box, ['skopeo', 'copy', '--quiet', '--insecure-policy', '--dest-tls-verify=false', `oci:${WORK_IN_CONTAINER}/oci:${name}`, `docker://${images[name]}`])
+      await must(box, ['skopeo', 'copy', '--quiet', '--insecure-policy', '--dest-tls-verify=false', `oci:${WORK_IN_CONTAINER}/${layout}:${name}`, `docker://${images[name]}`])
     }
     const b = box
     return {
