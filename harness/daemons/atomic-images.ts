@@ -123,6 +123,9 @@ ExecStartPre=$EXEC_STARTPRE
 ExecStart=$EXEC_START
 ExecStop=$EXEC_STOP
 ExecStopPost=$EXEC_STOPPOST
+# Unit lines that touch the host, as Atomic's units have them: systemd makes /run/$NAME, and a stop leaves a mark.
+RuntimeDirectory=$NAME
+ExecStopPost=/bin/sh -c 'date +%%s > /var/tmp/$NAME.stopped'
 WorkingDirectory=$DESTDIR
 Delegate=yes
 KillMode=mixed

@@ -10,7 +10,7 @@
  *   running until a connection comes, which is answered through the passed
  *   socket with LISTEN_FDS/LISTEN_PID right for the process inside.
  */
-import { promises as fsp } from 'node:fs'
+import { promises as fsp, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -21,6 +21,8 @@ const repo = resolve(__dirname, '..', '..')
 const skip = systemdSkipReason()
 const WORK = '/var/tmp/sysctr-atomic'
 const image = (tag: string) => `oci:${WORK}/oci:${tag}`
+/** crun loads an eBPF device filter for a config with device rules, raising RLIMIT_MEMLOCK first: that needs CAP_SYS_RESOURCE. */
+const crunCanFilterDevices = ((BigInt(`0x${/CapBnd:\s*([0-9a-f]+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0'}`) >> 24n) & 1n) === 1n
 
 describe.skipIf(skip !== undefined)(`Atomic-shaped images${skip ? `: skipped, ${skip}` : ''}`, () => {
   let box: SystemdContainer
@@ -65,6 +67,21 @@ describe.skipIf(skip !== undefined)(`Atomic-shaped images${skip ? `: skipped, ${
     expect(info.stdout).toContain('install needs no --grant')
     const un = await sysctr(['uninstall', 'hello-world'])
     expect(un.code).toBe(0)
+  })
+
+  it.skipIf(!crunCanFilterDevices)(`hello-world as Atomic shipped it also runs under crun (--runtime), from the same translated config${crunCanFilterDevices ? '' : ': skipped, this machine has no CAP_SYS_RESOURCE, which crun needs to raise RLIMIT_MEMLOCK for the eBPF device filter of a config with device rules'}`, async () => {
+    const r = await sysctr(['install', '--system', '--runtime', '/usr/bin/crun', '--name', 'hello-crun', '--set', 'PORT=8082', '--set', 'RECEIVER=crun', image('hello-world')])
+    expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 })
+    expect(await fsp.readFile(box.hostPath('/etc/systemd/system/hello-crun.service'), 'utf8')).toMatch(/^ExecStart=\/usr\/bin\/crun run /m)
+    expect((await box.exec(['systemctl', 'start', 'hello-crun.service'], { timeoutMs: 60_000 })).code).toBe(0)
+    let body = ''
+    for (let i = 0; i < 50 && !body.includes('Hi'); i++) {
+      body = (await box.exec(['curl', '-s', '--max-time', '2', 'http://127.0.0.1:8082/'])).stdout
+      if (!body.includes('Hi')) await new Promise((res) => setTimeout(res, 100))
+    }
+    const journal = body.includes('Hi') ? '' : (await box.exec(['journalctl', '-u', 'hello-crun.service', '--no-pager', '-n', '30'])).stdout
+    expect({ body: body.trim(), journal }).toEqual({ body: 'Hi crun', journal: '' })
+    expect((await sysctr(['uninstall', 'hello-crun'])).code).toBe(0)
   })
 
   it('every variable Atomic set renders with Atomic\'s value (host file from renameFiles + installedFilesTemplate, noContainerService, tmpfiles)', async () => {
@@ -140,7 +157,9 @@ describe.skipIf(skip !== undefined)(`Atomic-shaped images${skip ? `: skipped, ${
     // runc hands the container the socket as fd 3 and sets LISTEN_FDS / LISTEN_PID for its PID 1.
     expect(answer.stdout.trim()).toBe('hello through the passed socket LISTEN_FDS=1 LISTEN_PID=1 pid=1')
     expect(await show('echo.service', 'ActiveState')).toBe('active')
+    expect((await fsp.stat(box.hostPath('/run/echo'))).isDirectory()).toBe(true) // RuntimeDirectory=
     const un = await sysctr(['uninstall', 'echo'])
+    await expect(fsp.access(box.hostPath('/var/tmp/echo.stopped'))).resolves.toBeUndefined() // ExecStopPost= on the host
     expect(un.code).toBe(0)
     expect(await show('echo.socket', 'ActiveState')).toBe('inactive')
     await expect(fsp.access(box.hostPath('/etc/systemd/system/echo.socket'))).rejects.toThrow()
