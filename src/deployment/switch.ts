@@ -43,7 +43,7 @@ import { fsyncDir, sha256File, symlinkAtomic, writeFileAtomic } from '../util/at
 import { fromRoot, type OpsContext } from '../ops/context'
 import { Deployments, removeTree, type Deployment } from './deployments'
 import { switchHostFiles } from './host-files'
-import type { DeploymentPlan, SwitchPlan } from './plan'
+import { deploymentFileName, type DeploymentPlan, type SwitchPlan } from './plan'
 import type { Systemd } from '../systemd/systemd'
 
 /** Unit states in which an update or rollback restarts the unit. */
@@ -328,4 +328,37 @@ async function cleanSlots(ctx: OpsContext, deployments: Deployments, name: strin
     removed.push(`${name}.${slot}`)
   }
   return removed
+}
+
+/**
+ * The no-op path of install: check that what is on the host is what the
+ * record of the active deployment says (unit, socket and tmpfiles entry
+ * byte for byte, the units enabled), and put back what is not, from the
+ * deployment's own copies. Returns what it repaired (empty: all as recorded).
+ */
+export async function repairInstalled(ctx: OpsContext, active: Deployment): Promise<string[]> {
+  const repaired: string[] = []
+  const { record } = active
+  for (const f of record.files) {
+    if (f.role === 'hostfs') continue
+    const path = fromRoot(ctx, f.path)
+    if ((await sha256File(path)) === f.sha256) continue
+    const copy = join(active.dir, deploymentFileName(f, record.unit))
+    await fsp.mkdir(join(path, '..'), { recursive: true })
+    await writeFileAtomic(path, await fsp.readFile(copy), { mode: 0o644 })
+    if (f.role === 'tmpfiles') await ctx.tmpfiles('create', path).catch((e: Error) => ctx.reporter.warn(e.message))
+    repaired.push(path)
+  }
+  const units = record.files.flatMap((f) => (f.role === 'unit' ? [record.unit] : f.role === 'socket' ? [record.unit.replace(/\.service$/, '.socket')] : []))
+  if (units.length > 0) {
+    const systemd = await ctx.systemd()
+    if (repaired.length > 0) await systemd.reload()
+    for (const u of units) {
+      const state = (await systemd.unitState(u).catch(() => undefined))?.unitFileState
+      if (state === undefined || ['enabled', 'enabled-runtime', 'static', 'alias', 'indirect', 'generated'].includes(state)) continue
+      await doing(`enabling ${u}`, () => systemd.enableUnitFiles([u]))
+      repaired.push(`${u} (not enabled)`)
+    }
+  }
+  return repaired
 }

@@ -23,7 +23,7 @@ import { checkContainerName } from '../deployment/name'
 import { parseSetFlags, sameValues } from '../templates/values'
 import { Deployments, removeTree, type Deployment, type HostFile } from '../deployment/deployments'
 import { planDeployment, type DeploymentChoices, type DeploymentPlan } from '../deployment/plan'
-import { applySwitch, buildDeployment, commitSwitch, recover, SimulatedKill, stageCheckout } from '../deployment/switch'
+import { applySwitch, buildDeployment, commitSwitch, recover, repairInstalled, SimulatedKill, stageCheckout } from '../deployment/switch'
 import { checkHostFileConflicts } from '../deployment/host-files'
 import { sha256File } from '../util/atomic-file'
 import type { ImageSource } from '../transports/image-source'
@@ -94,7 +94,10 @@ async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string)
   if (existing) {
     const r = existing.record
     if (r.image === image && r.runtime === runtime && sameValues(r.setValues, setValues) && sameGrants(r, opts)) {
-      ctx.reporter.info(`${name} is already installed from ${image} with the same values: nothing to do`)
+      // The host must say what the record says (a unit edited or removed, a unit never enabled): put it back.
+      const repaired = await doing(`checking the installed ${name}`, () => repairInstalled(ctx, existing))
+      if (repaired.length > 0) ctx.reporter.warn(`${name} is installed from ${image}, but the host did not match its record: put back ${repaired.join(', ')}`)
+      else ctx.reporter.info(`${name} is already installed from ${image} with the same values: nothing to do`)
       return {
         name,
         unit,

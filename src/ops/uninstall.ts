@@ -19,7 +19,7 @@ import { listMounts } from './mount'
 import { checkContainerName } from '../deployment/name'
 import { Deployments } from '../deployment/deployments'
 import { removeIfUnchanged } from '../deployment/host-files'
-import { recover } from '../deployment/switch'
+import { killPoint, recover } from '../deployment/switch'
 import { sha256File } from '../util/atomic-file'
 import { fromRoot, type OpsContext } from './context'
 import { withNameLock } from './name-lock'
@@ -83,6 +83,7 @@ export async function uninstall(ctx: OpsContext, name: string): Promise<Uninstal
       await doing(`disabling ${socket}`, () => systemd.disableUnitFiles([socket])).catch(ignoreCode('systemd.unit-not-found'))
     }
 
+    killPoint(ctx, 'uninstall:disabled')
     const result: UninstallResult = { name, unit, removedFiles: [], keptFiles: [], removedDeployments: slots }
     const files = new Map<string, { sha: Set<string>; role: string }>()
     for (const d of records) {
@@ -117,6 +118,7 @@ export async function uninstall(ctx: OpsContext, name: string): Promise<Uninstal
       await fsp.rm(host, { force: true })
       result.removedFiles.push(path)
     }
+    killPoint(ctx, 'uninstall:files')
     await deployments.remove(name)
     await doing('reloading systemd', () => systemd.reload())
     return result

@@ -17,6 +17,7 @@ import type { WrittenImage } from '../../harness/oci-layout-writer'
 import { install } from '../../src/ops/install'
 import { update } from '../../src/ops/update'
 import { rollback } from '../../src/ops/rollback'
+import { uninstall } from '../../src/ops/uninstall'
 import type { OpsContext } from '../../src/ops/context'
 import { Deployments } from '../../src/deployment/deployments'
 import { recover, SimulatedKill } from '../../src/deployment/switch'
@@ -127,4 +128,30 @@ describe('kill points', () => {
     expect(await hostState()).toEqual({ ...v1, link: 'web1.0' })
     expect(await new Deployments(ctx.paths.containersDir).slots('web1')).toEqual([0, 1])
   })
+
+  it.each(['uninstall:disabled', 'uninstall:files'])('uninstall killed at %s: a rerun finishes it and leaves nothing of the container', async (point) => {
+    await installWeb()
+    publish('web-v2')
+    await update(ctx, 'web1', { tlsVerify: false })
+    await expect(uninstall({ ...ctx, killAt: point }, 'web1')).rejects.toBeInstanceOf(SimulatedKill)
+    await uninstall(ctx, 'web1')
+    expect(await hostState()).toEqual({ files: Object.fromEntries(FILES.map((f) => [f, null])), link: null, enabled: false })
+    expect(await fsp.readdir(ctx.paths.containersDir)).toEqual([])
+  })
 })
+
+describe('the no-op install checks the host against the record', () => {
+  it('a removed unit file and a disabled unit are put back by the same install (it used to say "nothing to do")', async () => {
+    await installWeb()
+    const installed = await hostState()
+    await fsp.rm(join(root, 'etc/systemd/system/web1.service'))
+    await fsp.writeFile(join(root, 'etc/tmpfiles.d/web1.conf'), 'edited\n')
+    await systemd.disableUnitFiles(['web1.service']).catch(() => {})
+    await fsp.rm(join(root, 'etc/systemd/system/multi-user.target.wants/web1.service'), { force: true })
+    expect(await hostState()).not.toEqual(installed)
+    const r = await installWeb()
+    expect(r.unchanged).toBe(true)
+    expect(await hostState()).toEqual(installed)
+  })
+})
+
