@@ -7,7 +7,8 @@
  * implicit dir (not in the tar) keeps the lower dir's metadata; any other
  * entry replaces the lower one (file <-> dir replacement included). A
  * {type:'hardlink'} entry is resolved against the merged tree of the layers
- * below (where the tar's link target lived) and becomes a copy of that entry:
+ * below (where the tar's link target lived; symlinks on the way are followed
+ * inside the image root) and becomes a copy of that entry:
  * the same file object, so the same inode at checkout.
  *
  * Unchanged subtrees are kept by digest: a dir the layer does not touch is
@@ -15,6 +16,7 @@
  * proportional to what the layers change. The result is content-addressed,
  * so the same layers always give the same commit.
  */
+import { resolveInRoot, RootWalker } from '../checkout/safe-path'
 import { ContentError } from '../errors'
 import { DEFAULT_DIR_META, DirMeta, dirMetaOf, RootMeta, Tree, TreeEntry } from './tree'
 
@@ -29,13 +31,16 @@ export async function mergeLayers(io: TreeIO, layerRoots: RootMeta[]): Promise<R
     const memo = new Map<string, Promise<string>>()
     const lowerRoot = merged
     const resolveLink = async (target: string): Promise<TreeEntry> => {
-      const comps = target.split('/')
-      let hex = lowerRoot?.tree
-      for (let i = 0; i < comps.length; i++) {
-        const e: TreeEntry | undefined = hex ? (await io.readTree(hex, false)).entries[comps[i]] : undefined
-        if (i === comps.length - 1 && e && e.type !== 'dir') return e
-        if (!e || e.type !== 'dir') break
-        hex = e.tree
+      if (lowerRoot) {
+        // Symlinks on the way are followed inside the root (checkout/safe-path.ts resolveInRoot).
+        const walker: RootWalker<TreeEntry> = {
+          root: { type: 'dir', ...lowerRoot },
+          child: async (dir, name) => (dir.type === 'dir' ? (await io.readTree(dir.tree, false)).entries[name] : undefined),
+          isDir: (e) => e.type === 'dir',
+          symlinkTarget: (e) => (e.type === 'symlink' ? e.target : undefined),
+        }
+        const r = await resolveInRoot(walker, target.split('/'), target)
+        if ('found' in r && r.found.type !== 'dir') return r.found
       }
       throw new ContentError('content.hardlink-target-missing', `hardlink to ${JSON.stringify(target)}: no such file in this or a lower layer`, {
         data: { target },

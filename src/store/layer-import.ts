@@ -13,9 +13,13 @@
  * -> the same object; to a lower layer's path -> a {type:'hardlink'} entry
  * resolved at merge), char/block devices, fifos, PAX xattrs, GNU/PAX long
  * names, OCI whiteouts `.wh.NAME` and opaque markers `.wh..wh..opq`.
- * Refused with ContentError naming the entry: absolute paths, `..` escaping
- * the root, NUL bytes, overlong names (checkout/safe-path.ts), unknown entry
- * types, a root that is not a directory. A layer whose uncompressed tar
+ * A leading `/` means the image root and is stripped. Refused with
+ * ContentError naming the entry: any `..` component, NUL bytes, names and
+ * link targets that are not valid UTF-8, overlong names (checkout/safe-path.ts),
+ * char/block devices and fifos outside /dev ('content.special-file'),
+ * unknown entry types, a root that is not a directory. A hardlink target is
+ * resolved inside the root: symlinks on its way are followed as if the image
+ * root were `/` (checkout/safe-path.ts resolveInRoot). A layer whose uncompressed tar
  * grows past the limit (maxLayerSize) is refused with 'content.too-large'
  * as soon as it does (a gzip bomb is never inflated further); truncated gzip
  * ('content.bad-compression') and a tar with garbage after its last entry
@@ -29,7 +33,7 @@ import { createGunzip, ZlibOptions } from 'node:zlib'
 import * as tar from 'tar-stream'
 import { ContentError, UsageError } from '../errors'
 import { Descriptor, Digest, MediaType } from '../oci/types'
-import { entryPathComponents } from '../checkout/safe-path'
+import { decodeName, entryPathComponents, resolveInRoot, RootWalker } from '../checkout/safe-path'
 import type { DigestAlgorithm } from '../reference/digest'
 import { fileObjectHeader, sha256Hex } from './canonical'
 import { splitDigest } from './digest-path'
@@ -113,13 +117,12 @@ class LayerBuilder {
     this.dir(comps).opaque = true
   }
 
-  lookup(comps: string[]): MNode | undefined {
-    let node: MNode | undefined = this.root
-    for (const name of comps) {
-      if (node?.kind !== 'dir') return undefined
-      node = node.children.get(name)
-    }
-    return node
+  /** A walker over this layer's tree, for resolveInRoot. */
+  readonly walker: RootWalker<MNode> = {
+    root: this.root,
+    child: (dir, name) => (dir.kind === 'dir' ? dir.children.get(name) : undefined),
+    isDir: (n) => n.kind === 'dir',
+    symlinkTarget: (n) => (n.kind === 'leaf' && n.entry.type === 'symlink' ? n.entry.target : undefined),
   }
 }
 
@@ -239,7 +242,8 @@ export async function stageLayer(tx: Transaction, desc: Descriptor, stream: Read
       cb(null, pad > 0 ? Buffer.alloc(pad) : undefined)
     },
   })
-  const extract = tar.extract()
+  // latin1: header names come through as their raw bytes, checked as UTF-8 per entry (decodeName).
+  const extract = tar.extract({ filenameEncoding: 'latin1' } as Parameters<typeof tar.extract>[0])
   const decompress =
     compression === 'gzip'
       ? [createGunzip({ chunkSize: 128 * 1024, readableHighWaterMark: READ_AHEAD } as ZlibOptions)]
@@ -260,10 +264,16 @@ export async function stageLayer(tx: Transaction, desc: Descriptor, stream: Read
       const h = entry.header
       const raw = scanner.queue.shift()
       let xattrs: Xattrs | undefined
-      if (raw && raw.size) {
+      if (raw && raw.xattrs.size) {
         xattrs = {}
-        for (const [k, v] of raw) xattrs[k] = v.toString('base64')
+        for (const [k, v] of raw.xattrs) xattrs[k] = v.toString('base64')
       }
+      const pax = (h.pax ?? {}) as Record<string, string>
+      // A PAX path/linkpath replaced the header's (tar-stream decoded it as UTF-8): check its raw bytes.
+      if (raw?.path?.length) h.name = decodeName(raw.path)
+      else if (!pax.path) h.name = decodeName(Buffer.from(h.name, 'latin1'))
+      if (raw?.linkpath?.length) h.linkname = decodeName(raw.linkpath, 'link target')
+      else if (!pax.linkpath && h.linkname) h.linkname = decodeName(Buffer.from(h.linkname, 'latin1'), 'link target')
       await addEntry(tx, builder, h, entry, xattrs, xattrFiles)
     }
     await done
@@ -347,25 +357,40 @@ async function addEntry(
       data.resume()
       const target = entryPathComponents(h.linkname ?? '', 'hardlink target')
       if (target.length === 0) bad('hardlink to the root')
-      const node = b.lookup(target)
-      if (node?.kind === 'dir') bad(`hardlink to a directory ${JSON.stringify(h.linkname)}`)
-      if (node?.kind === 'leaf' && node.entry.type === 'whiteout') bad(`hardlink to a removed path ${JSON.stringify(h.linkname)}`)
-      b.putLeaf(comps, node?.kind === 'leaf' ? node.entry : { type: 'hardlink', target: target.join('/') })
+      const r = await resolveInRoot(b.walker, target, h.linkname ?? '')
+      if ('found' in r) {
+        const node = r.found
+        if (node.kind === 'dir') return bad(`hardlink to a directory ${JSON.stringify(h.linkname)}`)
+        if (node.entry.type === 'whiteout') bad(`hardlink to a removed path ${JSON.stringify(h.linkname)}`)
+        b.putLeaf(comps, node.entry)
+        return
+      }
+      // Not in this layer: a path of a lower layer (resolved at merge), unless this layer hides it.
+      if (!r.dir || (r.dir.kind === 'dir' && r.dir.opaque)) bad(`hardlink to ${JSON.stringify(h.linkname)}: nothing there in this layer, which hides the lower ones`)
+      b.putLeaf(comps, { type: 'hardlink', target: r.missing.join('/') })
       return
     }
     case 'character-device':
     case 'block-device':
+    case 'fifo':
       data.resume()
+      if (comps[0] !== 'dev' || comps.length < 2) {
+        const kind = h.type === 'fifo' ? 'a fifo' : h.type === 'block-device' ? 'a block device' : 'a character device'
+        throw new ContentError('content.special-file', `layer entry ${JSON.stringify(h.name)}: ${kind} outside /dev`, {
+          hint: 'device nodes and fifos are accepted under /dev only',
+          data: { path: h.name, type: h.type },
+        })
+      }
+      if (h.type === 'fifo') {
+        b.putLeaf(comps, { type: 'fifo', ...meta })
+        return
+      }
       b.putLeaf(comps, {
         type: h.type === 'character-device' ? 'char' : 'block',
         major: h.devmajor ?? 0,
         minor: h.devminor ?? 0,
         ...meta,
       })
-      return
-    case 'fifo':
-      data.resume()
-      b.putLeaf(comps, { type: 'fifo', ...meta })
       return
     default:
       data.resume()

@@ -1,10 +1,12 @@
 /**
  * tar-stream decodes PAX records as UTF-8, which mangles binary xattr values
- * (security.capability holds arbitrary bytes). This scanner watches the raw
- * uncompressed tar bytes (it sits in the diffID tap, upstream of tar-stream)
- * and queues, for each real entry in archive order, the raw
- * `SCHILY.xattr.*` values of its PAX header. tar-stream emits the same
- * entries in the same order, so the importer shifts one item per entry.
+ * (security.capability holds arbitrary bytes) and names that are not UTF-8.
+ * This scanner watches the raw uncompressed tar bytes (it sits in the diffID
+ * tap, upstream of tar-stream) and queues, for each real entry in archive
+ * order, the raw `SCHILY.xattr.*` values of its PAX header and its raw PAX
+ * `path` and `linkpath` (so the importer can refuse bytes that are not
+ * UTF-8 instead of storing U+FFFD). tar-stream emits the same entries in the
+ * same order, so the importer shifts one item per entry.
  */
 
 const BLOCK = 512
@@ -37,9 +39,19 @@ export function parsePaxRecords(buf: Buffer): Map<string, Buffer> {
   return out
 }
 
+/** What the scanner saw of one real entry's PAX header, as raw bytes. */
+export interface RawPax {
+  /** xattr name -> raw value. */
+  xattrs: Map<string, Buffer>
+  path?: Buffer
+  linkpath?: Buffer
+}
+
 export class RawXattrScanner {
-  /** One item per real (non-meta) entry: xattr name -> raw value. */
-  readonly queue: Map<string, Buffer>[] = []
+  /** One item per real (non-meta) entry. */
+  readonly queue: RawPax[] = []
+  private pendingPath: Buffer | undefined
+  private pendingLinkpath: Buffer | undefined
   private buf: Buffer = Buffer.alloc(0)
   private skip = 0
   private collecting: { kind: 'pax'; size: number } | undefined
@@ -78,6 +90,8 @@ export class RawXattrScanner {
         for (const [k, v] of records) {
           if (k.startsWith('SCHILY.xattr.')) this.pending.set(k.slice('SCHILY.xattr.'.length), v)
           if (k === 'size') this.paxSize = parseInt(v.toString('latin1'), 10)
+          if (k === 'path') this.pendingPath = v
+          if (k === 'linkpath') this.pendingLinkpath = v
         }
         continue
       }
@@ -95,8 +109,10 @@ export class RawXattrScanner {
         this.skip = Math.ceil(parseSize(header.subarray(124, 136)) / BLOCK) * BLOCK
         continue
       }
-      this.queue.push(this.pending)
+      this.queue.push({ xattrs: this.pending, path: this.pendingPath, linkpath: this.pendingLinkpath })
       this.pending = new Map()
+      this.pendingPath = undefined
+      this.pendingLinkpath = undefined
       this.paxSize = undefined
       // As tar-stream does: every entry but a directory is followed by `size` bytes of data.
       const hasData = type !== '5'

@@ -79,7 +79,7 @@ const IMAGES: ImageSpec[] = [
         { path: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 },
         { path: 'dev/sda', type: 'block-device', devmajor: 8, devminor: 0, mode: 0o660, gid: 6 },
         d('run/'),
-        { path: 'run/initctl', type: 'fifo', mode: 0o600 },
+        { path: 'dev/initctl', type: 'fifo', mode: 0o600 },
         d('usr/'),
         d('usr/sbin/'),
         f('usr/sbin/ping', 'ping', 0o755, { pax: { 'SCHILY.xattr.security.capability': CAP } }),

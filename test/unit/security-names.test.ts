@@ -60,7 +60,6 @@ describe('security: names', () => {
 
   const odd: [string, string, string][] = [
     ['..', '../../outside/pwned', 'content.unsafe-path'],
-    ['an absolute path', '/etc/pwned', 'content.unsafe-path'],
     ['the root (for a file)', '.', 'content.bad-entry'],
   ]
   for (const [what, path, code] of odd) {
@@ -70,6 +69,34 @@ describe('security: names', () => {
       await expectNothingPublished(env, [b])
     })
   }
+
+  it('a PAX path with a leading / lands under the image root', async () => {
+    const b = rawBlob(Buffer.concat([file('harmless', 'x', { path: '/etc/pwned' }), END]), 'none')
+    expect(await listTree(await importAndCheckout(env, [b]))).toEqual(['etc', 'etc/pwned'])
+    expect(await fsp.readdir(env.outside)).toEqual([])
+  })
+
+  // Store trees are JSON strings: bytes that are not UTF-8 could not reach the checkout unchanged.
+  const latin1 = Buffer.from([0x63, 0x61, 0x66, 0xe9]) // "café" in Latin-1
+  it('refuses a ustar name, a PAX path and a symlink target that are not valid UTF-8', async () => {
+    const b1 = rawBlob(Buffer.concat([file(latin1, 'x'), END]), 'none')
+    const e = await expectRefused(importAndCheckout(env, [b1]), 'content.unsafe-path')
+    expect(e.fullMessage).toContain('not valid UTF-8')
+    const b2 = rawBlob(Buffer.concat([file('harmless', 'x', { path: Buffer.concat([Buffer.from('d/'), latin1]) }), END]), 'none')
+    await expectRefused(importAndCheckout(env, [b2]), 'content.unsafe-path')
+    const b3 = rawBlob(Buffer.concat([ustarHeader(Buffer.from('l'), { type: '2', linkname: latin1 }), END]), 'none')
+    await expectRefused(importAndCheckout(env, [b3]), 'content.unsafe-path')
+    await expectNothingPublished(env, [b1, b2, b3])
+  })
+
+  it('keeps a UTF-8 name byte for byte, from a ustar field and a PAX path', async () => {
+    const cafe = Buffer.from('café', 'utf8')
+    const b = rawBlob(Buffer.concat([file(cafe, 'x'), file('harmless', 'y', { path: Buffer.from('日本/名前') }), END]), 'none')
+    const co = await importAndCheckout(env, [b])
+    const names = (await fsp.readdir(co, { encoding: 'buffer' })).map((n) => n.toString('hex')).sort()
+    expect(names).toEqual([cafe.toString('hex'), Buffer.from('日本').toString('hex')].sort())
+    expect((await fsp.readdir(`${co}/日本`, { encoding: 'buffer' }))[0].equals(Buffer.from('名前'))).toBe(true)
+  })
 
   it('an empty PAX path falls back to the header name (POSIX: an empty value removes the record)', async () => {
     const b = rawBlob(Buffer.concat([file('harmless', 'x', { path: '' }), END]), 'none')

@@ -5,9 +5,10 @@
  */
 import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
+import { Readable } from 'node:stream'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DEFAULT_MAX_LAYER_SIZE, maxLayerSize } from '../../src/store/layer-import'
-import { expectNothingPublished, expectRefused, gzip, importAndCheckout, rawBlob, tarOf, useSecurityEnv } from './security-fixture'
+import { expectNothingPublished, expectRefused, gzip, importAndCheckout, rawBlob, tarOf, ustarHeader, useSecurityEnv } from './security-fixture'
 
 const env = useSecurityEnv()
 let saved: string | undefined
@@ -35,8 +36,32 @@ describe('security: decompression limit', () => {
     const e = await expectRefused(importAndCheckout(env, [b]), 'content.too-large')
     expect(e.fullMessage).toContain(`more than ${1 << 20} bytes`)
     expect(e.data).toMatchObject({ limit: 1 << 20 })
+    expect(e.hint).toContain('SYSCTR_MAX_LAYER_SIZE')
     await expectNothingPublished(env, [b])
     expect(await objectFiles()).toEqual([])
+  })
+
+  it('stops an 8 GiB bomb before 1 MiB of it is read, naming the limit and how to raise it', async () => {
+    // gzip members decode as their concatenation: one tar header for an 8 GiB file, then 16 MiB of zeros at a time.
+    const header = gzip(ustarHeader(Buffer.from('zeros'), { size: 8 * 1024 ** 3 - 1 }))
+    const zeros = gzip(Buffer.alloc(16 << 20))
+    let read = 0
+    async function* bomb(): AsyncGenerator<Buffer> {
+      read += header.length
+      yield header
+      for (let i = 0; i < 512; i++) {
+        read += zeros.length
+        yield zeros
+      }
+    }
+    // Refused before the digest is known: the descriptor's digest never matters here.
+    const desc = { ...rawBlob(Buffer.from('x'), 'gzip').desc, size: -1 }
+    process.env.SYSCTR_MAX_LAYER_SIZE = String(1 << 20)
+    const e = await expectRefused(env.store.importLayer(desc, Readable.from(bomb())), 'content.too-large')
+    expect(e.message).toContain(`more than ${1 << 20} bytes`)
+    expect(e.hint).toContain('SYSCTR_MAX_LAYER_SIZE')
+    expect(read).toBeLessThan(1 << 20)
+    expect(await env.store.getLayer(desc.digest)).toBeUndefined()
   })
 
   it('refuses an uncompressed layer past the limit too', async () => {
