@@ -122,7 +122,8 @@ export function toSysctrError(err: unknown): SysctrError {
   const e = err as NodeJS.ErrnoException & { dest?: string }
   if (e && typeof e === 'object' && typeof e.code === 'string' && typeof e.syscall === 'string') {
     const where = e.path ? ` ${e.path}${e.dest ? ` -> ${e.dest}` : ''}` : ''
-    const what = e.code === 'ENOSPC' ? 'no space left on device' : e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied' : e.code
+    const what =
+      e.code === 'ENOSPC' ? 'no space left on device' : e.code === 'EROFS' ? 'read-only file system' : e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied' : e.code
     return new HostError(`host.${e.code.toLowerCase()}`, `${e.syscall}${where}: ${what}`, { cause: err })
   }
   const message = err instanceof Error ? err.message : String(err)
