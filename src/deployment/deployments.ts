@@ -32,6 +32,7 @@ import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import type { Digest } from '../oci/types'
 import { fsyncDir, symlinkAtomic, writeFileAtomic } from '../util/atomic-file'
+import { makeDirs } from '../util/make-dirs'
 
 /** 2: slots carry the `activated` marker (format 1 slots count as activated). */
 export const RECORD_FORMAT = 2
@@ -97,7 +98,7 @@ export class Deployments {
   }
 
   async ensure(): Promise<void> {
-    await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 })
+    await makeDirs(this.dir) // not a recursive mkdir: that reports ENOSPC and EROFS as ENOENT
   }
 
   /** The active deployment of NAME, or undefined when NAME is not installed. */
