@@ -138,3 +138,18 @@ describe('a damaged previous deployment', () => {
     expect(e.fullMessage).toContain(prev)
   })
 })
+
+describe('a damaged mount record', () => {
+  it('prune refuses (record.damaged, the file named) instead of taking the mounted image for unused', async () => {
+    if (root) await fsp.rm(root, { recursive: true, force: true })
+    root = await fsp.mkdtemp(join(tmpdir(), 'sysctr-faults-record-'))
+    ;({ ctx, messages } = await fakeHost(root))
+    await install(ctx, { image: ref('etcd'), name: 'etcd', tlsVerify: false })
+    const rec = join(ctx.paths.stateDir, 'mounts', '0123456789abcdef.json')
+    await fsp.mkdir(join(ctx.paths.stateDir, 'mounts'), { recursive: true })
+    await fsp.writeFile(rec, '{"dir": "/mnt/x", "kind": "ima')
+    const e = await rejection(pruneStore(ctx))
+    expect({ code: e.code, exitCode: e.exitCode }).toEqual({ code: 'record.damaged', exitCode: 7 })
+    expect(e.fullMessage).toContain(`the record ${rec} is damaged: not valid JSON`)
+  })
+})
