@@ -18,7 +18,8 @@
  *   4  conflict: a container of that name exists, a lock is held, a file sysctr did not write is in the way
  *   5  registry or network: unreachable, refused, authentication, unexpected status
  *   6  content rejected: digest or size mismatch, bad manifest or media type, unsafe layer, bad template/config
- *   7  host: filesystem or permission problem, missing runtime, cross-device checkout
+ *   7  host: filesystem or permission problem, missing runtime, cross-device checkout,
+ *      a full (host.enospc) or read-only (host.erofs) filesystem, a damaged record (record.damaged)
  *   8  systemd: D-Bus unreachable, a job failed, a unit did not start
  *   9  trust: the signature policy (containers-policy.json) rejects the image: unsigned, bad or foreign signature, a `reject` scope
  */
@@ -122,7 +123,8 @@ export function toSysctrError(err: unknown): SysctrError {
   const e = err as NodeJS.ErrnoException & { dest?: string }
   if (e && typeof e === 'object' && typeof e.code === 'string' && typeof e.syscall === 'string') {
     const where = e.path ? ` ${e.path}${e.dest ? ` -> ${e.dest}` : ''}` : ''
-    const what = e.code === 'ENOSPC' ? 'no space left on device' : e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied' : e.code
+    const what =
+      e.code === 'ENOSPC' ? 'no space left on device' : e.code === 'EROFS' ? 'read-only file system' : e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied' : e.code
     return new HostError(`host.${e.code.toLowerCase()}`, `${e.syscall}${where}: ${what}`, { cause: err })
   }
   const message = err instanceof Error ? err.message : String(err)

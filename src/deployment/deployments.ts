@@ -32,6 +32,8 @@ import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import type { Digest } from '../oci/types'
 import { fsyncDir, symlinkAtomic, writeFileAtomic } from '../util/atomic-file'
+import { makeDirs } from '../util/make-dirs'
+import { fieldsCheck, readRecord } from '../util/read-record'
 
 /** 2: slots carry the `activated` marker (format 1 slots count as activated). */
 export const RECORD_FORMAT = 2
@@ -97,7 +99,7 @@ export class Deployments {
   }
 
   async ensure(): Promise<void> {
-    await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 })
+    await makeDirs(this.dir) // not a recursive mkdir: that reports ENOSPC and EROFS as ENOENT
   }
 
   /** The active deployment of NAME, or undefined when NAME is not installed. */
@@ -115,20 +117,20 @@ export class Deployments {
     return this.read(name, slot)
   }
 
+  /**
+   * The deployment NAME.N with its record, or undefined when NAME.N has no
+   * record. A record that cannot be read is HostError `record.damaged` (exit
+   * 7) naming info.json: every verb on NAME refuses rather than guess.
+   */
   async read(name: string, slot: number): Promise<Deployment | undefined> {
     const dir = this.slotDir(name, slot)
-    try {
-      const record = JSON.parse(await fsp.readFile(join(dir, 'info.json'), 'utf8')) as DeploymentRecord
-      return { name, slot, dir, record }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-      throw err
-    }
+    const record = await readRecord<DeploymentRecord>(join(dir, 'info.json'), RECORD_CHECK, damagedHint(this.dir, name))
+    return record && { name, slot, dir, record }
   }
 
   /** Every slot directory NAME.N that exists, active or not. */
   async slots(name: string): Promise<number[]> {
-    const entries = await fsp.readdir(this.dir).catch(() => [] as string[])
+    const entries = await readdirOrEmpty(this.dir)
     const out: number[] = []
     for (const e of entries) {
       const m = /^(.*)\.(\d+)$/.exec(e)
@@ -139,7 +141,10 @@ export class Deployments {
 
   /** Names with an active link. */
   async names(): Promise<string[]> {
-    const entries = await fsp.readdir(this.dir, { withFileTypes: true }).catch(() => [])
+    const entries = await fsp.readdir(this.dir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return []
+      throw err
+    })
     return entries.filter((e) => e.isSymbolicLink() && !e.name.startsWith('.')).map((e) => e.name).sort()
   }
 
@@ -174,13 +179,16 @@ export class Deployments {
   /** Was NAME.N ever the active deployment (so that it can be rolled back to)? */
   async isActivated(name: string, slot: number): Promise<boolean> {
     if (await exists(join(this.slotDir(name, slot), 'activated'))) return true
-    const d = await this.read(name, slot).catch(() => undefined)
+    const d = await this.read(name, slot)
     return d !== undefined && (d.record.format ?? 1) < 2
   }
 
   /** The slot the active link names, if any. */
   async activeSlot(name: string): Promise<number | undefined> {
-    const target = await fsp.readlink(this.linkPath(name)).catch(() => undefined)
+    const target = await fsp.readlink(this.linkPath(name)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'EINVAL') return undefined
+      throw err
+    })
     const m = target === undefined ? null : /\.(\d+)$/.exec(target)
     return m ? Number(m[1]) : undefined
   }
@@ -199,7 +207,7 @@ export class Deployments {
    * (without one, install's own clean-up handles the slots and their files).
    */
   async cleanLeftovers(name?: string): Promise<string[]> {
-    const entries = await fsp.readdir(this.dir).catch(() => [] as string[])
+    const entries = await readdirOrEmpty(this.dir)
     const removed: string[] = []
     for (const e of entries) {
       if (!e.startsWith('.') || !/\.tmp-[0-9a-z-]+$/.test(e)) continue
@@ -217,6 +225,27 @@ export class Deployments {
       }
     }
     return removed
+  }
+}
+
+/** The fields every record has had since format 1. */
+const RECORD_CHECK = fieldsCheck({ name: 'string', slot: 'number', image: 'string', imageCommit: 'string', unit: 'string', files: 'array', values: 'object', setValues: 'object' })
+
+/** How to repair NAME when one of its records is damaged. */
+export function damagedHint(containersDir: string, name: string): string {
+  return (
+    `restore the file from a backup; otherwise remove ${name} by hand: stop and disable ${name}'s unit, ` +
+    `delete ${join(containersDir, name)} and ${join(containersDir, `${name}.N`)} and the unit's files, then install ${name} again`
+  )
+}
+
+/** The names in DIR; none when DIR does not exist (any other error is thrown). */
+async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await fsp.readdir(dir)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
+    throw err
   }
 }
 
@@ -254,7 +283,7 @@ export async function previousDeployment(deployments: Deployments, name: string,
   let best: Deployment | undefined
   for (const n of await deployments.slots(name)) {
     if (n === activeSlot || !(await deployments.isActivated(name, n))) continue
-    const d = await deployments.read(name, n).catch(() => undefined)
+    const d = await deployments.read(name, n)
     if (d && (!best || d.record.createdAt > best.record.createdAt)) best = d
   }
   return best

@@ -40,6 +40,7 @@ import { join } from 'node:path'
 import { doing, SysctrError } from '../errors'
 import type { Store } from '../store/store'
 import { fsyncDir, sha256File, symlinkAtomic, writeFileAtomic } from '../util/atomic-file'
+import { makeDirs } from '../util/make-dirs'
 import { fromRoot, type OpsContext } from '../ops/context'
 import { Deployments, removeTree, type Deployment } from './deployments'
 import { switchHostFiles } from './host-files'
@@ -141,7 +142,7 @@ async function readJournal(deployments: Deployments, name: string): Promise<Jour
 async function writeJournal(deployments: Deployments, plan: SwitchPlan, from: Deployment | undefined, ctx: OpsContext): Promise<void> {
   const dir = journalDir(deployments, plan.name)
   const tmp = `${dir}.tmp-${randomBytes(4).toString('hex')}`
-  await fsp.mkdir(join(tmp, 'saved'), { recursive: true, mode: 0o700 })
+  await makeDirs(join(tmp, 'saved')) // not a recursive mkdir: that reports ENOSPC and EROFS as ENOENT
   const entries: JournalEntry[] = []
   const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
   const paths = [...plan.writes.map((w) => ({ path: w.path, role: w.role, after: sha(w.content) as string | undefined })), ...plan.removes.map((r) => ({ path: r.path, role: r.role, after: undefined }))]

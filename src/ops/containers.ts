@@ -3,7 +3,9 @@
  * record, with the unit's state from systemd. When systemd cannot be reached
  * the listing still works: states read 'unknown'.
  */
-import { Deployments } from '../deployment/deployments'
+import { Deployments, type Deployment } from '../deployment/deployments'
+import { SysctrError } from '../errors'
+import { RECORD_DAMAGED } from '../util/read-record'
 import type { Systemd } from '../systemd/systemd'
 import type { OpsContext } from './context'
 
@@ -33,6 +35,25 @@ export interface ContainerListing {
   /** The --grant ITEMs granted, and what the active deployment's config.json asks beyond the default grant. */
   grants?: string[]
   asked?: string[]
+  /** Set when a record of this container cannot be read: which file and what is wrong (every other field is then empty or 'unknown'). */
+  broken?: { path: string; error: string; code: string; hint?: string }
+}
+
+function brokenListing(name: string, slot: number, err: SysctrError): ContainerListing {
+  const data = err.data as { path?: string; error?: string } | undefined
+  return {
+    name,
+    image: '',
+    manifestDigest: '',
+    deployment: slot >= 0 ? `${name}.${slot}` : '',
+    unit: '',
+    activeState: 'unknown',
+    subState: 'unknown',
+    unitFileState: 'unknown',
+    runtime: '',
+    createdAt: '',
+    broken: { path: data?.path ?? '', error: data?.error ?? err.message, code: err.code, ...(err.hint ? { hint: err.hint } : {}) },
+  }
 }
 
 export async function listContainers(ctx: OpsContext): Promise<ContainerListing[]> {
@@ -45,11 +66,20 @@ export async function listContainers(ctx: OpsContext): Promise<ContainerListing[
   }
   const out: ContainerListing[] = []
   for (const name of await deployments.names()) {
-    const d = await deployments.active(name).catch(() => undefined)
+    let d: Deployment | undefined
+    let other: number | undefined
+    try {
+      d = await deployments.active(name)
+      if (d) for (const s of await deployments.slots(name)) if (s !== d.slot && (await deployments.isActivated(name, s))) other = s
+    } catch (err) {
+      // A damaged record: still listed, marked broken (the other containers are listed as usual).
+      if (!(err instanceof SysctrError) || err.code !== RECORD_DAMAGED) throw err
+      ctx.reporter.warn(`${name}: ${err.message}`)
+      out.push(brokenListing(name, (await deployments.activeSlot(name)) ?? -1, err))
+      continue
+    }
     if (!d) continue
     const r = d.record
-    let other: number | undefined
-    for (const s of await deployments.slots(name)) if (s !== d.slot && (await deployments.isActivated(name, s))) other = s
     let state = { activeState: 'unknown', subState: 'unknown', unitFileState: 'unknown' }
     if (r.noContainerService) {
       state = { activeState: 'none', subState: 'none', unitFileState: 'none' }

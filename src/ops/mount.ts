@@ -20,6 +20,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { ConflictError, doing, HostError, NotFoundError } from '../errors'
+import { fieldsCheck, readRecord } from '../util/read-record'
 import { Deployments, removeTree } from '../deployment/deployments'
 import { parseReference } from '../reference/reference'
 import { Store } from '../store/store'
@@ -60,13 +61,17 @@ function recordPath(ctx: OpsContext, dir: string): string {
 
 export async function listMounts(ctx: OpsContext): Promise<MountRecord[]> {
   const out: MountRecord[] = []
-  for (const e of await fsp.readdir(mountsDir(ctx)).catch(() => [] as string[])) {
+  const names = await fsp.readdir(mountsDir(ctx)).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[]
+    throw err
+  })
+  for (const e of names) {
     if (!e.endsWith('.json')) continue
-    try {
-      out.push(JSON.parse(await fsp.readFile(join(mountsDir(ctx), e), 'utf8')) as MountRecord)
-    } catch {
-      /* a torn or foreign file: not a mount */
-    }
+    // Written atomically, so a damaged one is not ours to skip: prune would take its image for unused.
+    const path = join(mountsDir(ctx), e)
+    const hint = `restore it from a backup, or unmount its directory by hand (umount DIR) and delete ${path}`
+    const r = await readRecord<MountRecord>(path, fieldsCheck({ dir: 'string', imageCommit: 'string' }), hint)
+    if (r) out.push(r)
   }
   return out.sort((a, b) => (a.dir < b.dir ? -1 : 1))
 }
@@ -87,7 +92,7 @@ export async function mount(ctx: OpsContext, target: string, dirArg: string, opt
     await fsp.mkdir(dir, { recursive: true })
     await fsp.mkdir(mountsDir(ctx), { recursive: true, mode: 0o700 })
     const deployments = new Deployments(ctx.paths.containersDir)
-    const active = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(target) ? await deployments.active(target).catch(() => undefined) : undefined
+    const active = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(target) ? await deployments.active(target) : undefined
     let record: MountRecord
     if (active) {
       record = {

@@ -12,12 +12,18 @@
  */
 import { promises as fsp } from 'node:fs'
 import { dirname, join } from 'node:path'
+import { HostError } from '../errors'
 import { StoreLock } from '../store/lock'
+import { hostFault, readOnlyError } from '../util/host-faults'
+import { makeDirs } from '../util/make-dirs'
 import type { OpsContext } from './context'
 
 export function nameLockDir(ctx: Pick<OpsContext, 'paths'>, name: string): string {
   return join(ctx.paths.stateDir, 'locks', name)
 }
+
+/** How often the lock directory may vanish under us (its last holder removed it) before we give up. */
+const MAX_RECREATE = 100
 
 /** Run `fn` holding NAME's lock; a waiter says once per holder what it waits for (reporter.info). */
 export async function withNameLock<T>(ctx: Pick<OpsContext, 'paths' | 'reporter'>, name: string, what: string, fn: () => Promise<T>): Promise<T> {
@@ -25,19 +31,31 @@ export async function withNameLock<T>(ctx: Pick<OpsContext, 'paths' | 'reporter'
   let lock: StoreLock | undefined
   // The topmost directory this call created (the state dir itself on a fresh host): removed again when empty.
   let created: string | undefined
-  while (!lock) {
+  for (let attempt = 0; !lock; attempt++) {
     try {
-      created = (await fsp.mkdir(dir, { recursive: true, mode: 0o700 })) ?? created
+      created = (await makeDirs(dir)) ?? created
       lock = await StoreLock.acquire(dir, what, {
         onWait: (h) => ctx.reporter.info(`waiting for ${name}: pid ${h.pid} is ${h.what || 'using it'}`),
       })
     } catch (err) {
-      // The directory went away under us (its last holder removed it): make it again.
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'EROFS') throw readOnlyError(err, ctx.paths.stateDir)
+      if (code === 'ENOSPC' || code === 'EDQUOT') throw hostFault(err, ctx.paths.stateDir, `the lock ${dir}`)
+      // The directory went away under us (its last holder removed it): make it again, a bounded number of times.
+      if (code !== 'ENOENT') throw err
+      if (attempt >= MAX_RECREATE)
+        throw new HostError('host.lock-dir', `cannot take the lock of ${name}: ${dir} keeps disappearing (${attempt} attempts)`, {
+          hint: `check that ${ctx.paths.stateDir} is writable and that nothing else removes files there`,
+          cause: err,
+          data: { path: dir },
+        })
     }
   }
   try {
     return await fn()
+  } catch (err) {
+    // A full disk anywhere under the state dir (checkout, records, the store) is said once, with the filesystem.
+    throw hostFault(err, ctx.paths.stateDir)
   } finally {
     await lock.release()
     // Leave no trace once free: rmdir only removes an empty directory, so a

@@ -29,18 +29,22 @@ function open(ctx: OpsContext): Promise<Store> {
   return Store.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
 }
 
-/** Every deployment slot (active or not) with its image commit. Temp dirs and unreadable records are skipped. */
+/** Every deployment slot (active or not) with its image commit. Temp dirs and slots without a record are skipped; a damaged record is an error (record.damaged). */
 export async function deploymentUses(ctx: OpsContext): Promise<DeploymentUse[]> {
   const deps = new Deployments(ctx.paths.containersDir)
-  const entries = await fsp.readdir(ctx.paths.containersDir, { withFileTypes: true }).catch(() => [])
+  const entries = await fsp.readdir(ctx.paths.containersDir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return []
+    throw err
+  })
   const out: DeploymentUse[] = []
   for (const e of entries) {
     const m = /^([^.].*)\.(\d+)$/.exec(e.name)
     if (!m || !e.isDirectory()) continue
     const [, name, slotText] = m
-    const d = await deps.read(name, Number(slotText)).catch(() => undefined)
-    if (!d || typeof d.record.imageCommit !== 'string') continue
-    const active = await deps.active(name).catch(() => undefined)
+    // A damaged record fails the listing (record.damaged): prune must not take its image for unused.
+    const d = await deps.read(name, Number(slotText))
+    if (!d) continue
+    const active = await deps.active(name)
     out.push({
       deployment: e.name,
       name,

@@ -281,7 +281,9 @@ export async function stageLayer(tx: Transaction, desc: Descriptor, stream: Read
     stream.destroy()
     await done.catch(() => undefined)
     // Prefer the stream's own failure (digest mismatch, corrupt gzip) over what it caused downstream.
+    // A write that failed (ENOSPC, EIO: a system error) is the cause of the "Premature close" the pipeline then reports.
     if (err instanceof ContentError) throw err
+    if (isSystemError(err) && !(pipelineError instanceof ContentError)) throw err
     throw wrapStreamError(pipelineError ?? err, desc)
   }
   await setXattrs(xattrFiles)
@@ -296,6 +298,11 @@ export async function stageLayer(tx: Transaction, desc: Descriptor, stream: Read
   const { hex: commitHex, bytes } = encodeObject(commit)
   await tx.putBytes(`${commitHex}.commit`, bytes)
   return { commit, commitHex, diffID: commit.diffID, compressedSize, uncompressedSize, entries }
+}
+
+function isSystemError(err: unknown): boolean {
+  const e = err as NodeJS.ErrnoException
+  return !!e && typeof e === 'object' && typeof e.code === 'string' && typeof e.syscall === 'string'
 }
 
 function wrapStreamError(err: unknown, desc: Descriptor): unknown {

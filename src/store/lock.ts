@@ -19,7 +19,10 @@
  */
 import { promises as fsp, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { ConflictError } from '../errors'
+import { ConflictError, HostError } from '../errors'
+
+/** Immediate retries (the lock vanished or was stale) before giving up. */
+const MAX_SPINS = 1000
 
 export interface LockHolder {
   pid: number
@@ -115,14 +118,22 @@ export class StoreLock {
     const started = Date.now()
     let poll = opts.pollMs ?? 100
     let reported: string | undefined
+    // Retries without a wait (released or broken between our create and read) are bounded:
+    // a lock that keeps vanishing means something else is wrong with the directory.
+    let spins = 0
     for (;;) {
       if (await tryCreate(path, raw)) return new StoreLock(path, raw)
       const cur = await readHolder(path)
-      if (!cur) continue // released between our create and read
-      if (!isAlive(cur.holder)) {
-        await breakStale(path, breakPath, cur.raw, raw)
+      if (!cur || !isAlive(cur.holder)) {
+        if (++spins > MAX_SPINS)
+          throw new HostError('host.lock-unstable', `cannot take the lock ${path}: it was released or broken ${MAX_SPINS} times in a row without being taken`, {
+            hint: `check that nothing else removes files in ${root}`,
+            data: { path },
+          })
+        if (cur) await breakStale(path, breakPath, cur.raw, raw)
         continue
       }
+      spins = 0
       if (reported !== cur.raw) {
         reported = cur.raw
         const h = cur.holder

@@ -50,12 +50,15 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { createHash } from 'node:crypto'
 import { promises as fsp, readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { ContentError, HostError, NotFoundError, UsageError } from '../errors'
 import type { Descriptor, Digest } from '../oci/types'
 import { checkout as checkoutTree, CheckoutOptions, CheckoutStats } from '../checkout/checkout'
 import { entryPathComponents } from '../checkout/safe-path'
+import { formatBytes } from '../util/format-bytes'
+import { hostFault } from '../util/host-faults'
+import { makeDirs } from '../util/make-dirs'
 import { HEX64 } from './canonical'
 import { digestRelPath, splitDigest, STORE_ALGORITHMS } from './digest-path'
 import { ownerTag, randomId, writeFileDurable } from './durable'
@@ -181,7 +184,9 @@ export class Store {
   /** Open (creating if new) the store at `root`; removes a dead process's tmp/ leftovers. */
   static async open(root: string, opts: StoreOptions = {}): Promise<Store> {
     const s = new Store(root, opts)
-    await fsp.mkdir(root, { recursive: true, mode: 0o700 })
+    await makeDirs(root).catch((err) => {
+      throw hostFault(err, root)
+    })
     const fmt = await readIfExists(join(root, 'format'))
     if (fmt === undefined) {
       const entries = (await fsp.readdir(root)).filter((e) => !['tmp', 'lock', 'lock.break'].includes(e))
@@ -368,8 +373,20 @@ export class Store {
       stream.destroy()
       return resultOf(known, true)
     }
-    const tx = await Transaction.begin(this.tmpDir)
+    const tx = await Transaction.begin(this.tmpDir).catch((err) => {
+      throw hostFault(err, this.root)
+    })
     try {
+      return await this.importInto(tx, desc, stream)
+    } catch (err) {
+      throw hostFault(err, this.root, desc.size >= 0 ? `layer ${desc.digest.slice(0, 19)}, ${formatBytes(desc.size)} compressed (more once unpacked)` : undefined)
+    } finally {
+      await tx.abort()
+    }
+  }
+
+  private async importInto(tx: Transaction, desc: Descriptor, stream: Readable): Promise<ImportResult> {
+    {
       const staged = await stageLayer(tx, desc, stream)
       return await this.withLock(`importing layer ${desc.digest.slice(0, 19)}`, async () => {
         const raced = await this.getLayer(desc.digest)
@@ -387,8 +404,6 @@ export class Store {
         await writeFileDurable(join(this.root, digestRelPath('layers', desc.digest)), JSON.stringify(record), this.tmpDir)
         return { ...resultOf(record, false), ...pub }
       })
-    } finally {
-      await tx.abort()
     }
   }
 
@@ -507,7 +522,9 @@ export class Store {
   /** Check out an image commit into `targetDir` (must not exist). See checkout/checkout.ts. */
   async checkout(commit: string, targetDir: string, opts?: CheckoutOptions): Promise<CheckoutStats> {
     await this.ensureLease()
-    return checkoutTree(this, commit, targetDir, opts)
+    return checkoutTree(this, commit, targetDir, opts).catch((err) => {
+      throw hostFault(err, dirname(targetDir))
+    })
   }
 
   /** The entry at `path` of an image commit (no symlink is followed), or undefined. */

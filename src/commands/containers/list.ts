@@ -9,7 +9,7 @@ export default class ContainersList extends BaseCommand {
     const list = await listContainers(this.context(flags))
     this.output(flags, list, () => {
       if (list.length === 0) return ['no containers installed']
-      const rows = list.map((c) => [
+      const rows = list.map((c) => c.broken ? [c.name, `BROKEN: ${c.broken.path}: ${c.broken.error}`, '', c.deployment, 'unknown', '', ''] : [
         c.name,
         c.image,
         c.manifestDigest.slice(0, 19),
