@@ -320,6 +320,7 @@ async function cleanSlots(ctx: OpsContext, deployments: Deployments, name: strin
   if (!unlinked || (await deployments.activeSlot(name)) !== undefined) return removed
   // No active link: every slot of NAME is what a crashed install left.
   for (const slot of await deployments.slots(name)) {
+    // A slot of a crashed install was never activated: it goes even when its record cannot be read.
     const d = await deployments.read(name, slot).catch(() => undefined)
     for (const f of d?.record.files ?? []) {
       const host = fromRoot(ctx, f.path)
