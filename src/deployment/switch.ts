@@ -39,7 +39,7 @@ import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import { doing, SysctrError } from '../errors'
 import type { Store } from '../store/store'
-import { fsyncDir, sha256File, symlinkAtomic, writeFileAtomic } from '../util/atomic-file'
+import { fsyncDir, removeTempSiblings, sha256File, symlinkAtomic, writeFileAtomic } from '../util/atomic-file'
 import { makeDirs } from '../util/make-dirs'
 import { fromRoot, type OpsContext } from '../ops/context'
 import { Deployments, removeTree, type Deployment } from './deployments'
@@ -271,6 +271,8 @@ export async function recover(
     const systemd = await ctx.systemd().catch(() => undefined)
     for (const u of j.enables) await systemd?.disableUnitFiles([u]).catch(() => {})
     for (const e of [...j.entries].reverse()) {
+      // A write killed between its temp file and the rename leaves `.NAME.tmp-…` beside the file.
+      await removeTempSiblings(e.path)
       const have = await sha256File(e.path)
       const saved = e.before === 'absent' ? undefined : join(jdir, e.before)
       const beforeSha = saved ? await sha256File(saved) : undefined
@@ -344,6 +346,7 @@ export async function repairInstalled(ctx: OpsContext, active: Deployment): Prom
   for (const f of record.files) {
     if (f.role === 'hostfs') continue
     const path = fromRoot(ctx, f.path)
+    await removeTempSiblings(path)
     if ((await sha256File(path)) === f.sha256) continue
     const copy = join(active.dir, deploymentFileName(f, record.unit))
     await fsp.mkdir(join(path, '..'), { recursive: true })

@@ -70,3 +70,23 @@ export async function sha256File(path: string): Promise<string | undefined> {
     throw err
   }
 }
+
+/**
+ * Remove the temp files writeFileAtomic leaves beside PATH when it is killed
+ * between creating and renaming (`.NAME.tmp-PID-RANDOM`). Only for a path
+ * whose writer holds a lock that keeps others from writing it meanwhile.
+ */
+export async function removeTempSiblings(path: string): Promise<string[]> {
+  const prefix = `.${basename(path)}.tmp-`
+  const entries = await fsp.readdir(dirname(path)).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[]
+    throw err
+  })
+  const removed: string[] = []
+  for (const e of entries) {
+    if (!e.startsWith(prefix)) continue
+    await fsp.rm(join(dirname(path), e), { force: true })
+    removed.push(join(dirname(path), e))
+  }
+  return removed
+}

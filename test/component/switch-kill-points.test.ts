@@ -84,6 +84,15 @@ describe('kill points', () => {
     expect(Object.values(after.files as object).every((v) => v !== null)).toBe(true)
   })
 
+  it('a write killed between its temp file and the rename leaves .NAME.tmp-… beside the unit: the replay removes it', async () => {
+    await expect(installWeb({ ...ctx, killAt: 'switch:unit' })).rejects.toBeInstanceOf(SimulatedKill)
+    const temp = join(root, 'etc/systemd/system/.web1.service.tmp-4242-deadbeef')
+    await fsp.writeFile(temp, 'half a unit')
+    await replayJournal()
+    await expect(fsp.access(temp)).rejects.toThrow()
+    expect((await fsp.readdir(join(root, 'etc/systemd/system'))).filter((e) => e.startsWith('.'))).toEqual([])
+  })
+
   it('install killed after its switch but before enable used to be a no-op on rerun; now the rerun enables it', async () => {
     await expect(installWeb({ ...ctx, killAt: 'switch:link' })).rejects.toBeInstanceOf(SimulatedKill)
     const r = await installWeb()
