@@ -37,7 +37,7 @@ export interface LockHolder {
 export interface LockOptions {
   /** Called when this process starts waiting, and again whenever the holder changes. */
   onWait?: (holder: LockHolder, message: string) => void
-  /** Give up after this many ms with ConflictError 'store.locked' (default: wait forever). */
+  /** Give up after this many ms with ConflictError 'store.locked' (default: SYSCTR_LOCK_TIMEOUT seconds, else 30 minutes). */
   timeoutMs?: number
   /** Poll interval in ms (default 100, growing to 1000). */
   pollMs?: number
@@ -102,6 +102,12 @@ async function removeIfSame(path: string, raw: string): Promise<void> {
   if (now && now.raw === raw) await fsp.rm(path, { force: true })
 }
 
+/** How long a lock waits for a live holder: SYSCTR_LOCK_TIMEOUT (seconds), default 30 minutes. Every wait in sysctr is bounded. */
+export function defaultLockTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const s = Number(env.SYSCTR_LOCK_TIMEOUT)
+  return Number.isFinite(s) && s > 0 ? s * 1000 : 30 * 60 * 1000
+}
+
 export class StoreLock {
   private constructor(
     private readonly path: string,
@@ -116,6 +122,7 @@ export class StoreLock {
     const raw = JSON.stringify(me)
     const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)))
     const started = Date.now()
+    const timeoutMs = opts.timeoutMs ?? defaultLockTimeoutMs()
     let poll = opts.pollMs ?? 100
     let reported: string | undefined
     // Retries without a wait (released or broken between our create and read) are bounded:
@@ -139,9 +146,9 @@ export class StoreLock {
         const h = cur.holder
         opts.onWait?.(h, `waiting for store lock held by pid ${h.pid}${h.what ? ` (${h.what})` : ''}`)
       }
-      if (opts.timeoutMs !== undefined && Date.now() - started >= opts.timeoutMs) {
-        throw new ConflictError('store.locked', `store is locked by pid ${cur.holder.pid} (${cur.holder.what})`, {
-          hint: 'wait for the other sysctr command to finish',
+      if (Date.now() - started >= timeoutMs) {
+        throw new ConflictError('store.locked', `${path} is still held by pid ${cur.holder.pid} (${cur.holder.what}) after ${Math.round(timeoutMs / 1000)} s of waiting`, {
+          hint: 'wait for the other sysctr command to finish, or set SYSCTR_LOCK_TIMEOUT (seconds) to wait longer',
           data: { holder: cur.holder },
         })
       }

@@ -3,7 +3,7 @@ import { promises as fsp } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { isAlive, processStartTime, StoreLock } from '../../src/store/lock'
+import { defaultLockTimeoutMs, isAlive, processStartTime, StoreLock } from '../../src/store/lock'
 import { Store } from '../../src/store/store'
 
 let dir: string
@@ -99,6 +99,22 @@ describe('StoreLock', () => {
     await expect(StoreLock.acquire(dir, 'second', { timeoutMs: 50, pollMs: 10, onWait: (_h, m) => waits.push(m) })).rejects.toMatchObject({ code: 'store.locked' })
     expect(waits).toEqual([`waiting for store lock held by pid ${process.pid} (holding)`])
     await held.release()
+  })
+
+  it('with no timeout given, SYSCTR_LOCK_TIMEOUT bounds the wait (every wait in sysctr is bounded)', async () => {
+    const held = await StoreLock.acquire(dir, 'holding')
+    const before = process.env.SYSCTR_LOCK_TIMEOUT
+    process.env.SYSCTR_LOCK_TIMEOUT = '0.05'
+    try {
+      const err = await StoreLock.acquire(dir, 'second', { pollMs: 10 }).catch((e: unknown) => e)
+      expect(err).toMatchObject({ code: 'store.locked', exitCode: 4 })
+      expect((err as Error).message).toContain(`held by pid ${process.pid} (holding) after 0 s of waiting`)
+    } finally {
+      if (before === undefined) delete process.env.SYSCTR_LOCK_TIMEOUT
+      else process.env.SYSCTR_LOCK_TIMEOUT = before
+      await held.release()
+    }
+    expect(defaultLockTimeoutMs({})).toBe(30 * 60 * 1000)
   })
 
   it('Store.withLock is re-entrant and queues callers in one process', async () => {
