@@ -84,9 +84,16 @@ describe.skipIf(skip !== undefined)(`install --system end to end (real registry,
   })
 
   it('a runc process is really what runs each unit: its MainPID is `runc run NAME`, and the container runc lists as running is in the unit\'s cgroup', async () => {
-    const list = await env.box.exec(['runc', 'list', '--format', 'json'])
-    expect(list.code).toBe(0)
-    const containers = JSON.parse(list.stdout) as { id: string; pid: number; status: string }[]
+    // engine is Type=simple: systemctl start returns once runc is exec'd, before runc has created the
+    // container. Wait (bounded) until runc lists all three as running.
+    let containers: { id: string; pid: number; status: string }[] = []
+    for (let i = 0; i < 100; i++) {
+      const list = await env.box.exec(['runc', 'list', '--format', 'json'])
+      expect(list.code).toBe(0)
+      containers = JSON.parse(list.stdout || '[]') ?? []
+      if (['etcd', 'flannel', 'engine'].every((n) => containers.some((c) => c.id === n && c.status === 'running'))) break
+      await new Promise((r) => setTimeout(r, 100))
+    }
     const read = async (file: string) => (await env.box.exec(['cat', file])).stdout
     const runcBinary = (await env.box.exec(['readlink', '-f', '/usr/bin/runc'])).stdout.trim() // /usr/sbin/runc on Debian
     for (const name of ['etcd', 'flannel', 'engine']) {
