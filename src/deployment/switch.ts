@@ -268,7 +268,11 @@ export async function recover(
   if (j) {
     res.replayed = true
     const jdir = journalDir(deployments, name)
-    const systemd = await ctx.systemd().catch(() => undefined)
+    // Files and link are put back even when systemd cannot be reached; what is skipped is said.
+    const systemd = await ctx.systemd().catch((e: Error) => {
+      ctx.reporter.warn(`putting ${name} back without systemd (${e.message}): enablement and reload skipped; run the command again once systemd answers`)
+      return undefined
+    })
     for (const u of j.enables) await systemd?.disableUnitFiles([u]).catch(() => {})
     for (const e of [...j.entries].reverse()) {
       // A write killed between its temp file and the rename leaves `.NAME.tmp-…` beside the file.
