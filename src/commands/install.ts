@@ -74,7 +74,7 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
       return [
         `installed ${r.name} from ${r.image} (${r.manifestDigest.slice(0, 19)})`,
         p ? `  layers: ${p.layersFetched} fetched (${formatBytes(p.bytesFetched)}), ${p.layersReused} already in the store; ${p.objectsAdded} new objects (${formatBytes(p.bytesAdded)})` : '',
-        `  deployment: ${r.deployment}`,
+        `  deployment: ${r.deployment} (${r.deploymentDir})`,
         `  unit: ${r.unit} (enabled${r.started ? `, started: ${r.started}` : ''})`,
         r.privileged ? '  privileged: yes (config.json may use host namespaces, capabilities, binds, devices or hooks)' : '',
         r.asked ? `  granted beyond the default: ${r.asked.join(' ')}` : '',

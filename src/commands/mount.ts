@@ -14,6 +14,8 @@ image in the store, bound read-only. While mounted, images delete and images pru
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Mount)
     const r = await mount(this.context(flags), args.target, args.dir)
-    this.output(flags, r, () => [`mounted ${r.kind} ${r.target} read-only at ${r.dir}`])
+    // JSON field names as everywhere: `created` (the record on disk keeps createdAt).
+    const { createdAt, ...rest } = r
+    this.output(flags, { ...rest, created: createdAt }, () => [`mounted ${r.kind} ${r.target} read-only at ${r.dir}`])
   }
 }

@@ -9,6 +9,8 @@ export default class Umount extends BaseCommand {
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Umount)
     const r = await umount(this.context(flags), args.dir)
-    this.output(flags, r, () => [`unmounted ${r.dir} (${r.kind} ${r.target})`])
+    // JSON field names as everywhere: `created` (the record on disk keeps createdAt).
+    const { createdAt, ...rest } = r
+    this.output(flags, { ...rest, created: createdAt }, () => [`unmounted ${r.dir} (${r.kind} ${r.target})`])
   }
 }

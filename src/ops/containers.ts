@@ -26,8 +26,8 @@ export interface ContainerListing {
   /** systemd's UnitFileState (enabled, disabled, ...) or 'unknown'. */
   unitFileState: string
   runtime: string
-  /** When the active deployment was built (ISO 8601). */
-  createdAt: string
+  /** When the active deployment was built (ISO 8601; the record's createdAt). */
+  created: string
   /** manifest.json noContainerService: host files only; the unit states read 'none'. */
   noContainerService?: boolean
   /** Installed with --privileged (everything granted). */
@@ -51,7 +51,7 @@ function brokenListing(name: string, slot: number, err: SysctrError): ContainerL
     subState: 'unknown',
     unitFileState: 'unknown',
     runtime: '',
-    createdAt: '',
+    created: '',
     broken: { path: data?.path ?? '', error: data?.error ?? err.message, code: err.code, ...(err.hint ? { hint: err.hint } : {}) },
   }
 }
@@ -100,7 +100,7 @@ export async function listContainers(ctx: OpsContext): Promise<ContainerListing[
       unit: r.unit,
       ...state,
       runtime: r.runtime,
-      createdAt: r.createdAt,
+      created: r.createdAt,
       ...(r.noContainerService ? { noContainerService: true } : {}),
       ...(r.privileged ? { privileged: true } : {}),
       ...(r.grants ? { grants: r.grants } : {}),

@@ -22,8 +22,9 @@ import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import { ConflictError, doing, NotFoundError } from '../errors'
 import type { Digest, ImageConfig, ResolvedImage } from '../oci/types'
-import { describeInput, openImageSource } from '../transports/open'
-import { recordedImageName, sourceOptions } from './source-options'
+import { isLocalInput, openImageSource } from '../transports/open'
+import { defaultContainerName, recordedImageName, sourceOptions, storedSourceOf } from './source-options'
+import { storedImageFor, storeSource } from './local-images'
 import type { ImageSource } from '../transports/image-source'
 import { Store } from '../store/store'
 import { checkContainerName } from '../deployment/name'
@@ -116,8 +117,10 @@ export interface UpdateDryRun {
   note?: string
 }
 
-export async function installDryRun(ctx: OpsContext, opts: InstallOptions): Promise<InstallDryRun> {
-  const name = opts.name ?? describeInput(opts.image).defaultName
+export async function installDryRun(ctx: OpsContext, optsIn: InstallOptions): Promise<InstallDryRun> {
+  const local = optsIn.source ? undefined : await storedImageFor(ctx.paths.storeDir, optsIn.image)
+  const opts = local ? { ...optsIn, image: local.name, source: storeSource(ctx.paths.storeDir, local) } : optsIn
+  const name = opts.name ?? (await defaultContainerName(opts.image))
   checkContainerName(name)
   return doing(`planning the install of ${name}`, async () => {
     const { image } = await recordedImageName(ctx, opts.image, opts)
@@ -146,7 +149,7 @@ export async function installDryRun(ctx: OpsContext, opts: InstallOptions): Prom
     }
     const source =
       opts.source ??
-      (await openImageSource(image, sourceOptions(ctx, opts))).source
+      (await openImageSource(isLocalInput(opts.image) ? opts.image : image, sourceOptions(ctx, opts))).source
     const store = await Store.open(ctx.paths.storeDir)
     try {
       const resolved = await resolveOnly(source)
@@ -178,12 +181,12 @@ export async function updateDryRun(ctx: OpsContext, name: string, opts: UpdateOp
       throw new NotFoundError('container.not-found', `no container named ${name} is installed`, { hint: 'sysctr containers list shows what is installed' })
     }
     const old = current.record
-    const input = opts.rebase ?? old.image
+    const input = opts.rebase ?? (await storedSourceOf(ctx, old.image)) ?? old.image
     const { image } = await recordedImageName(ctx, input, opts)
     const setValues = { ...old.setValues, ...parseSetFlags(opts.set ?? []) }
     const previous = await previousDeployment(deployments, name, current.slot)
     const slot = freeSlot([current.slot, ...(previous ? [previous.slot] : [])])
-    const source = opts.openSource ? opts.openSource(image) : (await openImageSource(image, sourceOptions(ctx, opts))).source
+    const source = opts.openSource ? opts.openSource(image) : (await openImageSource(isLocalInput(input) ? input : image, sourceOptions(ctx, opts))).source
     const store = await Store.open(ctx.paths.storeDir)
     try {
       const resolved = await resolveOnly(source)

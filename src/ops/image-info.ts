@@ -6,14 +6,17 @@
  */
 import { join } from 'node:path'
 import { doing, NotFoundError, toSysctrError } from '../errors'
-import { describeInput } from '../transports/open'
+import { describeInput, isLocalInput, openImageSource } from '../transports/open'
+import { isShortName, loadRegistriesConf, resolveShortName } from '../config/registries'
+import { findLocalImage, looksLikeImageId } from './local-images'
+import { sourceOptions, type SourceFlags } from './source-options'
 import type { ImageRecord, Store } from '../store/store'
 import type { TreeEntry } from '../store/tree'
 import { templateVariables, type Exports } from '../templates/exports'
 import { exportsFromStore } from '../templates/exports-from-store'
 import { computeDefaults, FIXED_KEYS, resolveValues } from '../templates/values'
 import { renderExports } from '../templates/exports'
-import type { ImageConfig } from '../oci/types'
+import type { ImageConfig, ImageManifest } from '../oci/types'
 import { checkRuntimeConfig } from '../runtime/config-check'
 import { describeHostAsks, serviceIdentity, type HostAsks } from '../runtime/grants'
 import { Store as StoreClass } from '../store/store'
@@ -40,10 +43,11 @@ export interface TemplateVariable {
   fixed?: boolean
 }
 
-export interface ImageInfo {
+export interface ImageInfo extends ImageFacts {
   reference: string
   manifestDigest: string
   configDigest: string
+  stored: true
   commit: string
   /** Whether the image has an /exports directory. */
   hasExports: boolean
@@ -63,38 +67,103 @@ export interface ImageInfo {
   hostAsksNote?: string
 }
 
-/** The store ref of IMAGE (as `images pull` names it), or undefined. */
+/** The store ref of IMAGE (any name images list prints, see local-images.ts), or undefined. */
 export async function findImageRef(store: Store, image: string): Promise<{ name: string; record: ImageRecord } | undefined> {
-  let refName: string | undefined
-  try {
-    refName = describeInput(image).refName
-  } catch {
-    refName = undefined
-  }
-  for (const n of [refName, image]) {
-    if (!n) continue
-    const record = await store.getImageRef(n)
-    if (record) return { name: n, record }
-  }
-  return undefined
+  const found = await findLocalImage(store, image)
+  return found ? { name: found.name, record: found.record } : undefined
 }
 
-export async function imageInfo(ctx: OpsContext, image: string): Promise<ImageInfo> {
+/** What an image's config says, skopeo-inspect-like (the same fields for a stored and a remote image). */
+export interface ImageFacts {
+  /** The manifest digest (skopeo's `Digest`); the same as manifestDigest. */
+  digest: string
+  architecture: string
+  os: string
+  variant?: string
+  /** The config's `created`, if any. */
+  created?: string
+  labels: Record<string, string>
+  env: string[]
+  /** The manifest's layers, bottom first, as the registry (or the source) serves them. */
+  layers: { digest: string; size: number; mediaType: string }[]
+}
+
+/** `images info` of an image not in the store: read from where it is (manifest and config only, nothing pulled). */
+export interface RemoteImageInfo extends ImageFacts {
+  reference: string
+  manifestDigest: string
+  configDigest: string
+  /** Always false here: the image is not in the store, so /exports and the template values are unknown. */
+  stored: false
+  note: string
+}
+
+export function factsOf(manifestDigest: string, manifest: ImageManifest | null, config: (ImageConfig & { created?: unknown; variant?: unknown }) | null): ImageFacts {
+  const labels = config?.config?.Labels ?? {}
+  return {
+    digest: manifestDigest,
+    architecture: config?.architecture ?? '',
+    os: config?.os ?? '',
+    ...(typeof config?.variant === 'string' ? { variant: config.variant } : {}),
+    ...(typeof config?.created === 'string' ? { created: config.created } : {}),
+    labels: labels && typeof labels === 'object' ? { ...labels } : {},
+    env: config?.config?.Env ?? [],
+    layers: (manifest?.layers ?? []).map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType })),
+  }
+}
+
+/**
+ * images info: a stored image (any name images list prints) from the store;
+ * `docker://REF`, or a registry name the store does not have, from the
+ * registry without pulling (manifest and config only).
+ */
+export async function imageInfo(ctx: OpsContext, image: string, flags: SourceFlags = {}): Promise<ImageInfo | RemoteImageInfo> {
   return doing(`reading image ${image}`, async () => {
     const store = await StoreClass.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
     try {
-      const found = await findImageRef(store, image)
-      if (!found) {
-        throw new NotFoundError('image.not-found', `${image} is not in the store`, {
-          hint: `pull it first: sysctr images pull ${image}`,
-          data: { image },
-        })
-      }
-      return await infoOf(ctx, store, found.name, found.record)
+      const found = image.startsWith('docker://') ? undefined : await findImageRef(store, image)
+      if (found) return await infoOf(ctx, store, found.name, found.record)
     } finally {
       await store.close()
     }
+    if (!image.startsWith('docker://') && !(await mayNameRegistry(image, flags))) {
+      throw new NotFoundError('image.not-found', `no image named ${image} in the store`, {
+        hint: `sysctr images list shows what is stored; a registry image: sysctr images info docker://REGISTRY/REPO[:TAG]`,
+        data: { image },
+      })
+    }
+    return remoteInfo(ctx, image, flags)
   })
+}
+
+/** A qualified registry name, or a short name registries.conf resolves (an ID or an unresolvable short name is the store's only). */
+async function mayNameRegistry(image: string, _flags: SourceFlags): Promise<boolean> {
+  if (isLocalInput(image)) return true
+  if (looksLikeImageId(image) && !image.includes('/')) return false
+  try {
+    if (!isShortName(image)) return true
+    const conf = await loadRegistriesConf({})
+    return resolveShortName(conf, image).candidates.length > 0
+  } catch {
+    return false
+  }
+}
+
+async function remoteInfo(ctx: OpsContext, image: string, flags: SourceFlags): Promise<RemoteImageInfo> {
+  const opened = await openImageSource(image, sourceOptions(ctx, flags))
+  try {
+    const r = await opened.source.resolve()
+    return {
+      reference: opened.refName,
+      manifestDigest: r.manifestDigest,
+      configDigest: r.manifest.config.digest,
+      ...factsOf(r.manifestDigest, r.manifest, r.config as ImageConfig & { created?: unknown }),
+      stored: false,
+      note: `not in the store: /exports and template values are known once it is pulled (sysctr images pull ${image})`,
+    }
+  } finally {
+    await opened.source.close()
+  }
 }
 
 async function infoOf(ctx: OpsContext, store: Store, name: string, record: ImageRecord): Promise<ImageInfo> {
@@ -149,10 +218,14 @@ async function infoOf(ctx: OpsContext, store: Store, name: string, record: Image
       hostAsksNote = `config.json cannot be rendered with the defaults alone (${toSysctrError(err).fullMessage})`
     }
   }
+  const manifestJson = JSON.parse((await store.getBlob(record.manifestDigest))?.toString('utf8') ?? 'null') as ImageManifest | null
+  const configJson = JSON.parse((await store.getBlob(record.configDigest))?.toString('utf8') ?? 'null') as ImageConfig | null
   return {
     reference: name,
     manifestDigest: record.manifestDigest,
     configDigest: record.configDigest,
+    ...factsOf(record.manifestDigest, manifestJson, configJson),
+    stored: true,
     commit: record.commit,
     hasExports: ex.present,
     files,

@@ -13,7 +13,8 @@ import { parseReference } from '../reference/reference'
 import { Store } from '../store/store'
 import type { CheckoutStats } from '../checkout/checkout'
 import type { ImageSource } from '../transports/image-source'
-import { describeInput, openImageSource } from '../transports/open'
+import { openImageSource } from '../transports/open'
+import { requireLocalImage } from './local-images'
 import { sourceOptions, type SourceFlags } from './source-options'
 import type { OpsContext } from './context'
 import { pullImage, PullResult } from './pull-image'
@@ -35,11 +36,13 @@ export async function pull(ctx: OpsContext, image: string, opts: SourceFlags & {
 }
 
 export async function checkoutImage(ctx: OpsContext, image: string, dir: string, opts: { copy?: boolean } = {}): Promise<CheckoutStats> {
-  const name = describeInput(image).refName ?? image
   const store = await openStore(ctx)
-  const rec = await store.getImageRef(name)
-  if (!rec) throw new NotFoundError('image.not-in-store', `image ${name} is not in the store`, { hint: `sysctr images pull ${name}` })
-  return doing(`checking out ${name} into ${dir}`, () => store.checkout(rec.commit, dir, { copy: opts.copy }))
+  try {
+    const { name, record } = await requireLocalImage(store, image)
+    return await doing(`checking out ${name} into ${dir}`, () => store.checkout(record.commit, dir, { copy: opts.copy }))
+  } finally {
+    await store.close()
+  }
 }
 
 export interface ImageListing {
@@ -53,6 +56,8 @@ export interface ImageListing {
   created?: string
   /** Deployments (`NAME.N`) whose image commit this is. */
   usedBy: string[]
+  /** The local file it was read from, when the reference is not that (a docker archive named by its RepoTags). */
+  source?: string
 }
 
 export async function listImages(ctx: OpsContext): Promise<ImageListing[]> {
@@ -78,6 +83,7 @@ export async function listImages(ctx: OpsContext): Promise<ImageListing[]> {
       size,
       created,
       usedBy: uses.filter((u) => u.imageCommit === record.commit || u.image === name).map((u) => u.deployment),
+      ...(typeof record.source === 'string' ? { source: record.source } : {}),
     })
   }
   await store.close()
@@ -97,10 +103,19 @@ export interface DeleteResult {
  * Objects stay until the next prune, or go now with `prune`.
  */
 export async function deleteImage(ctx: OpsContext, image: string, opts: { prune?: boolean } = {}): Promise<DeleteResult> {
-  const name = parseReference(image).toString()
   const store = await openStore(ctx)
   let rec: ImageRecord
+  let name: string
   try {
+    // Every name images list prints: the ref, its ID (or a prefix), a short name, the archive it came from.
+    const found = await requireLocalImage(store, image)
+    if (found.by === 'id' && found.names.length > 1) {
+      throw new ConflictError('image.several-names', `image ID ${image} has ${found.names.length} names: ${found.names.join(', ')}`, {
+        hint: 'delete each name (sysctr images delete NAME); the objects go when the last name does',
+        data: { image, names: found.names },
+      })
+    }
+    name = found.name
     // Checked and removed under the store lock: an install that publishes this ref meanwhile waits, or is seen.
     rec = await store.withLock(`deleting image ${name}`, () => deleteUnused(ctx, store, name))
   } finally {

@@ -17,7 +17,7 @@ import { join } from 'node:path'
 import { ConflictError, doing, HostError, withContext } from '../errors'
 import type { Digest, ImageConfig } from '../oci/types'
 import type { ImageReference } from '../reference/reference'
-import { describeInput, openImageSource } from '../transports/open'
+import { openImageSource } from '../transports/open'
 import { Store } from '../store/store'
 import { checkContainerName } from '../deployment/name'
 import { parseSetFlags, sameValues } from '../templates/values'
@@ -30,7 +30,8 @@ import type { ImageSource } from '../transports/image-source'
 import { fromRoot, inRoot, type OpsContext } from './context'
 import { withNameLock } from './name-lock'
 import { pullImage, PullResult } from './pull-image'
-import { recordedImageName, sourceOptions, type SourceFlags } from './source-options'
+import { defaultContainerName, recordedImageName, sourceOptions, type SourceFlags } from './source-options'
+import { storedImageFor, storeSource } from './local-images'
 import type { JobResult } from '../systemd/systemd'
 import { DEFAULT_RUNTIME } from '../runtime/default-runtime'
 import { parseGrants } from '../runtime/grants'
@@ -54,7 +55,10 @@ export interface InstallResult {
   unit: string
   image: string
   manifestDigest: Digest
+  /** The deployment, `NAME.N` (the same scheme as containers list, update and rollback). */
   deployment: string
+  /** Its directory. */
+  deploymentDir: string
   /** True when the same image and values were installed already: nothing changed. */
   unchanged: boolean
   pull?: PullResult
@@ -72,8 +76,12 @@ export interface InstallResult {
 
 export { DEFAULT_RUNTIME }
 
-export async function install(ctx: OpsContext, opts: InstallOptions): Promise<InstallResult> {
-  const name = opts.name ?? describeInput(opts.image).defaultName
+export async function install(ctx: OpsContext, optsIn: InstallOptions): Promise<InstallResult> {
+  // Local names first (a short name or an ID of a stored image): installed from the store, nothing fetched.
+  const local = optsIn.source ? undefined : await storedImageFor(ctx.paths.storeDir, optsIn.image)
+  if (local) ctx.reporter.info(`${optsIn.image} is ${local.name} in the store (${local.record.manifestDigest.slice(0, 19)}): installing that`)
+  const opts = local ? { ...optsIn, image: local.name, source: storeSource(ctx.paths.storeDir, local) } : optsIn
+  const name = opts.name ?? (await defaultContainerName(opts.image))
   checkContainerName(name)
   return doing(`installing ${name}`, () => withNameLock(ctx, name, `installing ${name}`, () => installNamed(ctx, opts, name)))
 }
@@ -103,7 +111,8 @@ async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string)
         unit,
         image,
         manifestDigest: r.manifestDigest,
-        deployment: existing.dir,
+        deployment: `${name}.${existing.slot}`,
+        deploymentDir: existing.dir,
         unchanged: true,
         values: r.values,
         files: r.files,
@@ -187,7 +196,8 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, i: Instal
     unit,
     image,
     manifestDigest: pull.manifestDigest,
-    deployment: destDir,
+    deployment: `${name}.${slot}`,
+    deploymentDir: destDir,
     unchanged: false,
     pull,
     values,

@@ -22,7 +22,7 @@ import { join, resolve } from 'node:path'
 import { ConflictError, doing, HostError, NotFoundError } from '../errors'
 import { fieldsCheck, readRecord } from '../util/read-record'
 import { Deployments, removeTree } from '../deployment/deployments'
-import { parseReference } from '../reference/reference'
+import { findLocalImage } from './local-images'
 import { Store } from '../store/store'
 import { writeFileAtomic } from '../util/atomic-file'
 import { execFile } from 'node:child_process'
@@ -104,14 +104,18 @@ export async function mount(ctx: OpsContext, target: string, dirArg: string, opt
         createdAt: new Date().toISOString(),
       }
     } else {
-      const image = parseReference(target).toString()
+      // Local names first: any name images list prints (reference, short name, ID prefix).
       const store = await Store.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
-      const ref = await store.getImageRef(image)
-      if (!ref) {
-        throw new NotFoundError('mount.not-found', `${target} is neither an installed container nor an image in the store`, {
-          hint: `sysctr containers list, sysctr images list; sysctr images pull ${image}`,
+      const found = await findLocalImage(store, target)
+      if (!found) {
+        await store.close()
+        throw new NotFoundError('mount.not-found', `no container or image named ${target}`, {
+          hint: 'sysctr containers list and sysctr images list show what there is; sysctr images pull IMAGE',
+          data: { target },
         })
       }
+      const image = found.name
+      const ref = found.record
       const checkout = join(mountsDir(ctx), 'checkouts', randomBytes(8).toString('hex'))
       record = { dir, kind: 'image', target: image, source: checkout, imageCommit: ref.commit, checkout, createdAt: new Date().toISOString() }
       await fsp.mkdir(join(mountsDir(ctx), 'checkouts'), { recursive: true, mode: 0o700 })

@@ -19,6 +19,8 @@ import type { Readable } from 'node:stream'
 import type { Descriptor } from '../oci/types'
 import { formatBytes } from '../util/format-bytes'
 
+const LOCAL_PREFIX = /^(oci|oci-archive|docker-archive|dir):/
+
 export interface PullResult {
   reference: string
   manifestDigest: Digest
@@ -79,6 +81,8 @@ export async function pullImage(
     configDigest: manifest.config.digest,
     commit,
     layers: manifest.layers.map((l) => l.digest),
+    // A local transport's file, when the ref is named after what the archive says (docker-archive RepoTags): update and verify read it again.
+    ...(source.name !== refName && LOCAL_PREFIX.test(source.name) ? { source: source.name } : {}),
   })
   result.commit = commit
   return result

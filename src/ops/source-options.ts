@@ -10,6 +10,9 @@
 import { isShortName, loadRegistriesConf, resolveShortName } from '../config/registries'
 import { type ImageReference, parseReference } from '../reference/reference'
 import { describeInput, isLocalInput, openImageSource, type OpenImageOptions } from '../transports/open'
+import { archiveImageName } from '../transports/docker-archive'
+import { Store } from '../store/store'
+import { parseReference as parseRef } from '../reference/reference'
 import type { OpsContext } from './context'
 
 /** Where an image comes from and how it is trusted: what install, update, dry runs, pull and provision take from the user. */
@@ -72,7 +75,49 @@ export async function recordedImageName(
   input: string,
   flags: SourceFlags,
 ): Promise<{ image: string; ref?: ImageReference }> {
-  if (isLocalInput(input)) return { image: describeInput(input).refName! }
+  if (isLocalInput(input)) return { image: await localImageName(input) }
   const ref = await registryReference(input, sourceOptions(ctx, flags), (m) => ctx.reporter.info(m))
   return { image: ref.toString(), ref }
+}
+
+/**
+ * The store name of a local transport input: its absolute transport form, but
+ * for a docker archive the RepoTags entry it holds (as openImageSource names
+ * it), so the same archive under another file name is the same image.
+ */
+export async function localImageName(input: string): Promise<string> {
+  const d = describeInput(input)
+  if (d.transport !== 'docker-archive') return d.refName!
+  const named = await archiveImageName(d.path!, d.tag).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined // opening it says that, with the path
+    throw err
+  })
+  if (named === undefined) return d.refName!
+  try {
+    return parseRef(named).toString()
+  } catch {
+    return d.refName!
+  }
+}
+
+/** The container name when --name is not given: describeInput's, but a docker archive's from its RepoTags. */
+export async function defaultContainerName(input: string): Promise<string> {
+  const d = describeInput(input)
+  if (d.transport !== 'docker-archive') return d.defaultName
+  const named = await localImageName(input)
+  return named === d.refName ? d.defaultName : parseRef(named).name
+}
+
+/** Where a stored image is read again from when its name is not that (a docker archive named by its RepoTags; a name images tag made), or undefined. */
+export async function storedSourceOf(ctx: { paths: { storeDir: string } }, image: string): Promise<string | undefined> {
+  if (isLocalInput(image) || image.startsWith('docker://')) return undefined
+  const store = await Store.open(ctx.paths.storeDir)
+  try {
+    const rec = await store.getImageRef(image)
+    if (typeof rec?.source === 'string' && isLocalInput(rec.source)) return rec.source
+    // A name made by images tag: from where the tagged image came.
+    return typeof rec?.taggedFrom === 'string' && rec.taggedFrom !== image ? rec.taggedFrom : undefined
+  } finally {
+    await store.close()
+  }
 }

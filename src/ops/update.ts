@@ -22,8 +22,8 @@
  * a crash after it is undone by replaying that journal.
  */
 import { ConflictError, doing, NotFoundError, SysctrError, SystemdError, toSysctrError } from '../errors'
-import { openImageSource } from '../transports/open'
-import { recordedImageName, sourceOptions, type SourceFlags } from './source-options'
+import { isLocalInput, openImageSource } from '../transports/open'
+import { recordedImageName, sourceOptions, storedSourceOf, type SourceFlags } from './source-options'
 import { Store } from '../store/store'
 import { checkContainerName } from '../deployment/name'
 import { FIXED_KEYS, parseSetFlags, sameValues } from '../templates/values'
@@ -96,13 +96,15 @@ async function updateNamed(ctx: OpsContext, name: string, opts: UpdateOptions): 
     throw new NotFoundError('container.not-found', `no container named ${name} is installed`, { hint: 'sysctr containers list shows what is installed' })
   }
   const old = current.record
-  const { image } = await recordedImageName(ctx, opts.rebase ?? old.image, opts)
+  // An image named after a docker archive's RepoTags is read again from that archive, not from a registry.
+  const input = opts.rebase ?? (await storedSourceOf(ctx, old.image)) ?? old.image
+  const { image } = await recordedImageName(ctx, input, opts)
   const setValues = { ...old.setValues, ...parseSetFlags(opts.set ?? []) }
   parseGrants(opts.grant ?? [])
 
   const store = await Store.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
   try {
-    return await updateWithStore(ctx, opts, { name, image, setValues, deployments, current, store })
+    return await updateWithStore(ctx, opts, { name, image, openAs: isLocalInput(input) ? input : image, setValues, deployments, current, store })
   } finally {
     await store.close()
   }
@@ -111,12 +113,12 @@ async function updateNamed(ctx: OpsContext, name: string, opts: UpdateOptions): 
 async function updateWithStore(
   ctx: OpsContext,
   opts: UpdateOptions,
-  u: { name: string; image: string; setValues: Record<string, string>; deployments: Deployments; current: Deployment; store: Store },
+  u: { name: string; image: string; openAs: string; setValues: Record<string, string>; deployments: Deployments; current: Deployment; store: Store },
 ): Promise<UpdateResult> {
-  const { name, image, setValues, deployments, current, store } = u
+  const { name, image, openAs, setValues, deployments, current, store } = u
   const old = current.record
   // As install: registries.conf (mirrors, insecure, blocked) and auth.json apply; local transports by their recorded name.
-  const source = opts.openSource ? opts.openSource(image) : (await openImageSource(image, sourceOptions(ctx, opts))).source
+  const source = opts.openSource ? opts.openSource(image) : (await openImageSource(openAs, sourceOptions(ctx, opts))).source
   let pull: PullResult
   try {
     pull = await doing(`pulling ${image}`, () => pullImage(store, source, image, { reporter: ctx.reporter }))

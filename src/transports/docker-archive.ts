@@ -88,6 +88,20 @@ export class DockerArchiveSource implements ImageSource {
     return { manifestDigest, topDigest: manifestDigest, manifest, manifestBytes, config, configBytes }
   }
 
+  /**
+   * The name the image is stored under, as skopeo, podman and atomic name it:
+   * the RepoTags entry asked for, else the chosen entry's first RepoTags
+   * entry, normalised as docker does (`busybox` -> `docker.io/library/busybox:latest`).
+   * Undefined for an archive without RepoTags (then the file's path names it).
+   */
+  async imageName(): Promise<string | undefined> {
+    const entry = await this.chooseEntry()
+    const sel = this.selector
+    if (sel !== undefined && !/^@\d+$/.test(sel)) return normaliseTag(sel)
+    const first = (entry.RepoTags ?? []).find((t) => typeof t === 'string' && t !== '' && !t.startsWith('<none>'))
+    return first === undefined ? undefined : normaliseTag(first)
+  }
+
   openBlob(desc: Descriptor): Promise<Readable> {
     const path = this.paths.get(desc.digest)
     if (path === undefined) {
@@ -169,4 +183,14 @@ export function normaliseTag(t: string): string {
 
 export async function openDockerArchive(file: string, selector: string | undefined, opts: LocalSourceOptions = {}): Promise<DockerArchiveSource> {
   return new DockerArchiveSource(await TarTree.open(file), selector, opts)
+}
+
+/** The store name of `docker-archive:FILE[:SEL]` (see DockerArchiveSource.imageName), or undefined. */
+export async function archiveImageName(file: string, selector: string | undefined): Promise<string | undefined> {
+  const src = await openDockerArchive(file, selector)
+  try {
+    return await src.imageName()
+  } finally {
+    await src.close()
+  }
 }

@@ -137,6 +137,8 @@ export interface OpenedImage extends InputDescription {
   source: ImageSource
   /** Always set here: for a short name, the candidate that resolved. */
   refName: string
+  /** The transport form the image is read from when refName is not it (a docker archive named after its RepoTags). */
+  origin?: string
 }
 
 export function parsePlatform(p: string | Platform): Platform {
@@ -190,8 +192,22 @@ async function openUnverified(input: string, opts: OpenImageOptions): Promise<Op
       return { ...d, refName: d.refName!, source: openDir(d.path!, local) }
     case 'oci-archive':
       return { ...d, refName: d.refName!, source: await notFoundIfMissing(d.path!, () => openOciArchive(d.path!, d.tag, local)) }
-    case 'docker-archive':
-      return { ...d, refName: d.refName!, source: await notFoundIfMissing(d.path!, () => openDockerArchive(d.path!, d.tag, local)) }
+    case 'docker-archive': {
+      const source = await notFoundIfMissing(d.path!, () => openDockerArchive(d.path!, d.tag, local))
+      // Named after the archive's RepoTags (skopeo, podman and atomic do): the same archive under another file name is the same image.
+      const named = await source.imageName().catch(async (err) => {
+        await source.close()
+        throw err
+      })
+      let reference: ImageReference | undefined
+      try {
+        reference = named === undefined ? undefined : parseReference(named)
+      } catch {
+        reference = undefined // a RepoTags entry that is no valid name: the file's path names it
+      }
+      if (named === undefined || reference === undefined) return { ...d, refName: d.refName!, source }
+      return { ...d, refName: named, defaultName: reference.name, origin: d.refName!, source }
+    }
     case 'docker':
       break
   }

@@ -203,7 +203,7 @@ describe('containers list', () => {
         subState: 'running',
         unitFileState: 'enabled',
         runtime: '/usr/bin/runc',
-        createdAt: expect.any(String),
+        created: expect.any(String),
       },
     ])
     const offline = await listContainers({

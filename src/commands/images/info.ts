@@ -1,22 +1,36 @@
 import { Args } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command'
-import { imageInfo } from '../../ops/image-info'
+import { sourceFlags, sourceFlagValues } from '../../cli/source-flags'
+import { imageInfo, type ImageFacts } from '../../ops/image-info'
+import { formatBytes } from '../../util/format-bytes'
+
+/** The skopeo-inspect-like lines: platform, created, labels, layers. */
+function factLines(r: ImageFacts): string[] {
+  const lines = [`os/arch: ${r.os || '?'}/${r.architecture || '?'}${r.variant ? `/${r.variant}` : ''}`, `created: ${r.created ?? '-'}`]
+  const labels = Object.entries(r.labels).sort(([a], [b]) => (a < b ? -1 : 1))
+  lines.push(labels.length > 0 ? 'labels:' : 'labels: none')
+  for (const [k, v] of labels) lines.push(`  ${k}: ${v}`)
+  lines.push(`layers: ${r.layers.length}`)
+  for (const l of r.layers) lines.push(`  ${l.digest} (${formatBytes(l.size)})`)
+  return lines
+}
 
 export default class ImagesInfo extends BaseCommand {
-  static override summary = "Show an image's /exports files, its template values with their defaults, and those that need --set"
-  static override description = `Reads the image from the store (no checkout, nothing written). The image must have been pulled
-(sysctr images pull IMAGE); exit 3 otherwise. Computed values are shown as they would be for a
-container named after the image; keys marked fixed cannot be changed with --set.`
+  static override summary = "Show an image's labels, platform, layers, /exports files and template values (those that need --set too)"
+  static override description = `A stored image (any name images list prints: the reference, a short name, the image ID or a prefix of it) is read from the store: no checkout, nothing written. docker://REF, or a registry name the store does not have, is read from the registry without pulling (manifest and config: labels, platform, layers, digest; /exports is known once pulled). No such image: exit 3. Computed values are shown as they would be for a container named after the image; keys marked fixed cannot be changed with --set.`
   static override examples = ['<%= config.bin %> images info 127.0.0.1:5000/demo/etcd:latest', '<%= config.bin %> images info --json oci:/srv/layout:etcd']
-  static override args = { image: Args.string({ description: 'image reference as pulled', required: true }) }
+  static override args = { image: Args.string({ description: 'image: a stored name or ID, or docker://REF', required: true }) }
+  static override flags = { ...sourceFlags }
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(ImagesInfo)
-    const r = await imageInfo(this.context(flags), args.image)
+    const r = await imageInfo(this.context(flags), args.image, sourceFlagValues(flags))
     this.output(flags, r, () => {
+      if (!r.stored) return [`${r.reference} (${r.manifestDigest.slice(0, 19)}, not in the store)`, ...factLines(r), r.note]
       const t = r.templates
       const lines = [
         `${r.reference} (${r.manifestDigest.slice(0, 19)})`,
+        ...factLines(r),
         `exports: ${r.hasExports ? `${r.files.length} entries` : 'none (sysctr defaults apply)'}`,
         ...r.files.map((f) => `  ${f.path}${f.type === 'file' ? '' : ` (${f.type})`}`),
         `templates: config.json from ${t.configJson.origin} ${t.configJson.file}, unit from ${t.service.origin} ${t.service.file}, tmpfiles from ${t.tmpfiles.origin} ${t.tmpfiles.file}`,
