@@ -128,7 +128,7 @@ export async function imageInfo(ctx: OpsContext, image: string, flags: SourceFla
     }
     if (!image.startsWith('docker://') && !(await mayNameRegistry(image, flags))) {
       throw new NotFoundError('image.not-found', `no image named ${image} in the store`, {
-        hint: `sysctr images list shows what is stored; a registry image: sysctr images info docker://REGISTRY/REPO[:TAG]`,
+        hint: `sysctr images list shows what is stored; pull it (sysctr images pull ${image}) or read a registry image without pulling: sysctr images info docker://REGISTRY/REPO[:TAG]`,
         data: { image },
       })
     }

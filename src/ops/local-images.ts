@@ -16,6 +16,8 @@
  * Several refs of one image (tags) are one match; refs of different images
  * are ambiguous (exit 2, naming them). Nothing found: undefined.
  */
+import { promises as fsp } from 'node:fs'
+import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { isShortName } from '../config/registries'
 import { ContentError, NotFoundError, UsageError } from '../errors'
@@ -192,6 +194,8 @@ export async function storedImageFor(storeDir: string, input: string): Promise<L
     short = looksLikeImageId(input)
   }
   if (!short && !looksLikeImageId(input)) return undefined
+  // No store yet: nothing stored, and nothing is created by asking.
+  if (!(await fsp.stat(join(storeDir, 'refs', 'images')).then(() => true, () => false))) return undefined
   const store = await Store.open(storeDir)
   try {
     return await findLocalImage(store, input)

@@ -96,8 +96,8 @@ describe('images info', () => {
     expect(info.manifest.present).toBe(false)
   })
 
-  it('refuses an image that is not in the store (exit 3, hint to pull)', async () => {
-    const err = await imageInfo(ctx, 'registry.example.com/nope:1').catch((e) => e)
+  it('refuses a name that is not in the store and names no registry (exit 3, hint to pull)', async () => {
+    const err = await imageInfo(ctx, 'nope:1').catch((e) => e)
     expect(err).toBeInstanceOf(SysctrError)
     expect(err.exitCode).toBe(3)
     expect(err.hint).toContain('sysctr images pull')
