@@ -8,7 +8,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeOciLayout } from '../../harness/oci-layout-writer'
-import { imageInfo } from '../../src/ops/image-info'
+import { imageInfo as anyImageInfo, type ImageInfo } from '../../src/ops/image-info'
+
+/** A stored image's info (these tests read stored images only). */
+const imageInfo = async (ctx: OpsContext, image: string): Promise<ImageInfo> => {
+  const r = await anyImageInfo(ctx, image)
+  if (!r.stored) throw new Error(`${image} was read from its source, not the store`)
+  return r
+}
 import { pull } from '../../src/ops/images'
 import type { OpsContext } from '../../src/ops/context'
 import { SysctrError } from '../../src/errors'
