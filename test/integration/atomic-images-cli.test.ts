@@ -227,6 +227,23 @@ describe.skipIf(skip)(`atomic's image verbs${skip ? ` (skipped: ${skip})` : ''}`
     expect(r.stderr).toMatch(/no container or image named nosuch/)
   })
 
+  it('5. mount and checkout take a short name and an ID prefix (atomic: mount atomic-test-system DIR)', async () => {
+    const mnt = join(work, 'mnt-image')
+    for (const name of ['atomic-test-system', v1.manifestDigest.slice(7, 19)]) {
+      const m = await run('mount', name, mnt)
+      try {
+        expect({ name, code: m.code, stderr: m.stderr }).toMatchObject({ code: 0 })
+        expect(m.stdout).toContain(`mounted image ${REF()} read-only at ${mnt}`)
+        expect((await fsp.readFile(join(mnt, 'usr/bin/greet.sh'), 'utf8')).startsWith('#!/bin/sh')).toBe(true)
+      } finally {
+        expect((await run('umount', mnt)).code).toBe(0)
+      }
+    }
+    const co = await run('images', 'checkout', v1.manifestDigest.slice(0, 19), join(work, 'co'))
+    expect({ code: co.code, stderr: co.stderr }).toMatchObject({ code: 0 })
+    expect((await fsp.stat(join(work, 'co', 'usr/bin/greet.sh'))).isFile()).toBe(true)
+  })
+
   it('3. delete by the ID images list prints', async () => {
     const id = (await run('images', 'list', '-q')).stdout.trim()
     expect(id).toBe(v1.manifestDigest.slice(0, 19))
