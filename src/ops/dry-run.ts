@@ -120,7 +120,7 @@ export interface UpdateDryRun {
 export async function installDryRun(ctx: OpsContext, optsIn: InstallOptions): Promise<InstallDryRun> {
   const local = optsIn.source ? undefined : await storedImageFor(ctx.paths.storeDir, optsIn.image)
   const opts = local ? { ...optsIn, image: local.name, source: storeSource(ctx.paths.storeDir, local) } : optsIn
-  const name = opts.name ?? (await defaultContainerName(opts.image))
+  const name = opts.name ?? (await defaultContainerName(opts.image, ctx.root))
   checkContainerName(name)
   return doing(`planning the install of ${name}`, async () => {
     const { image } = await recordedImageName(ctx, opts.image, opts)

@@ -17,7 +17,7 @@ import { join } from 'node:path'
 import { ConflictError, doing, HostError, withContext } from '../errors'
 import type { Digest, ImageConfig } from '../oci/types'
 import type { ImageReference } from '../reference/reference'
-import { openImageSource } from '../transports/open'
+import { describeInput, isLocalInput, openImageSource } from '../transports/open'
 import { Store } from '../store/store'
 import { checkContainerName } from '../deployment/name'
 import { parseSetFlags, sameValues } from '../templates/values'
@@ -81,7 +81,7 @@ export async function install(ctx: OpsContext, optsIn: InstallOptions): Promise<
   const local = optsIn.source ? undefined : await storedImageFor(ctx.paths.storeDir, optsIn.image)
   if (local) ctx.reporter.info(`${optsIn.image} is ${local.name} in the store (${local.record.manifestDigest.slice(0, 19)}): installing that`)
   const opts = local ? { ...optsIn, image: local.name, source: storeSource(ctx.paths.storeDir, local) } : optsIn
-  const name = opts.name ?? (await defaultContainerName(opts.image))
+  const name = opts.name ?? (await defaultContainerName(opts.image, ctx.root))
   checkContainerName(name)
   return doing(`installing ${name}`, () => withNameLock(ctx, name, `installing ${name}`, () => installNamed(ctx, opts, name)))
 }
@@ -154,7 +154,9 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, i: Instal
     (await openImageSource(ref ? ref.toString() : opts.image, sourceOptions(ctx, opts))).source
   let pull: PullResult
   try {
-    pull = await doing(`pulling ${image}`, () => pullImage(store, source, image, { reporter: ctx.reporter }))
+    // A local file is recorded as written (under --root: the path the booted system reads), not where this run opened it.
+    const origin = isLocalInput(opts.image) ? describeInput(opts.image).refName : undefined
+    pull = await doing(`pulling ${image}`, () => pullImage(store, source, image, { reporter: ctx.reporter, ...(origin ? { origin } : {}) }))
   } finally {
     await source.close()
   }

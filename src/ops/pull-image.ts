@@ -39,6 +39,26 @@ export interface PullOptions {
   platform?: Platform
   /** Layers fetched at once; default 3. */
   concurrency?: number
+  /** The local transport form to record as where the image is read again (default: the source's, when it is a local file named otherwise). */
+  origin?: string
+}
+
+/**
+ * What the ref records about where its image comes from: a local file, when
+ * the ref is named after what the file says (docker-archive RepoTags), so
+ * update and verify read that file again; a re-pull from the store itself
+ * (a stored image installed by a short name or ID) keeps what was recorded.
+ */
+async function whereFrom(store: Store, source: ImageSource, refName: string, origin: string | undefined): Promise<{ source?: string; taggedFrom?: string }> {
+  if (source.name.startsWith('store:')) {
+    const prev = await store.getImageRef(refName)
+    return {
+      ...(typeof prev?.source === 'string' ? { source: prev.source } : {}),
+      ...(typeof prev?.taggedFrom === 'string' ? { taggedFrom: prev.taggedFrom } : {}),
+    }
+  }
+  const from = origin ?? source.name
+  return from !== refName && LOCAL_PREFIX.test(from) ? { source: from } : {}
 }
 
 export async function pullImage(
@@ -81,8 +101,7 @@ export async function pullImage(
     configDigest: manifest.config.digest,
     commit,
     layers: manifest.layers.map((l) => l.digest),
-    // A local transport's file, when the ref is named after what the archive says (docker-archive RepoTags): update and verify read it again.
-    ...(source.name !== refName && LOCAL_PREFIX.test(source.name) ? { source: source.name } : {}),
+    ...(await whereFrom(store, source, refName, opts.origin)),
   })
   result.commit = commit
   return result

@@ -12,6 +12,7 @@ import { type ImageReference, parseReference } from '../reference/reference'
 import { describeInput, isLocalInput, openImageSource, type OpenImageOptions } from '../transports/open'
 import { archiveImageName } from '../transports/docker-archive'
 import { Store } from '../store/store'
+import { join } from 'node:path'
 import { parseReference as parseRef } from '../reference/reference'
 import type { OpsContext } from './context'
 
@@ -71,11 +72,11 @@ export async function registryReference(
  * registry name (short names resolved as above). `ref` is set for a registry.
  */
 export async function recordedImageName(
-  ctx: Pick<OpsContext, 'reporter'>,
+  ctx: Pick<OpsContext, 'reporter' | 'root'>,
   input: string,
   flags: SourceFlags,
 ): Promise<{ image: string; ref?: ImageReference }> {
-  if (isLocalInput(input)) return { image: await localImageName(input) }
+  if (isLocalInput(input)) return { image: await localImageName(input, ctx.root) }
   const ref = await registryReference(input, sourceOptions(ctx, flags), (m) => ctx.reporter.info(m))
   return { image: ref.toString(), ref }
 }
@@ -85,14 +86,18 @@ export async function recordedImageName(
  * for a docker archive the RepoTags entry it holds (as openImageSource names
  * it), so the same archive under another file name is the same image.
  */
-export async function localImageName(input: string): Promise<string> {
+export async function localImageName(input: string, root?: string): Promise<string> {
   const d = describeInput(input)
   if (d.transport !== 'docker-archive') return d.refName!
-  const named = await archiveImageName(d.path!, d.tag).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return undefined // opening it says that, with the path
-    throw err
-  })
-  if (named === undefined) return d.refName!
+  const read = (file: string) =>
+    archiveImageName(file, d.tag).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'image.not-found') return null // opening it says that, with the path
+      throw err
+    })
+  // Under --root, a provisioning entry's archive is inside the tree (the booted system reads it at the path as written).
+  let named = await read(d.path!)
+  if (named === null && root) named = await read(join(root, d.path!))
+  if (named === undefined || named === null) return d.refName!
   try {
     return parseRef(named).toString()
   } catch {
@@ -101,10 +106,10 @@ export async function localImageName(input: string): Promise<string> {
 }
 
 /** The container name when --name is not given: describeInput's, but a docker archive's from its RepoTags. */
-export async function defaultContainerName(input: string): Promise<string> {
+export async function defaultContainerName(input: string, root?: string): Promise<string> {
   const d = describeInput(input)
   if (d.transport !== 'docker-archive') return d.defaultName
-  const named = await localImageName(input)
+  const named = await localImageName(input, root)
   return named === d.refName ? d.defaultName : parseRef(named).name
 }
 

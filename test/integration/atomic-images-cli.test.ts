@@ -14,6 +14,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeOciLayout, type LayerEntry, type WrittenImage } from '../../harness/oci-layout-writer'
+import { localImageName } from '../../src/ops/source-options'
 import { cliSkipReason, startCli } from '../helpers/crash'
 import { pushLayout, registrySkipReason, SKOPEO_BIN, startRegistry, type RunningRegistry } from '../helpers/registry'
 
@@ -276,5 +277,11 @@ describe.skipIf(skip)(`atomic's image verbs${skip ? ` (skipped: ${skip})` : ''}`
     expect({ code: up.code, stderr: up.stderr }).toMatchObject({ code: 0 })
     expect(up.stderr + up.stdout).toMatch(/nothing to do/)
     expect((await run('uninstall', '--root', root(), 'archived')).code).toBe(0)
+
+    // Under --root a provisioning entry's archive is inside the tree: it is named from there too (the booted system reads it at the path as written).
+    await fsp.mkdir(join(root(), 'usr/share/images'), { recursive: true })
+    await fsp.copyFile(a, join(root(), 'usr/share/images/archived.tar'))
+    expect(await localImageName('docker-archive:/usr/share/images/archived.tar', root())).toBe('example.com/demo/archived:1.0')
+    expect(await localImageName('docker-archive:/usr/share/images/archived.tar')).toBe('docker-archive:/usr/share/images/archived.tar')
   })
 })
