@@ -7,7 +7,7 @@ export default class Mount extends BaseCommand {
   static override description = `NAME: a read-only bind of the container's active rootfs. IMAGE: a fresh hardlink checkout of an
 image in the store, bound read-only. While mounted, images delete and images prune keep the image.`
   static override args = {
-    target: Args.string({ description: 'installed container name or image reference', required: true }),
+    target: Args.string({ description: 'installed container name, or a stored image: reference, short name or ID', required: true }),
     dir: Args.string({ description: 'mount point (created if missing)', required: true }),
   }
 

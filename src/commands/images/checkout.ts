@@ -6,7 +6,7 @@ export default class ImagesCheckout extends BaseCommand {
   static override summary = 'Check an image out of the store into a new directory (hardlinks to store objects)'
   static override description = 'DIR must not exist. The files are hardlinks to store objects: do not modify them (sysctr fsck finds objects that were changed).'
   static override args = {
-    image: Args.string({ description: 'image reference, as pulled', required: true }),
+    image: Args.string({ description: 'a stored image: reference, short name or ID (as images list prints it)', required: true }),
     dir: Args.string({ description: 'target directory (must not exist)', required: true }),
   }
   static override flags = {

@@ -9,7 +9,7 @@ export default class ImagesPull extends BaseCommand {
   static override description = `IMAGE is a registry reference (docker://REF or REF; short names per registries.conf),
 oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or dir:DIR.
 Registry settings come from /etc/containers/registries.conf(.d), credentials from
-containers-auth.json files (or --authfile / --creds).`
+containers-auth.json files (or --authfile / --creds). A docker archive is stored under the repository tag it holds (manifest.json RepoTags), as skopeo and podman name it.`
   static override examples = [
     '<%= config.bin %> images pull quay.io/coreos/etcd:v3.5.9',
     '<%= config.bin %> images pull oci-archive:/srv/images/etcd.tar:v3.5.9',
