@@ -14,6 +14,7 @@ import { Store } from '../store/store'
 import type { CheckoutStats } from '../checkout/checkout'
 import type { ImageSource } from '../transports/image-source'
 import { describeInput, openImageSource } from '../transports/open'
+import { wantedPlatform } from './pull-image'
 import { sourceOptions, type SourceFlags } from './source-options'
 import type { OpsContext } from './context'
 import { pullImage, PullResult } from './pull-image'
@@ -28,7 +29,7 @@ export async function pull(ctx: OpsContext, image: string, opts: SourceFlags & {
   const source = opened.source
   const store = await openStore(ctx)
   try {
-    return await doing(`pulling ${name}`, () => pullImage(store, source, name, { reporter: ctx.reporter }))
+    return await doing(`pulling ${name}`, () => pullImage(store, source, name, { reporter: ctx.reporter, ...wantedPlatform(opts), mismatchNote: 'pulled anyway' }))
   } finally {
     await source.close()
   }

@@ -30,7 +30,7 @@ import type { ImageSource } from '../transports/image-source'
 import { fromRoot, inRoot, type OpsContext } from './context'
 import { withNameLock } from './name-lock'
 import { settleCheck, showJournal } from './unit-health'
-import { pullImage, PullResult } from './pull-image'
+import { pullImage, PullResult, RUNS_ONLY_WHERE, wantedPlatform } from './pull-image'
 import { recordedImageName, sourceOptions, type SourceFlags } from './source-options'
 import type { JobResult } from '../systemd/systemd'
 import { DEFAULT_RUNTIME } from '../runtime/default-runtime'
@@ -160,7 +160,7 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, i: Instal
     (await openImageSource(ref ? ref.toString() : opts.image, sourceOptions(ctx, opts))).source
   let pull: PullResult
   try {
-    pull = await doing(`pulling ${image}`, () => pullImage(store, source, image, { reporter: ctx.reporter }))
+    pull = await doing(`pulling ${image}`, () => pullImage(store, source, image, { reporter: ctx.reporter, ...wantedPlatform(opts), mismatchNote: `installing anyway: ${RUNS_ONLY_WHERE}` }))
   } finally {
     await source.close()
   }

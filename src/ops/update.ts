@@ -39,7 +39,7 @@ import type { OpsContext } from './context'
 import { planAndBuild } from './install'
 import { planDeployment } from '../deployment/plan'
 import type { ImageConfig } from '../oci/types'
-import { pullImage, PullResult } from './pull-image'
+import { pullImage, PullResult, RUNS_ONLY_WHERE, wantedPlatform } from './pull-image'
 import { withNameLock } from './name-lock'
 import { settleCheck, showJournal } from './unit-health'
 import { parseGrants } from '../runtime/grants'
@@ -138,7 +138,7 @@ async function updateWithStore(
   const source = opts.openSource ? opts.openSource(image) : (await openImageSource(image, sourceOptions(ctx, opts))).source
   let pull: PullResult
   try {
-    pull = await doing(`pulling ${image}`, () => pullImage(store, source, image, { reporter: ctx.reporter }))
+    pull = await doing(`pulling ${image}`, () => pullImage(store, source, image, { reporter: ctx.reporter, ...wantedPlatform(opts), mismatchNote: `updating anyway: ${RUNS_ONLY_WHERE}` }))
   } finally {
     await source.close()
   }
@@ -162,7 +162,9 @@ async function updateWithStore(
   const checkSetKeys = Object.keys(parseSetFlags(opts.set ?? []))
   if (pull.manifestDigest === old.manifestDigest && image === old.image && sameGrants) {
     // Only --set values differ: if every rendered file is the same, build nothing and restart nothing.
-    if (await rendersAsInstalled(ctx, store, current, { pull, setValues, privileged, grants, checkSetKeys, strict: opts.strict === true })) {
+    const same = await rendersAsInstalled(ctx, store, current, { pull, setValues, privileged, grants, checkSetKeys, strict: opts.strict === true })
+    if (same) {
+      for (const w of same.warnings) ctx.reporter.warn(w)
       const wasRunning = await unitIsRunning(await ctx.systemd(), old.unit, current)
       return { ...base, unchanged: true, unchangedBecause: 'same-rendering', deployment: `${name}.${current.slot}`, changedValues: [], wasRunning }
     }
@@ -243,6 +245,7 @@ async function updateWithStore(
 /**
  * Would `current`'s image, rendered with these values, give exactly the files
  * `current` has (config.json, unit, socket, tmpfiles entry, host files)?
+ * Yes: the plan's warnings (the build that is skipped would have given them).
  * Planned from the store at the active slot's own path (so DESTDIR and the
  * runtime command lines are the same); nothing is checked out or written.
  */
@@ -251,7 +254,7 @@ async function rendersAsInstalled(
   store: Store,
   current: Deployment,
   c: { pull: PullResult; setValues: Record<string, string>; privileged: boolean; grants: string[]; checkSetKeys: string[]; strict: boolean },
-): Promise<boolean> {
+): Promise<{ warnings: string[] } | undefined> {
   const old = current.record
   const config = JSON.parse((await store.getBlob(c.pull.configDigest))!.toString('utf8')) as ImageConfig
   const plan = await planDeployment(ctx, {
@@ -274,9 +277,9 @@ async function rendersAsInstalled(
   const key = (f: { role: string; path: string; sha256: string }) => `${f.role}\0${f.path}\0${f.sha256}`
   const a = plan.record.files.map(key).sort()
   const b = old.files.map(key).sort()
-  if (a.length !== b.length || a.some((x, i) => x !== b[i])) return false
+  if (a.length !== b.length || a.some((x, i) => x !== b[i])) return undefined
   const installedConfig = await fsp.readFile(join(current.dir, 'config.json'), 'utf8').catch(() => undefined)
-  return installedConfig === plan.configJson
+  return installedConfig === plan.configJson ? { warnings: plan.warnings } : undefined
 }
 
 /** The restart on the new deployment failed: replay the journal (back to the previous deployment), restart that, and explain. */
