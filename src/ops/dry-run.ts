@@ -27,7 +27,7 @@ import { recordedImageName, sourceOptions } from './source-options'
 import type { ImageSource } from '../transports/image-source'
 import { Store } from '../store/store'
 import { checkContainerName } from '../deployment/name'
-import { parseSetFlags, sameValues } from '../templates/values'
+import { parseSetFlags, refuseFixedKeys, sameValues } from '../templates/values'
 import { Deployments, freeSlot, previousDeployment } from '../deployment/deployments'
 import { planDeployment, type DeploymentChoices, type DeploymentPlan, type SystemdStep } from '../deployment/plan'
 import { stagedHostFile } from '../deployment/host-files'
@@ -119,6 +119,7 @@ export interface UpdateDryRun {
 export async function installDryRun(ctx: OpsContext, opts: InstallOptions): Promise<InstallDryRun> {
   const name = opts.name ?? describeInput(opts.image).defaultName
   checkContainerName(name)
+  refuseFixedKeys(parseSetFlags(opts.set ?? []))
   return doing(`planning the install of ${name}`, async () => {
     const { image } = await recordedImageName(ctx, opts.image, opts)
     const setValues = parseSetFlags(opts.set ?? [])
@@ -156,7 +157,7 @@ export async function installDryRun(ctx: OpsContext, opts: InstallOptions): Prom
         out.note = notPulledNote(opts.image)
         return out
       }
-      const r = await planFromStore(ctx, store, { commit, resolved, name, image, runtime, slot: 0, setValues, uuid: ctx.uuid?.(name, resolved.manifestDigest) ?? randomUUID(), privileged: opts.privileged === true, grants: opts.grant ?? [] })
+      const r = await planFromStore(ctx, store, { commit, resolved, name, image, runtime, slot: 0, setValues, uuid: ctx.uuid?.(name, resolved.manifestDigest) ?? randomUUID(), privileged: opts.privileged === true, grants: opts.grant ?? [], checkSetKeys: Object.keys(setValues), strict: opts.strict === true })
       out.values = r.values
       out.files = plannedFiles(ctx, deployments, r)
       out.changes = plannedChanges(r)
@@ -171,6 +172,7 @@ export async function installDryRun(ctx: OpsContext, opts: InstallOptions): Prom
 
 export async function updateDryRun(ctx: OpsContext, name: string, opts: UpdateOptions = {}): Promise<UpdateDryRun> {
   checkContainerName(name)
+  refuseFixedKeys(parseSetFlags(opts.set ?? []))
   return doing(`planning the update of ${name}`, async () => {
     const deployments = new Deployments(ctx.paths.containersDir)
     const current = await deployments.active(name)
@@ -208,7 +210,7 @@ export async function updateDryRun(ctx: OpsContext, name: string, opts: UpdateOp
         out.note = notPulledNote(input)
         return out
       }
-      const r = await planFromStore(ctx, store, { commit, resolved, name, image, runtime: old.runtime, slot, setValues, uuid: old.values.UUID!, privileged: old.privileged === true || opts.privileged === true, grants: [...new Set([...(old.grants ?? []), ...(opts.grant ?? [])])], from: current })
+      const r = await planFromStore(ctx, store, { commit, resolved, name, image, runtime: old.runtime, slot, setValues, uuid: old.values.UUID!, privileged: old.privileged === true || opts.privileged === true, grants: [...new Set([...(old.grants ?? []), ...(opts.grant ?? [])])], from: current, checkSetKeys: Object.keys(parseSetFlags(opts.set ?? [])), strict: opts.strict === true })
       out.changedValues = diffValues(old.values, r.values)
       out.files = plannedFiles(ctx, deployments, r)
       out.changes = plannedChanges(r)

@@ -115,6 +115,8 @@ describe.skipIf(skip)(`the CLI against the real registry${skip ? ` (skipped: ${s
       expect(i.code).toBe(2)
       const j = await sysctr(['install', '--system', '--tls-verify=false', '--set', 'NAME=x', '--json', ref])
       expect(JSON.parse(j.stdout).error.code).toBe('values.fixed')
+      const dry = await sysctr(['install', '--system', '--dry-run', '--tls-verify=false', '--set', 'IMAGE_ID=1', ref])
+      expect(dry.code).toBe(2)
       const u = await sysctr(['containers', 'update', '--tls-verify=false', '--set', 'DESTDIR=/x', 'svc'])
       expect(u.stderr).toMatch(/DESTDIR is set by sysctr/)
       expect(u.code).toBe(2)

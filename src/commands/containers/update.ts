@@ -57,7 +57,7 @@ restarts that, and exits 8 saying it rolled back. The previous deployment is kep
     if (flags.auto) throw new UsageError('usage.auto-without-all', '--auto goes with --all', { hint: 'sysctr containers update --all --auto' })
     if (!args.name) throw new UsageError('usage.name-required', 'name the container to update, or pass --all', { hint: 'sysctr containers list' })
     if (flags['dry-run']) {
-      const plan = await updateDryRun(ctx, args.name, { ...source, set: flags.set, rebase: flags.rebase, grant: flags.grant, privileged: flags.privileged })
+      const plan = await updateDryRun(ctx, args.name, { ...source, set: flags.set, rebase: flags.rebase, grant: flags.grant, privileged: flags.privileged, strict: flags.strict })
       this.output(flags, plan, () => describePlan(plan))
       return
     }
