@@ -6,7 +6,9 @@
  * - --platform of a single-platform image for another platform: one warning, pull and install go on;
  * - --set of a key sysctr fixes is refused before any network access (a counting server sees nothing);
  * - --set of a key no template uses: a warning naming the nearest used key, --strict refuses it,
- *   and an update whose --set changes no rendered file builds no deployment ("nothing changed").
+ *   and an update whose --set changes no rendered file builds no deployment ("nothing changed");
+ * - update --all --auto: only the containers that opted in (label sysctr.autoupdate=registry or
+ *   install --autoupdate registry; --autoupdate disabled wins over the label).
  */
 import { spawn } from 'node:child_process'
 import { promises as fsp } from 'node:fs'
@@ -66,6 +68,55 @@ describe.skipIf(skip)(`the CLI against the real registry${skip ? ` (skipped: ${s
   afterAll(async () => {
     await reg?.stop()
     if (dir) await fsp.rm(dir, { recursive: true, force: true })
+  })
+
+  it('update --all --auto updates the containers that opted in by label or flag, and no other', async () => {
+    const base = await busyboxLayer('/bin/busybox', ['sh', 'sleep'])
+    const spec = (tag: string, labels: Record<string, string>) => ({
+      tag,
+      layers: [base, [{ path: 'etc/version', content: `${tag}\n` }]],
+      config: { Cmd: ['/bin/sh', '-c', 'sleep 1000'], Labels: labels },
+    })
+    await writeOciLayout(join(dir, 'labels'), [
+      spec('labeled-v1', { 'sysctr.autoupdate': 'registry' }),
+      spec('labeled-v2', { 'sysctr.autoupdate': 'registry' }),
+      spec('plain-v1', {}),
+      spec('plain-v2', {}),
+    ])
+    const labeled = `${reg.host}/demo/labeled:latest`
+    const plain = `${reg.host}/demo/plain:latest`
+    await pushLayout(join(dir, 'labels'), 'labeled-v1', labeled)
+    await pushLayout(join(dir, 'labels'), 'plain-v1', plain)
+    const root = join(dir, 'root-auto')
+    const installs: [string, string, string[]][] = [
+      ['labeled', labeled, []],
+      ['optout', labeled, ['--autoupdate', 'disabled']],
+      ['flagged', plain, ['--autoupdate', 'registry']],
+      ['plain', plain, []],
+    ]
+    for (const [name, ref, extra] of installs) {
+      const r = await sysctr(['install', '--system', '--root', root, '--tls-verify=false', '--name', name, ...extra, ref])
+      expect(r.stderr).not.toMatch(/^error:/m)
+      expect(r.code).toBe(0)
+    }
+    const bad = await sysctr(['containers', 'update', '--root', root, '--auto', 'plain'])
+    expect(bad.code).toBe(2)
+    await pushLayout(join(dir, 'labels'), 'labeled-v2', labeled)
+    await pushLayout(join(dir, 'labels'), 'plain-v2', plain)
+    const r = await sysctr(['containers', 'update', '--root', root, '--tls-verify=false', '--all', '--auto', '--json'])
+    expect(r.stderr).not.toMatch(/^error:/m)
+    expect(r.code).toBe(0)
+    const out = JSON.parse(r.stdout) as { order: string[]; notOptedIn: string[]; results: { name: string; unchanged: boolean; deployment: string }[] }
+    expect(out.order).toEqual(['flagged', 'labeled'])
+    expect(out.notOptedIn).toEqual(['optout', 'plain'])
+    expect(out.results.map((x) => [x.name, x.unchanged, x.deployment])).toEqual([
+      ['flagged', false, 'flagged.1'],
+      ['labeled', false, 'labeled.1'],
+    ])
+    const human = await sysctr(['containers', 'update', '--root', root, '--tls-verify=false', '--all', '--auto'])
+    expect(human.stdout).toContain('not opted in to automatic updates, left alone: optout plain')
+    const left = await fsp.readdir(join(root, 'var/lib/sysctr/containers'))
+    expect(left.filter((d) => /^(optout|plain)\./.test(d)).sort()).toEqual(['optout.0', 'plain.0'])
   })
 
   it('a bare --tls-verify is --tls-verify=true (HTTPS required: this plain-HTTP registry fails, exit 5); =false pulls', async () => {
