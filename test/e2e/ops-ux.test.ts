@@ -11,9 +11,14 @@
  * - update --json says wasRunning for a running unit; results once (stdout);
  *   a --set no template uses changes nothing and restarts nothing; an update
  *   to an image that crashes within the settle time is rolled back;
- * - units/sysctr-update.service updates only the containers that opted in.
+ * - units/sysctr-update.service updates only the containers that opted in;
+ * - credentials: root's /run/containers/0/auth.json (where a root `podman login` writes) is read
+ *   first, before ~/.config/containers/auth.json (a registry with htpasswd auth inside the box).
  */
+import { execFile } from 'node:child_process'
 import { promises as fsp } from 'node:fs'
+import { promisify } from 'node:util'
+import { registryConfig } from '../../harness/registry-config'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startEnvironment, type DemoEnvironment, WORK_IN_CONTAINER, waitFor } from '../../harness/demo-env'
@@ -178,6 +183,42 @@ describe.skipIf(skip !== undefined)(`the operator's view end to end${skip ? `: s
     expect(back.stderr).not.toMatch(/^error:/m)
     expect(back.code).toBe(0)
     expect(await version('svc')).toBe('v1')
+  })
+
+  it('root reads /run/containers/0/auth.json first (podman login as root writes there), then ~/.config/containers/auth.json', async () => {
+    const port = 6100 + Math.floor(Math.random() * 800)
+    const host = `127.0.0.1:${port}`
+    const dirIn = `${WORK_IN_CONTAINER}/auth-registry`
+    await fsp.mkdir(join(env.workDir, 'auth-registry/data'), { recursive: true })
+    const { stdout: hash } = await promisify(execFile)('python3', [
+      '-W', 'ignore', '-c', 'import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))', 's3cret',
+    ])
+    await fsp.writeFile(join(env.workDir, 'auth-registry/htpasswd'), `alice:${hash.trim()}\n`)
+    await fsp.writeFile(join(env.workDir, 'auth-registry/config.yml'), registryConfig({ addr: host, storageDir: `${dirIn}/data`, htpasswdFile: `${dirIn}/htpasswd` }))
+    expect((await sh(`systemd-run --quiet --unit=sysctr-test-auth-registry /usr/bin/docker-registry serve ${dirIn}/config.yml`)).code).toBe(0)
+    await waitFor(async () => (await sh(`curl -s -o /dev/null -w '%{http_code}' http://${host}/v2/`)).stdout === '401', 20_000, 'the auth registry')
+    const push = await env.box.exec(
+      ['skopeo', 'copy', '--quiet', '--insecure-policy', '--dest-tls-verify=false', '--dest-creds', 'alice:s3cret', `oci:${WORK_IN_CONTAINER}/oci-extra:crash`, `docker://${host}/private/crash:latest`],
+      { timeoutMs: 60_000 },
+    )
+    expect(push.code).toBe(0)
+    const ref = `${host}/private/crash:latest`
+    const b64 = (s: string) => Buffer.from(s).toString('base64')
+    // No credentials anywhere: refused, and the files tried are named in containers-auth.json(5)'s order.
+    const none = await run(['images', 'pull', '--tls-verify=false', ref])
+    expect(none.code).toBe(5)
+    expect(none.stderr).toContain('/run/containers/0/auth.json')
+    expect(none.stderr.indexOf('/run/containers/0/auth.json')).toBeLessThan(none.stderr.indexOf('/root/.config/containers/auth.json'))
+    // A wrong password in ~/.config, the right one in the primary file: the primary file wins.
+    await fsp.mkdir(env.box.hostPath('/root/.config/containers'), { recursive: true })
+    await fsp.writeFile(env.box.hostPath('/root/.config/containers/auth.json'), JSON.stringify({ auths: { [host]: { auth: b64('alice:wrong') } } }))
+    const wrong = await run(['images', 'pull', '--tls-verify=false', ref])
+    expect(wrong.code).toBe(5)
+    await fsp.mkdir(env.box.hostPath('/run/containers/0'), { recursive: true })
+    await fsp.writeFile(env.box.hostPath('/run/containers/0/auth.json'), JSON.stringify({ auths: { [host]: { auth: b64('alice:s3cret') } } }))
+    const ok = await run(['images', 'pull', '--tls-verify=false', ref])
+    expect(ok.stderr).not.toMatch(/^error:/m)
+    expect(ok.code).toBe(0)
   })
 
   it('sysctr-update.service updates the container that opted in (install --autoupdate registry) and leaves the other alone', async () => {
