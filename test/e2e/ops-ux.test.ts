@@ -122,7 +122,7 @@ describe.skipIf(skip !== undefined)(`the operator's view end to end${skip ? `: s
     expect(bad.stderr).toMatch(/^error: bad settle time --settle soon/m)
     expect(bad.code).toBe(2)
     for (const n of ['crash', 'crash0']) expect((await run(['uninstall', n])).code).toBe(0)
-  })
+  }, 180_000)
 
   it("an image's own unit without Delegate=yes: one warning at install; its output is tagged with its name (SyslogIdentifier= added)", async () => {
     const r = await run(['install', '--system', '--tls-verify=false', '--now', env.images.legacy!])
@@ -137,7 +137,7 @@ describe.skipIf(skip !== undefined)(`the operator's view end to end${skip ? `: s
     const ticks = (await journal('legacy.service')).filter((e) => e.message === 'legacy: tick')
     expect(new Set(ticks.map((e) => e.id))).toEqual(new Set(['legacy']))
     expect((await run(['uninstall', 'legacy'])).code).toBe(0)
-  })
+  }, 180_000)
 
   it('update: --json wasRunning, results once, a --set that changes nothing restarts nothing, a crash within the settle time rolls back', async () => {
     await publish('svc-v1', 'svc')
@@ -183,7 +183,7 @@ describe.skipIf(skip !== undefined)(`the operator's view end to end${skip ? `: s
     expect(back.stderr).not.toMatch(/^error:/m)
     expect(back.code).toBe(0)
     expect(await version('svc')).toBe('v1')
-  })
+  }, 240_000)
 
   it('root reads /run/containers/0/auth.json first (podman login as root writes there), then ~/.config/containers/auth.json', async () => {
     const port = 6100 + Math.floor(Math.random() * 800)
@@ -219,7 +219,7 @@ describe.skipIf(skip !== undefined)(`the operator's view end to end${skip ? `: s
     const ok = await run(['images', 'pull', '--tls-verify=false', ref])
     expect(ok.stderr).not.toMatch(/^error:/m)
     expect(ok.code).toBe(0)
-  })
+  }, 180_000)
 
   it('sysctr-update.service updates the container that opted in (install --autoupdate registry) and leaves the other alone', async () => {
     await publish('svc-v1', 'auto')
