@@ -6,6 +6,7 @@
 import { Command, Flags, Interfaces } from '@oclif/core'
 import { buildContext, buildRootContext, ContextOptions, OpsContext } from '../ops/context'
 import { makeReporter } from './reporter'
+import { bareBooleanFlags } from './source-flags'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 
@@ -14,6 +15,12 @@ export abstract class BaseCommand extends Command {
     json: Flags.boolean({ description: 'print the result (or the error) as JSON on stdout', default: false }),
     debug: Flags.boolean({ description: 'print the cause chain of an error', default: false }),
     quiet: Flags.boolean({ char: 'q', description: 'print nothing but errors', default: false }),
+  }
+
+  /** A bare --tls-verify means =true, as in skopeo (source-flags.ts). */
+  protected override async init(): Promise<void> {
+    await super.init()
+    this.argv = bareBooleanFlags(this.argv)
   }
 
   /** Build the operations context (paths, systemd connection, reporter). */

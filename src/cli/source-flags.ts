@@ -8,7 +8,7 @@ import type { SourceFlags } from '../ops/source-options'
 
 export const sourceFlags = {
   'tls-verify': Flags.string({
-    description: 'require HTTPS and verify certificates (--tls-verify=false allows plain HTTP registries)',
+    description: 'require HTTPS and verify certificates (--tls-verify, --tls-verify=true; --tls-verify=false allows plain HTTP registries)',
     options: ['true', 'false'],
     default: 'true',
   }),
@@ -40,4 +40,18 @@ export function sourceFlagValues(f: SourceFlagValues): SourceFlags {
     ...(f['signature-policy'] !== undefined ? { signaturePolicy: f['signature-policy'] } : {}),
     ...(f['registries.d'] !== undefined ? { registriesD: f['registries.d'] } : {}),
   }
+}
+
+/**
+ * skopeo's boolean flags take an optional `=VALUE`: a bare `--tls-verify` is
+ * `--tls-verify=true` and never takes the next word as its value (so
+ * `--tls-verify false` is the flag and a stray argument, as in skopeo).
+ * oclif's string flag would swallow the next word or fail at the end of the
+ * line, so the bare token is rewritten before parsing (up to a `--`).
+ */
+export const BOOLEAN_VALUE_FLAGS = ['--tls-verify']
+
+export function bareBooleanFlags(argv: readonly string[]): string[] {
+  const end = argv.indexOf('--')
+  return argv.map((a, i) => ((end < 0 || i < end) && BOOLEAN_VALUE_FLAGS.includes(a) ? `${a}=true` : a))
 }

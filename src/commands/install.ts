@@ -6,6 +6,7 @@ import { install } from '../ops/install'
 import { formatBytes } from '../util/format-bytes'
 import { describeSteps, installDryRun, type InstallDryRun } from '../ops/dry-run'
 import { DEFAULT_RUNTIME } from '../runtime/default-runtime'
+import { settleFlag, settleFlagValue, strictFlag } from '../cli/unit-flags'
 
 export default class Install extends BaseCommand {
   static override summary = 'Install an image as a system container run by systemd'
@@ -41,6 +42,12 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
       description: 'grant everything config.json asks (host namespaces, capabilities, binds, devices, hooks; recorded in the deployment)',
       default: false,
     }),
+    strict: strictFlag,
+    settle: settleFlag,
+    autoupdate: Flags.string({
+      description: 'registry: let units/sysctr-update.timer update this container (containers update --all --auto); disabled: never, even if the image has the label sysctr.autoupdate=registry (recorded)',
+      options: ['registry', 'disabled'],
+    }),
     'dry-run': Flags.boolean({ description: 'show what would be pulled and the files that would be written; change nothing (see README "Inspecting an image and dry runs")', default: false }),
   }
 
@@ -61,13 +68,15 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
       ...sourceFlagValues(flags),
       ...(flags.privileged ? { privileged: true } : {}),
       ...(flags.grant.length > 0 ? { grant: flags.grant } : {}),
+      ...(flags.strict ? { strict: true } : {}),
+      ...(flags.autoupdate ? { autoupdate: flags.autoupdate as 'registry' | 'disabled' } : {}),
     }
     if (flags['dry-run']) {
       const plan = await installDryRun(ctx, options)
       this.output(flags, plan, () => describeInstallPlan(plan))
       return
     }
-    const r = await install(ctx, { ...options, now: flags.now })
+    const r = await install(ctx, { ...options, now: flags.now, ...(flags.now ? { settleMs: settleFlagValue(flags) } : {}) })
     this.output(flags, r, () => {
       if (r.unchanged) return [`${r.name}: already installed from ${r.image} (${r.manifestDigest.slice(0, 19)}), nothing changed`]
       const p = r.pull
@@ -75,7 +84,7 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
         `installed ${r.name} from ${r.image} (${r.manifestDigest.slice(0, 19)})`,
         p ? `  layers: ${p.layersFetched} fetched (${formatBytes(p.bytesFetched)}), ${p.layersReused} already in the store; ${p.objectsAdded} new objects (${formatBytes(p.bytesAdded)})` : '',
         `  deployment: ${r.deployment} (${r.deploymentDir})`,
-        `  unit: ${r.unit} (enabled${r.started ? `, started: ${r.started}` : ''})`,
+        `  unit: ${r.unit} (enabled${r.started ? `, started: ${r.started}${r.settledMs ? `, still up after ${r.settledMs / 1000} s` : ''}` : ''})`,
         r.privileged ? '  privileged: yes (config.json may use host namespaces, capabilities, binds, devices or hooks)' : '',
         r.asked ? `  granted beyond the default: ${r.asked.join(' ')}` : '',
       ].filter((l) => l !== '')

@@ -1,8 +1,14 @@
 /**
- * Registry credentials as containers-auth.json(5) keeps them:
+ * Registry credentials as containers-auth.json(5) keeps them, in the order
+ * containers/image reads them (pkg/docker/config getAuthFilePaths):
  *   --authfile FILE (or $REGISTRY_AUTH_FILE) alone when given; else
- *   ${XDG_RUNTIME_DIR}/containers/auth.json, ~/.config/containers/auth.json,
- *   ~/.docker/config.json, in that order.
+ *   1. the primary file: ${XDG_RUNTIME_DIR}/containers/auth.json, or without
+ *      XDG_RUNTIME_DIR /run/containers/UID/auth.json (where a root
+ *      `podman login` writes: /run/containers/0/auth.json);
+ *   2. ${XDG_CONFIG_HOME:-~/.config}/containers/auth.json;
+ *   3. ${DOCKER_CONFIG:-~/.docker}/config.json;
+ *   4. ~/.dockercfg (Docker's legacy format: the registry map at the top
+ *      level, no "auths").
  * In each file, `auths` keys are looked up most specific first:
  * `registry/ns/repo`, `registry/ns`, `registry` (Docker's
  * `https://index.docker.io/v1/` and `http(s)://host/…` keys match their host).
@@ -23,7 +29,7 @@
 import { spawn } from 'node:child_process'
 import { promises as fsp } from 'node:fs'
 import { homedir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { ContentError, HostError, UsageError } from '../errors'
 import type { Credentials } from '../transports/registry/auth'
 
@@ -34,6 +40,10 @@ export interface AuthLookupOptions {
   creds?: string
   env?: NodeJS.ProcessEnv
   home?: string
+  /** The primary file's directory without XDG_RUNTIME_DIR: RUN_DIR/UID/auth.json (default /run/containers; tests). */
+  runDir?: string
+  /** Default: this process's uid. */
+  uid?: number
   /** Runs a credential helper (tests; default: spawn `docker-credential-NAME get` in PATH of `env`). */
   runHelper?: CredentialHelperRunner
 }
@@ -136,13 +146,19 @@ export function parseCreds(s: string): Credentials {
   return { username: s.slice(0, i), password: s.slice(i + 1) }
 }
 
-export function defaultAuthFiles(env: NodeJS.ProcessEnv, home: string): string[] {
-  const files: string[] = []
-  if (env.XDG_RUNTIME_DIR) files.push(join(env.XDG_RUNTIME_DIR, 'containers/auth.json'))
-  files.push(join(home, '.config/containers/auth.json'))
-  files.push(join(env.DOCKER_CONFIG ?? join(home, '.docker'), 'config.json'))
-  return files
+/** The files read when no --authfile / $REGISTRY_AUTH_FILE is given, in order (see the top of this file). */
+export function defaultAuthFiles(env: NodeJS.ProcessEnv, home: string, opts: { runDir?: string; uid?: number } = {}): string[] {
+  const uid = opts.uid ?? process.getuid?.() ?? 0
+  return [
+    env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, 'containers/auth.json') : join(opts.runDir ?? '/run/containers', String(uid), 'auth.json'),
+    join(env.XDG_CONFIG_HOME || join(home, '.config'), 'containers/auth.json'),
+    join(env.DOCKER_CONFIG || join(home, '.docker'), 'config.json'),
+    join(home, LEGACY_DOCKERCFG),
+  ]
 }
+
+/** Docker's pre-1.7 file: `{"REGISTRY": {"auth": ...}}`, read as if it were under "auths". */
+const LEGACY_DOCKERCFG = '.dockercfg'
 
 function normaliseKey(key: string): string {
   let k = key.replace(/^https?:\/\//, '').replace(/\/+$/, '')
@@ -195,7 +211,7 @@ export async function findCredentials(registry: string, repository: string, opts
   if (opts.creds !== undefined) return { credentials: parseCreds(opts.creds), from: '--creds', tried: [] }
   const env = opts.env ?? process.env
   const explicit = opts.authfile ?? env.REGISTRY_AUTH_FILE
-  const files = explicit ? [explicit] : defaultAuthFiles(env, opts.home ?? env.HOME ?? homedir())
+  const files = explicit ? [explicit] : defaultAuthFiles(env, opts.home ?? env.HOME ?? homedir(), { runDir: opts.runDir, uid: opts.uid })
   const keys = lookupKeys(registry, repository)
   const tried: string[] = []
   for (const file of files) {
@@ -220,6 +236,7 @@ export async function findCredentials(registry: string, repository: string, opts
     } catch {
       throw new ContentError('config.bad-auth-file', `${file} is not JSON`, { data: { file } })
     }
+    if (file !== explicit && basename(file) === LEGACY_DOCKERCFG) doc = { auths: doc }
     const d = (doc ?? {}) as { credHelpers?: unknown; credsStore?: unknown }
     const helpers = d.credHelpers && typeof d.credHelpers === 'object' ? (d.credHelpers as Record<string, unknown>) : {}
     const own = helpers[registry]

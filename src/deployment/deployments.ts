@@ -78,7 +78,16 @@ export interface DeploymentRecord {
   asked?: string[]
   /** manifest.json noContainerService: host files (and tmpfiles) only; no unit written, enabled or started. */
   noContainerService?: boolean
+  /**
+   * `install --autoupdate MODE` (kept by updates): `registry` opts in to
+   * `containers update --all --auto` (units/sysctr-update.timer), `disabled`
+   * opts out even when the image has the label sysctr.autoupdate=registry.
+   */
+  autoupdate?: AutoUpdateMode
 }
+
+export type AutoUpdateMode = 'registry' | 'disabled'
+
 
 export interface Deployment {
   name: string

@@ -37,7 +37,7 @@ import { promises as fsp } from 'node:fs'
 import { join, posix } from 'node:path'
 import { ConflictError, ContentError } from '../errors'
 import type { HostFile } from './deployments'
-import { renderLegacy } from '../templates/legacy'
+import { legacyVariables, renderLegacy } from '../templates/legacy'
 import type { ExportsManifest } from '../templates/exports'
 import type { Store } from '../store/store'
 import { sha256File, writeFileAtomic } from '../util/atomic-file'
@@ -115,7 +115,13 @@ export function rootfsReader(rootfs: string): ImageTreeReader {
  * destinations renamed and templates rendered with `values`. `image` is a
  * checked-out rootfs directory or an ImageTreeReader.
  */
-export async function planHostFiles(image: string | ImageTreeReader, manifest: ExportsManifest, values: Record<string, string>): Promise<HostFilePlan[]> {
+export async function planHostFiles(
+  image: string | ImageTreeReader,
+  manifest: ExportsManifest,
+  values: Record<string, string>,
+  /** Collects the variables the renamed destinations and templates use (the unused --set check). */
+  used?: Set<string>,
+): Promise<HostFilePlan[]> {
   const reader = typeof image === 'string' ? rootfsReader(image) : image
   const top = await reader.stat('/exports/hostfs')
   if (!top) return []
@@ -134,9 +140,11 @@ export async function planHostFiles(image: string | ImageTreeReader, manifest: E
         throw new ContentError('hostfs.not-a-file', `/exports/hostfs${r} is not a regular file (sysctr copies only regular files to the host)`, { data: { file: r } })
       }
       const renamed = manifest.renameFiles[r]
+      if (renamed !== undefined && used) for (const v of legacyVariables(renamed, { file: `manifest.json renameFiles[${r}]` })) used.add(v)
       const dest = checkDest(renamed === undefined ? r : renderLegacy(renamed, values, { file: `manifest.json renameFiles[${r}]` }), `/exports/hostfs${r}`)
       const raw = await reader.read(`/exports/hostfs${r}`)
       const template = templates.has(r)
+      if (template && used) for (const v of legacyVariables(raw.toString('utf8'), { file: `/exports/hostfs${r}` })) used.add(v)
       const content = template ? Buffer.from(renderLegacy(raw.toString('utf8'), values, { file: `/exports/hostfs${r}` })) : raw
       out.push({ source: `/exports/hostfs${r}`, path: dest, content, mode: st.mode & 0o7777, template })
     }

@@ -26,19 +26,19 @@
 import { createHash } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { doing } from '../errors'
+import { doing, UsageError } from '../errors'
 import type { Digest, ImageConfig } from '../oci/types'
 import type { Store } from '../store/store'
-import { loadExports, renderExports, type Exports } from '../templates/exports'
+import { loadExports, renderExports, templateVariables, type Exports } from '../templates/exports'
 import { exportsFromStore } from '../templates/exports-from-store'
-import { computeDefaults, resolveValues } from '../templates/values'
+import { computeDefaults, nearestKey, resolveValues } from '../templates/values'
 import { bindMountSources, checkRuntimeConfig, refusePrivileged } from '../runtime/config-check'
 import { isOwnPath, serviceIdentity } from '../runtime/grants'
 import { keepContainerInService } from '../runtime/cgroup'
 import { UnitFile } from '../systemd/unit-file'
 import { adaptUnit } from '../systemd/unit-adapt'
 import { fromRoot, inRoot, type OpsContext } from '../ops/context'
-import { Deployments, RECORD_FORMAT, type Deployment, type DeploymentRecord, type HostFile } from './deployments'
+import { Deployments, RECORD_FORMAT, type AutoUpdateMode, type Deployment, type DeploymentRecord, type HostFile } from './deployments'
 import { planHostFiles, rootfsReader, stagedHostFile, storeReader, type HostFilePlan } from './host-files'
 
 /** Where the plan reads the image: its checkout (install, update) or its commit in the store (dry runs). */
@@ -60,6 +60,12 @@ export interface DeploymentChoices {
   grants: string[]
   /** The active deployment the switch starts from (update); none on install. */
   from?: Deployment
+  /** The --set keys of this run to check against what the image's templates use (install: all; update: this run's). */
+  checkSetKeys?: string[]
+  /** --strict: a --set key no template uses is a usage error instead of a warning. */
+  strict?: boolean
+  /** `install --autoupdate` (update: the record's): recorded as is. */
+  autoupdate?: AutoUpdateMode
 }
 
 export interface PlanInput extends DeploymentChoices {
@@ -197,6 +203,10 @@ export async function planDeployment(ctx: OpsContext, i: PlanInput): Promise<Dep
   const noService = ex.manifest?.noContainerService === true
   let configJson = rendered.configJson
   const warnings: string[] = [...adapted.changes]
+  if (!noService && ex.service.origin === 'image') {
+    const w = undelegatedWarning(name, UnitFile.parse(rendered.service, unit))
+    if (w) warnings.push(w)
+  }
   let privileges: DeploymentPlan['privileges'] = { privileged: i.privileged, asked: [], granted: [...i.grants], unused: [] }
   if (!noService) {
     const checked = checkRuntimeConfig(rendered.configJson, { privileged: i.privileged, grants: i.grants, ...serviceIdentity(name, i.image, values) })
@@ -216,7 +226,9 @@ export async function planDeployment(ctx: OpsContext, i: PlanInput): Promise<Dep
     }
   }
   const reader = view.kind === 'checkout' ? rootfsReader(view.rootfs) : storeReader(view.store, view.commit)
-  const hostfs = await doing('reading /exports/hostfs', () => planHostFiles(reader, ex.manifest, values))
+  const used = new Set<string>(templateVariables(ex).all)
+  const hostfs = await doing('reading /exports/hostfs', () => planHostFiles(reader, ex.manifest, values, used))
+  warnings.push(...unusedSetKeys(i, ex, renderedRaw.service, used))
 
   const files: HostFile[] = []
   if (!noService) files.push({ path: inRoot(ctx, join(ctx.paths.unitDir, unit)), sha256: sha256(rendered.service), role: 'unit' })
@@ -252,6 +264,7 @@ export async function planDeployment(ctx: OpsContext, i: PlanInput): Promise<Dep
     ...(privileges.granted.length > 0 ? { grants: privileges.granted } : {}),
     ...(privileges.asked.length > 0 ? { asked: privileges.asked } : {}),
     ...(noService ? { noContainerService: true } : {}),
+    ...(i.autoupdate ? { autoupdate: i.autoupdate } : {}),
   }
   const content = (f: HostFile): DeploymentFile => deploymentFiles.find((d) => d.name === deploymentFileName(f, unit))!
   return {
@@ -274,6 +287,42 @@ export async function planDeployment(ctx: OpsContext, i: PlanInput): Promise<Dep
     warnings,
     switch: planSwitch(ctx, { name, slot, record, newSlot: true, content: (f) => content(f) }, i.from),
   }
+}
+
+/**
+ * An image's own unit without Delegate=yes (as most of Atomic's were): runc
+ * puts the container in a cgroup of its own beside the service
+ * (runtime/cgroup.ts leaves cgroupsPath alone), so systemd neither tracks
+ * nor accounts the container's processes as the unit's. One line.
+ */
+function undelegatedWarning(name: string, unit: UnitFile): string | undefined {
+  const delegate = (unit.get('Service', 'Delegate') ?? 'no').trim().toLowerCase()
+  if (['yes', 'true', 'on', '1'].includes(delegate)) return undefined
+  return `unit: ${name}.service has no Delegate=yes: the container's processes run outside the unit's cgroup (systemctl status ${name} shows only runc; stop relies on ExecStop= and runc); add Delegate=yes to the image's unit to keep them inside`
+}
+
+/**
+ * The --set keys of this run that nothing of the image uses: no template
+ * (config.json, unit, socket, tmpfiles, hostfs templates and renamed
+ * destinations), not its manifest's defaultValues, and not STOP_TIMEOUT when
+ * sysctr adds TimeoutStopSec= from it. One warning each, naming the nearest
+ * key that is used; with --strict a usage error (exit 2).
+ */
+function unusedSetKeys(i: DeploymentChoices, ex: Exports, rawService: string, used: Set<string>): string[] {
+  for (const k of Object.keys(ex.manifest?.defaultValues ?? {})) used.add(k)
+  if (!/^\s*(TimeoutStopSec|TimeoutSec)\s*=/m.test(rawService)) used.add('STOP_TIMEOUT')
+  const unused = (i.checkSetKeys ?? []).filter((k) => !used.has(k))
+  const lines = unused.map((k) => {
+    const near = nearestKey(k, used)
+    return `--set ${k}: no template of the image uses ${k}${near ? ` (nearest used key: ${near})` : ''}`
+  })
+  if (i.strict && unused.length > 0) {
+    throw new UsageError('values.unused-set', lines.join('; '), {
+      hint: 'fix or drop the --set (sysctr images info IMAGE lists the variables the templates use), or leave out --strict',
+      data: { keys: unused },
+    })
+  }
+  return lines
 }
 
 /** The name, inside NAME.N, of the copy of a recorded host file. */

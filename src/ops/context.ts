@@ -65,6 +65,8 @@ export interface OpsContext {
   killAt?: string
   /** $UUID of a new container; default random. */
   uuid?: (name: string, manifestDigest: string) => string
+  /** The last `lines` lines of a unit's journal (journalctl -u); absent: none are shown (tests, --root). */
+  journal?: (unit: string, lines: number) => Promise<string[]>
 }
 
 /** A host path as seen from inside ctx.root (identity without --root). */
@@ -161,5 +163,6 @@ export function buildContext(opts: Partial<ContextOptions> & { reporter: Reporte
     systemd: () => (systemd ??= (opts.systemd ?? (async () => (await import('../systemd/dbus-systemd')).connectSystemd()))()),
     tmpfiles: runTmpfiles,
     reporter: opts.reporter,
+    journal: async (unit, lines) => (await import('../systemd/journal')).lastJournalLines(unit, lines),
   }
 }

@@ -28,7 +28,7 @@ import { storedImageFor, storeSource } from './local-images'
 import type { ImageSource } from '../transports/image-source'
 import { Store } from '../store/store'
 import { checkContainerName } from '../deployment/name'
-import { parseSetFlags, sameValues } from '../templates/values'
+import { parseSetFlags, refuseFixedKeys, sameValues } from '../templates/values'
 import { Deployments, freeSlot, previousDeployment } from '../deployment/deployments'
 import { planDeployment, type DeploymentChoices, type DeploymentPlan, type SystemdStep } from '../deployment/plan'
 import { stagedHostFile } from '../deployment/host-files'
@@ -122,6 +122,7 @@ export async function installDryRun(ctx: OpsContext, optsIn: InstallOptions): Pr
   const opts = local ? { ...optsIn, image: local.name, source: storeSource(ctx.paths.storeDir, local) } : optsIn
   const name = opts.name ?? (await defaultContainerName(opts.image, ctx.root))
   checkContainerName(name)
+  refuseFixedKeys(parseSetFlags(opts.set ?? []))
   return doing(`planning the install of ${name}`, async () => {
     const { image } = await recordedImageName(ctx, opts.image, opts)
     const setValues = parseSetFlags(opts.set ?? [])
@@ -159,7 +160,7 @@ export async function installDryRun(ctx: OpsContext, optsIn: InstallOptions): Pr
         out.note = notPulledNote(opts.image)
         return out
       }
-      const r = await planFromStore(ctx, store, { commit, resolved, name, image, runtime, slot: 0, setValues, uuid: ctx.uuid?.(name, resolved.manifestDigest) ?? randomUUID(), privileged: opts.privileged === true, grants: opts.grant ?? [] })
+      const r = await planFromStore(ctx, store, { commit, resolved, name, image, runtime, slot: 0, setValues, uuid: ctx.uuid?.(name, resolved.manifestDigest) ?? randomUUID(), privileged: opts.privileged === true, grants: opts.grant ?? [], checkSetKeys: Object.keys(setValues), strict: opts.strict === true })
       out.values = r.values
       out.files = plannedFiles(ctx, deployments, r)
       out.changes = plannedChanges(r)
@@ -174,6 +175,7 @@ export async function installDryRun(ctx: OpsContext, optsIn: InstallOptions): Pr
 
 export async function updateDryRun(ctx: OpsContext, name: string, opts: UpdateOptions = {}): Promise<UpdateDryRun> {
   checkContainerName(name)
+  refuseFixedKeys(parseSetFlags(opts.set ?? []))
   return doing(`planning the update of ${name}`, async () => {
     const deployments = new Deployments(ctx.paths.containersDir)
     const current = await deployments.active(name)
@@ -211,7 +213,7 @@ export async function updateDryRun(ctx: OpsContext, name: string, opts: UpdateOp
         out.note = notPulledNote(input)
         return out
       }
-      const r = await planFromStore(ctx, store, { commit, resolved, name, image, runtime: old.runtime, slot, setValues, uuid: old.values.UUID!, privileged: old.privileged === true || opts.privileged === true, grants: [...new Set([...(old.grants ?? []), ...(opts.grant ?? [])])], from: current })
+      const r = await planFromStore(ctx, store, { commit, resolved, name, image, runtime: old.runtime, slot, setValues, uuid: old.values.UUID!, privileged: old.privileged === true || opts.privileged === true, grants: [...new Set([...(old.grants ?? []), ...(opts.grant ?? [])])], from: current, checkSetKeys: Object.keys(parseSetFlags(opts.set ?? [])), strict: opts.strict === true })
       out.changedValues = diffValues(old.values, r.values)
       out.files = plannedFiles(ctx, deployments, r)
       out.changes = plannedChanges(r)

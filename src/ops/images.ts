@@ -13,8 +13,9 @@ import { parseReference } from '../reference/reference'
 import { Store } from '../store/store'
 import type { CheckoutStats } from '../checkout/checkout'
 import type { ImageSource } from '../transports/image-source'
-import { openImageSource } from '../transports/open'
+import { describeInput, openImageSource } from '../transports/open'
 import { requireLocalImage } from './local-images'
+import { wantedPlatform } from './pull-image'
 import { sourceOptions, type SourceFlags } from './source-options'
 import type { OpsContext } from './context'
 import { pullImage, PullResult } from './pull-image'
@@ -29,7 +30,7 @@ export async function pull(ctx: OpsContext, image: string, opts: SourceFlags & {
   const source = opened.source
   const store = await openStore(ctx)
   try {
-    return await doing(`pulling ${name}`, () => pullImage(store, source, name, { reporter: ctx.reporter }))
+    return await doing(`pulling ${name}`, () => pullImage(store, source, name, { reporter: ctx.reporter, ...wantedPlatform(opts), mismatchNote: 'pulled anyway' }))
   } finally {
     await source.close()
   }

@@ -20,8 +20,8 @@ import type { ImageReference } from '../reference/reference'
 import { describeInput, isLocalInput, openImageSource } from '../transports/open'
 import { Store } from '../store/store'
 import { checkContainerName } from '../deployment/name'
-import { parseSetFlags, sameValues } from '../templates/values'
-import { Deployments, removeTree, type Deployment, type HostFile } from '../deployment/deployments'
+import { parseSetFlags, refuseFixedKeys, sameValues } from '../templates/values'
+import { Deployments, removeTree, type AutoUpdateMode, type Deployment, type HostFile } from '../deployment/deployments'
 import { planDeployment, type DeploymentChoices, type DeploymentPlan } from '../deployment/plan'
 import { applySwitch, buildDeployment, commitSwitch, recover, repairInstalled, SimulatedKill, stageCheckout } from '../deployment/switch'
 import { checkHostFileConflicts } from '../deployment/host-files'
@@ -29,7 +29,8 @@ import { sha256File } from '../util/atomic-file'
 import type { ImageSource } from '../transports/image-source'
 import { fromRoot, inRoot, type OpsContext } from './context'
 import { withNameLock } from './name-lock'
-import { pullImage, PullResult } from './pull-image'
+import { settleCheck, showJournal } from './unit-health'
+import { pullImage, PullResult, RUNS_ONLY_WHERE, wantedPlatform } from './pull-image'
 import { defaultContainerName, recordedImageName, sourceOptions, type SourceFlags } from './source-options'
 import { storedImageFor, storeSource } from './local-images'
 import type { JobResult } from '../systemd/systemd'
@@ -48,6 +49,16 @@ export interface InstallOptions extends SourceFlags {
   privileged?: boolean
   /** `--grant ITEM`s: exactly what config.json may ask beyond the default grant (recorded; runtime/grants.ts). */
   grant?: string[]
+  /** --autoupdate: opt in to (registry) or out of (disabled) `containers update --all --auto`; recorded. */
+  autoupdate?: AutoUpdateMode
+  /** --strict: a --set key that no template of the image uses is refused (exit 2) instead of warned about. */
+  strict?: boolean
+  /**
+   * With `now`: watch the started unit this long (ms) and fail (exit 8,
+   * `install.start-failed`) if it fails, stops or restarts meanwhile
+   * (systemd/settle.ts). 0 or undefined: only the start job's result counts.
+   */
+  settleMs?: number
 }
 
 export interface InstallResult {
@@ -72,11 +83,15 @@ export interface InstallResult {
   asked?: string[]
   /** The image has no service (manifest.json noContainerService): host files only, nothing enabled or started. */
   noContainerService?: boolean
+  /** With --now: how long (ms) the unit was watched after its start job and stayed up. */
+  settledMs?: number
 }
 
 export { DEFAULT_RUNTIME }
 
 export async function install(ctx: OpsContext, optsIn: InstallOptions): Promise<InstallResult> {
+  // Flags first: a bad or fixed --set is refused before any lock, file or network.
+  refuseFixedKeys(parseSetFlags(optsIn.set ?? []))
   // Local names first (a short name or an ID of a stored image): installed from the store, nothing fetched.
   const local = optsIn.source ? undefined : await storedImageFor(ctx.paths.storeDir, optsIn.image)
   if (local) ctx.reporter.info(`${optsIn.image} is ${local.name} in the store (${local.record.manifestDigest.slice(0, 19)}): installing that`)
@@ -105,7 +120,7 @@ async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string)
       // The host must say what the record says (a unit edited or removed, a unit never enabled): put it back.
       const repaired = await doing(`checking the installed ${name}`, () => repairInstalled(ctx, existing))
       if (repaired.length > 0) ctx.reporter.warn(`${name} is installed from ${image}, but the host did not match its record: put back ${repaired.join(', ')}`)
-      else ctx.reporter.info(`${name} is already installed from ${image} with the same values: nothing to do`)
+      // else: the result says "already installed ..., nothing changed" (stdout); no second copy on stderr.
       return {
         name,
         unit,
@@ -156,7 +171,9 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, i: Instal
   try {
     // A local file is recorded as written (under --root: the path the booted system reads), not where this run opened it.
     const origin = isLocalInput(opts.image) ? describeInput(opts.image).refName : undefined
-    pull = await doing(`pulling ${image}`, () => pullImage(store, source, image, { reporter: ctx.reporter, ...(origin ? { origin } : {}) }))
+    pull = await doing(`pulling ${image}`, () =>
+      pullImage(store, source, image, { reporter: ctx.reporter, ...(origin ? { origin } : {}), ...wantedPlatform(opts), mismatchNote: `installing anyway: ${RUNS_ONLY_WHERE}` }),
+    )
   } finally {
     await source.close()
   }
@@ -173,6 +190,9 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, i: Instal
     uuid: ctx.uuid?.(name, pull.manifestDigest) ?? randomUUID(),
     privileged: opts.privileged === true,
     grants: opts.grant ?? [],
+    checkSetKeys: Object.keys(setValues),
+    strict: opts.strict === true,
+    ...(opts.autoupdate ? { autoupdate: opts.autoupdate } : {}),
   })
   const { values, files } = plan.record
   const noService = plan.record.noContainerService === true
@@ -218,11 +238,17 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, i: Instal
     // A failed start is reported, but the install stays: it is complete and enabled.
     // Socket activation: --now starts NAME.socket; the service starts on the first connection.
     const first = files.some((f) => f.role === 'socket') ? unit.replace(/\.service$/, '.socket') : unit
+    const systemd = await ctx.systemd()
     try {
-      result.started = await (await ctx.systemd()).startUnit(first)
+      result.started = await systemd.startUnit(first)
     } catch (err) {
+      await showJournal(ctx, unit)
       throw withContext(err, `${name} is installed and enabled, but starting ${first} failed (journalctl -u ${unit})`)
     }
+    // A start job is done once runc is forked (Type=simple): watch the unit for the settle time.
+    const failed = await settleCheck(ctx, systemd, first, opts.settleMs, 'install.start-failed', `${name} is installed and enabled, but `, `see journalctl -u ${unit}; the install stays (sysctr uninstall ${name} removes it, sysctr containers update ${name} --set KEY=VALUE changes it)`)
+    if (failed) throw failed
+    if (opts.settleMs) result.settledMs = opts.settleMs
   }
   return result
 }

@@ -12,7 +12,9 @@
 import type { LayerRecord, Store } from '../store/store'
 import type { ImageSource } from '../transports/image-source'
 import { ContentError, doing } from '../errors'
-import type { Digest, Platform } from '../oci/types'
+import type { Digest, Platform, ResolvedImage } from '../oci/types'
+import { parsePlatform } from '../transports/open'
+import { formatPlatform, hostPlatform, normalizePlatform, platformMatches } from '../transports/registry/platform'
 import type { ProgressEvent, Reporter } from './context'
 import { Transform, TransformCallback } from 'node:stream'
 import type { Readable } from 'node:stream'
@@ -32,11 +34,22 @@ export interface PullResult {
   bytesFetched: number
   objectsAdded: number
   bytesAdded: number
+  /** A single-platform image for another platform than the one asked for (a warning was given). */
+  platformMismatch?: { image: string; asked: string }
 }
 
 export interface PullOptions {
   reporter: Reporter
   platform?: Platform
+  /**
+   * The platform asked for (--platform; default this host), for the one check
+   * a single-platform image gets: its config's os/architecture. An index
+   * picks by platform already (and fails when none matches); a plain manifest
+   * is pulled whatever it is for, with one warning naming both platforms,
+   * followed by `mismatchNote` (what the caller does about it).
+   */
+  wantPlatform?: Platform
+  mismatchNote?: string
   /** Layers fetched at once; default 3. */
   concurrency?: number
   /** The local transport form to record as where the image is read again (default: the source's, when it is a local file named otherwise). */
@@ -69,6 +82,10 @@ export async function pullImage(
 ): Promise<PullResult> {
   const image = await doing(`resolving ${source.name}`, () => source.resolve(opts.platform))
   const { manifest, config } = image
+  const mismatch = platformMismatch(image, opts.wantPlatform ?? opts.platform)
+  if (mismatch) {
+    opts.reporter.warn(`${refName} is a single-platform image for ${mismatch.image}, not ${mismatch.asked} (${opts.wantPlatform || opts.platform ? 'the platform asked for' : 'this host'})${opts.mismatchNote ? `: ${opts.mismatchNote}` : ''}`)
+  }
   const diffIDs = config.rootfs?.diff_ids ?? []
   if (diffIDs.length !== manifest.layers.length) {
     throw new ContentError(
@@ -104,7 +121,19 @@ export async function pullImage(
     ...(await whereFrom(store, source, refName, opts.origin)),
   })
   result.commit = commit
+  if (mismatch) result.platformMismatch = mismatch
   return result
+}
+
+/** A plain manifest (no index) whose config names another os/architecture than `want` (default this host). */
+export function platformMismatch(image: ResolvedImage, want: Platform | undefined): { image: string; asked: string } | undefined {
+  if (image.topDigest !== image.manifestDigest) return undefined // picked from an index by platform
+  const { os, architecture } = image.config
+  const variant = (image.config as { variant?: string }).variant
+  if (!os || !architecture) return undefined
+  const have: Platform = { os, architecture, ...(variant ? { variant } : {}) }
+  const asked = want ?? hostPlatform()
+  return platformMatches(asked, have) ? undefined : { image: formatPlatform(have), asked: formatPlatform(normalizePlatform(asked)) }
 }
 
 
@@ -203,4 +232,12 @@ function countBytes(src: Readable, onBytes: (bytes: number) => void): Readable {
   })
   src.pipe(t)
   return t
+}
+
+/** What install and update say after the platform warning. */
+export const RUNS_ONLY_WHERE = "it runs only where the host executes that platform's binaries (qemu-user-binfmt); otherwise runc fails to start it with \"exec format error\""
+
+/** PullOptions.wantPlatform from a --platform flag (absent: this host, decided in pullImage). */
+export function wantedPlatform(flags: { platform?: string }): { wantPlatform?: Platform } {
+  return flags.platform !== undefined ? { wantPlatform: parsePlatform(flags.platform) } : {}
 }

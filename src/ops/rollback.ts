@@ -13,6 +13,7 @@ import type { JobResult } from '../systemd/systemd'
 import { checkContainerName } from '../deployment/name'
 import type { OpsContext } from './context'
 import { withNameLock } from './name-lock'
+import { settleCheck, showJournal } from './unit-health'
 
 export interface RollbackResult {
   name: string
@@ -26,7 +27,8 @@ export interface RollbackResult {
   restarted?: JobResult
 }
 
-export async function rollback(ctx: OpsContext, name: string): Promise<RollbackResult> {
+/** settleMs: watch the restarted unit this long (ms, systemd/settle.ts); 0 or undefined: the restart job's result only. */
+export async function rollback(ctx: OpsContext, name: string, opts: { settleMs?: number } = {}): Promise<RollbackResult> {
   checkContainerName(name)
   return doing(`rolling back ${name}`, () => withNameLock(ctx, name, `rolling back ${name}`, async () => {
     const deployments = new Deployments(ctx.paths.containersDir)
@@ -67,8 +69,11 @@ export async function rollback(ctx: OpsContext, name: string): Promise<RollbackR
       try {
         result.restarted = await systemd.restartUnit(unit)
       } catch (err) {
+        await showJournal(ctx, unit)
         throw withContext(err, `${name} now runs deployment ${name}.${previous.slot}, but restarting ${unit} failed`)
       }
+      const failed = await settleCheck(ctx, systemd, unit, opts.settleMs, 'rollback.not-settled', `${name} now runs deployment ${name}.${previous.slot}, but `, `see journalctl -u ${unit}; sysctr containers rollback ${name} again switches back`)
+      if (failed) throw failed
     }
     return result
   }))

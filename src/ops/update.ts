@@ -26,7 +26,7 @@ import { isLocalInput, openImageSource } from '../transports/open'
 import { recordedImageName, sourceOptions, storedSourceOf, type SourceFlags } from './source-options'
 import { Store } from '../store/store'
 import { checkContainerName } from '../deployment/name'
-import { FIXED_KEYS, parseSetFlags, sameValues } from '../templates/values'
+import { FIXED_KEYS, parseSetFlags, refuseFixedKeys, sameValues } from '../templates/values'
 import { Deployment, Deployments, freeSlot, previousDeployment, removeTree } from '../deployment/deployments'
 import { applySwitch, commitSwitch, journalRestart, killPoint, recover, SimulatedKill, unitIsRunning } from '../deployment/switch'
 import { checkHostFileConflicts } from '../deployment/host-files'
@@ -37,8 +37,11 @@ import { promises as fsp } from 'node:fs'
 import { join } from 'node:path'
 import type { OpsContext } from './context'
 import { planAndBuild } from './install'
-import { pullImage, PullResult } from './pull-image'
+import { planDeployment } from '../deployment/plan'
+import type { ImageConfig } from '../oci/types'
+import { pullImage, PullResult, RUNS_ONLY_WHERE, wantedPlatform } from './pull-image'
 import { withNameLock } from './name-lock'
+import { settleCheck, showJournal } from './unit-health'
 import { parseGrants } from '../runtime/grants'
 
 export interface UpdateOptions extends SourceFlags {
@@ -50,6 +53,14 @@ export interface UpdateOptions extends SourceFlags {
   grant?: string[]
   /** Grant everything from now on (recorded). */
   privileged?: boolean
+  /** --strict: a --set key of this run that no template of the image uses is refused (exit 2) instead of warned about. */
+  strict?: boolean
+  /**
+   * After restarting the unit, watch it this long (ms); a unit that fails,
+   * stops or restarts meanwhile counts as a failed restart and is rolled
+   * back (systemd/settle.ts). 0 or undefined: the restart job's result only.
+   */
+  settleMs?: number
   /** Tests hand in a source per image; default: the registry, or the local transport the image names. */
   openSource?: (image: string) => ImageSource
 }
@@ -69,8 +80,14 @@ export interface UpdateResult {
   previousImage: string
   manifestDigest: string
   previousManifestDigest: string
-  /** True when image digest and values are unchanged: nothing was done. */
+  /** True when nothing was done: the same image and values, or (`unchangedBecause`) values that change no rendered file. */
   unchanged: boolean
+  /**
+   * With `unchanged`: `same-image` (digest, values and grants as installed) or
+   * `same-rendering` (the new --set values change no rendered file: no
+   * deployment built, nothing restarted, the values not recorded).
+   */
+  unchangedBecause?: 'same-image' | 'same-rendering'
   /** The deployment active now (`NAME.N`). */
   deployment: string
   previousDeployment?: string
@@ -85,6 +102,8 @@ export interface UpdateResult {
 
 export async function update(ctx: OpsContext, name: string, opts: UpdateOptions = {}): Promise<UpdateResult> {
   checkContainerName(name)
+  // Flags first: a bad or fixed --set is refused before any lock, file or network.
+  refuseFixedKeys(parseSetFlags(opts.set ?? []))
   return doing(`updating ${name}`, () => withNameLock(ctx, name, `updating ${name}`, () => updateNamed(ctx, name, opts)))
 }
 
@@ -121,7 +140,7 @@ async function updateWithStore(
   const source = opts.openSource ? opts.openSource(image) : (await openImageSource(openAs, sourceOptions(ctx, opts))).source
   let pull: PullResult
   try {
-    pull = await doing(`pulling ${image}`, () => pullImage(store, source, image, { reporter: ctx.reporter }))
+    pull = await doing(`pulling ${image}`, () => pullImage(store, source, image, { reporter: ctx.reporter, ...wantedPlatform(opts), mismatchNote: `updating anyway: ${RUNS_ONLY_WHERE}` }))
   } finally {
     await source.close()
   }
@@ -138,8 +157,19 @@ async function updateWithStore(
   const privileged = old.privileged === true || opts.privileged === true
   const sameGrants = grants.length === (old.grants ?? []).length && privileged === (old.privileged === true)
   if (pull.manifestDigest === old.manifestDigest && image === old.image && sameValues(setValues, old.setValues) && sameGrants) {
-    ctx.reporter.info(`${name} already runs ${image} (${pull.manifestDigest.slice(0, 19)}) with the same values: nothing to do`)
-    return { ...base, unchanged: true, deployment: `${name}.${current.slot}`, changedValues: [], wasRunning: false }
+    // The result says it (stdout); no second copy on stderr.
+    const wasRunning = await unitIsRunning(await ctx.systemd(), old.unit, current)
+    return { ...base, unchanged: true, unchangedBecause: 'same-image', deployment: `${name}.${current.slot}`, changedValues: [], wasRunning }
+  }
+  const checkSetKeys = Object.keys(parseSetFlags(opts.set ?? []))
+  if (pull.manifestDigest === old.manifestDigest && image === old.image && sameGrants) {
+    // Only --set values differ: if every rendered file is the same, build nothing and restart nothing.
+    const same = await rendersAsInstalled(ctx, store, current, { pull, setValues, privileged, grants, checkSetKeys, strict: opts.strict === true })
+    if (same) {
+      for (const w of same.warnings) ctx.reporter.warn(w)
+      const wasRunning = await unitIsRunning(await ctx.systemd(), old.unit, current)
+      return { ...base, unchanged: true, unchangedBecause: 'same-rendering', deployment: `${name}.${current.slot}`, changedValues: [], wasRunning }
+    }
   }
 
   // Keep the active deployment and the previous one; build in a free slot.
@@ -160,6 +190,9 @@ async function updateWithStore(
     privileged,
     grants,
     from: current,
+    checkSetKeys,
+    strict: opts.strict === true,
+    ...(old.autoupdate ? { autoupdate: old.autoupdate } : {}),
   })
   killPoint(ctx, 'update:built')
   // Host files new in this deployment must not overwrite files sysctr did not write.
@@ -169,8 +202,8 @@ async function updateWithStore(
     await removeTree(next.dir).catch(() => {})
     throw err
   }
+  // The changed values are part of the result (printed once, on stdout).
   const changedValues = diffValues(old.values, plan.record.values)
-  for (const c of changedValues) ctx.reporter.info(`value ${c.key}: ${c.from ?? '(unset)'} -> ${c.to ?? '(unset)'}`)
 
   const systemd = await ctx.systemd()
   const wasRunning = await unitIsRunning(systemd, old.unit, current)
@@ -197,14 +230,58 @@ async function updateWithStore(
     try {
       result.restarted = await doing(`restarting ${old.unit}`, () => systemd.restartUnit(old.unit))
     } catch (err) {
+      await showJournal(ctx, old.unit)
       throw await rollBackAfterFailedRestart(ctx, deployments, current, next, err)
     }
+    // The restart job is done once runc is forked (Type=simple): the same health gate for the settle time.
+    const unsettled = await settleCheck(ctx, systemd, old.unit, opts.settleMs, 'update.not-settled', '', `journalctl -u ${old.unit}`)
+    if (unsettled) throw await rollBackAfterFailedRestart(ctx, deployments, current, next, unsettled)
     killPoint(ctx, 'update:restarted')
   }
   await commitSwitch(deployments, name)
   // The new deployment is in use: the one before the previous goes.
   if (previous) await removeTree(previous.dir)
   return result
+}
+
+/**
+ * Would `current`'s image, rendered with these values, give exactly the files
+ * `current` has (config.json, unit, socket, tmpfiles entry, host files)?
+ * Yes: the plan's warnings (the build that is skipped would have given them).
+ * Planned from the store at the active slot's own path (so DESTDIR and the
+ * runtime command lines are the same); nothing is checked out or written.
+ */
+async function rendersAsInstalled(
+  ctx: OpsContext,
+  store: Store,
+  current: Deployment,
+  c: { pull: PullResult; setValues: Record<string, string>; privileged: boolean; grants: string[]; checkSetKeys: string[]; strict: boolean },
+): Promise<{ warnings: string[] } | undefined> {
+  const old = current.record
+  const config = JSON.parse((await store.getBlob(c.pull.configDigest))!.toString('utf8')) as ImageConfig
+  const plan = await planDeployment(ctx, {
+    name: current.name,
+    image: old.image,
+    runtime: old.runtime,
+    slot: current.slot,
+    setValues: c.setValues,
+    uuid: old.values.UUID!,
+    privileged: c.privileged,
+    grants: c.grants,
+    checkSetKeys: c.checkSetKeys,
+    strict: c.strict,
+    manifestDigest: c.pull.manifestDigest,
+    configDigest: c.pull.configDigest,
+    commit: c.pull.commit,
+    config,
+    view: { kind: 'store', store, commit: c.pull.commit },
+  })
+  const key = (f: { role: string; path: string; sha256: string }) => `${f.role}\0${f.path}\0${f.sha256}`
+  const a = plan.record.files.map(key).sort()
+  const b = old.files.map(key).sort()
+  if (a.length !== b.length || a.some((x, i) => x !== b[i])) return undefined
+  const installedConfig = await fsp.readFile(join(current.dir, 'config.json'), 'utf8').catch(() => undefined)
+  return installedConfig === plan.configJson ? { warnings: plan.warnings } : undefined
 }
 
 /** The restart on the new deployment failed: replay the journal (back to the previous deployment), restart that, and explain. */
@@ -252,6 +329,39 @@ export interface UpdateAllResult {
   order: string[]
   results: UpdateResult[]
   failed: { name: string; error: SysctrError }[]
+  /** With --auto: the installed containers left alone because they did not opt in. */
+  notOptedIn?: string[]
+}
+
+/** The image label that opts a container in to `update --all --auto`, as podman's io.containers.autoupdate. */
+export const AUTOUPDATE_LABEL = 'sysctr.autoupdate'
+
+/**
+ * The containers that opted in to automatic updates: the record's
+ * `install --autoupdate` (registry / disabled) wins; without one, the active
+ * deployment's image label sysctr.autoupdate=registry.
+ */
+export async function optedIn(ctx: OpsContext, names: string[]): Promise<Set<string>> {
+  const deployments = new Deployments(ctx.paths.containersDir)
+  const out = new Set<string>()
+  let store: Store | undefined
+  try {
+    for (const name of names) {
+      const d = await deployments.active(name)
+      if (!d) continue
+      let mode = d.record.autoupdate
+      if (!mode) {
+        store ??= await Store.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
+        const blob = await store.getBlob(d.record.configDigest)
+        const labels = blob ? ((JSON.parse(blob.toString('utf8')) as ImageConfig).config?.Labels ?? {}) : {}
+        if (labels[AUTOUPDATE_LABEL] === 'registry') mode = 'registry'
+      }
+      if (mode === 'registry') out.add(name)
+    }
+  } finally {
+    await store?.close()
+  }
+  return out
 }
 
 /**
@@ -259,9 +369,16 @@ export interface UpdateAllResult {
  * Wants=/BindsTo= among the installed containers' units). A failure is
  * recorded and the rest go on, except containers that depend on a failed one.
  */
-export async function updateAll(ctx: OpsContext, opts: Omit<UpdateOptions, 'rebase'> = {}): Promise<UpdateAllResult> {
-  const order = await dependencyOrder(ctx)
-  const out: UpdateAllResult = { order: order.map((o) => o.name), results: [], failed: [] }
+export async function updateAll(ctx: OpsContext, opts: Omit<UpdateOptions, 'rebase'> & { auto?: boolean } = {}): Promise<UpdateAllResult> {
+  let order = await dependencyOrder(ctx)
+  let skipped: string[] | undefined
+  if (opts.auto) {
+    // --auto (the timer's sysctr-update.service): only the containers that opted in; the others are not touched.
+    const opted = await optedIn(ctx, order.map((o) => o.name))
+    skipped = order.filter((o) => !opted.has(o.name)).map((o) => o.name)
+    order = order.filter((o) => opted.has(o.name))
+  }
+  const out: UpdateAllResult = { order: order.map((o) => o.name), results: [], failed: [], ...(skipped ? { notOptedIn: skipped } : {}) }
   const failedUnits = new Set<string>()
   for (const { name, deps } of order) {
     const blocked = deps.find((d) => failedUnits.has(d))

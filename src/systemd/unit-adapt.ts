@@ -14,8 +14,15 @@
  *   replaced by $EXEC_START (`runc run --bundle DESTDIR NAME`), what runc
  *   0.x did.
  *
- * Only the second is reported (a warning): the first is what every unit
- * without a stop timeout gets (README "The image contract").
+ * - A unit that sets no SyslogIdentifier= (in [Service]) gets
+ *   `SyslogIdentifier=NAME`: the container's stdout and stderr reach the
+ *   journal through runc, which would tag them `runc[PID]`. It changes only
+ *   that tag (SYSLOG_IDENTIFIER of the unit's stdout/stderr streams;
+ *   `journalctl -u NAME` matches by unit either way, and a program that
+ *   calls syslog() itself keeps its own), so it is safe for any unit.
+ *
+ * Only the runc 0.x line is reported (a warning): the others are what every
+ * unit without them gets (README "The image contract").
  *
  * The text is changed line by line (no re-serialisation), so everything
  * else stays byte for byte as rendered.
@@ -31,6 +38,7 @@ export function adaptUnit(text: string, values: Record<string, string>): Adapted
   let section = ''
   let serviceAt = -1
   let hasTimeout = false
+  let hasIdentifier = false
   const name = values.NAME ?? ''
   const legacyStart = new RegExp(`^ExecStart=\\s*(?:/usr)?/?(?:bin/)?runc\\s+start\\s+["']?${escapeRe(name)}["']?\\s*$`)
   for (let i = 0; i < lines.length; i++) {
@@ -43,11 +51,13 @@ export function adaptUnit(text: string, values: Record<string, string>): Adapted
     }
     if (section !== 'Service') continue
     if (/^(TimeoutStopSec|TimeoutSec)\s*=/.test(l)) hasTimeout = true
+    if (/^SyslogIdentifier\s*=/.test(l)) hasIdentifier = true
     if (name && legacyStart.test(l) && values.EXEC_START) {
       lines[i] = `ExecStart=${values.EXEC_START}`
       changes.push(`unit: "${l}" is runc 0.x's create-and-run; written as "ExecStart=${values.EXEC_START}" (runc 1.x start only starts a created container)`)
     }
   }
+  if (serviceAt >= 0 && !hasIdentifier && name) lines.splice(serviceAt + 1, 0, `SyslogIdentifier=${name}`)
   if (serviceAt >= 0 && !hasTimeout && values.STOP_TIMEOUT) {
     const secs = values.STOP_TIMEOUT
     lines.splice(serviceAt + 1, 0, `TimeoutStopSec=${/^\d+$/.test(secs) ? `${secs}s` : secs}`)

@@ -147,13 +147,12 @@ export interface ResolvedValues {
   sources: Record<string, ValueSource>
 }
 
-/** Merge values: --set > computed > manifest defaultValues. */
-export function resolveValues(input: {
-  manifestDefaults?: Record<string, string>
-  computed: Record<string, string>
-  set?: Record<string, string>
-}): ResolvedValues {
-  const set = input.set ?? {}
+/**
+ * A `--set` of a key sysctr fixes is a usage error. install and update call
+ * this on the parsed flags before anything else (no lock, no network), and
+ * resolveValues again on what it merges.
+ */
+export function refuseFixedKeys(set: Record<string, string>): void {
   const fixed = Object.keys(set).filter((k) => FIXED_KEYS.includes(k))
   if (fixed.length > 0) {
     throw new UsageError(
@@ -162,6 +161,43 @@ export function resolveValues(input: {
       { hint: 'drop the --set; choose the container name with --name', data: { keys: fixed } },
     )
   }
+}
+
+/** Levenshtein distance (for "did you mean"). */
+export function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i]
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    prev = cur
+  }
+  return prev[b.length]!
+}
+
+/** The candidate closest to `key` by edit distance (ties: the first in sorted order); undefined when there is none. */
+export function nearestKey(key: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined
+  let bestD = Infinity
+  for (const c of [...new Set(candidates)].sort()) {
+    const d = editDistance(key.toLowerCase(), c.toLowerCase())
+    if (d < bestD) {
+      best = c
+      bestD = d
+    }
+  }
+  return best
+}
+
+/** Merge values: --set > computed > manifest defaultValues. */
+export function resolveValues(input: {
+  manifestDefaults?: Record<string, string>
+  computed: Record<string, string>
+  set?: Record<string, string>
+}): ResolvedValues {
+  const set = input.set ?? {}
+  refuseFixedKeys(set)
   const values: Record<string, string> = {}
   const sources: Record<string, ValueSource> = {}
   const layer = (from: Record<string, string> | undefined, source: ValueSource): void => {

@@ -32,13 +32,19 @@ describe('keys and files', () => {
     expect(lookupKeys('quay.io', 'a/b/c')).toEqual(['quay.io/a/b/c', 'quay.io/a/b', 'quay.io/a', 'quay.io'])
   })
 
-  it('reads XDG_RUNTIME_DIR, then ~/.config, then ~/.docker', () => {
+  it('reads XDG_RUNTIME_DIR (else /run/containers/UID), then ~/.config, ~/.docker, ~/.dockercfg', () => {
     expect(defaultAuthFiles({ XDG_RUNTIME_DIR: '/run/user/0' }, '/root')).toEqual([
       '/run/user/0/containers/auth.json',
       '/root/.config/containers/auth.json',
       '/root/.docker/config.json',
+      '/root/.dockercfg',
     ])
-    expect(defaultAuthFiles({}, '/root')).toEqual(['/root/.config/containers/auth.json', '/root/.docker/config.json'])
+    expect(defaultAuthFiles({}, '/root', { uid: 0 })).toEqual([
+      '/run/containers/0/auth.json',
+      '/root/.config/containers/auth.json',
+      '/root/.docker/config.json',
+      '/root/.dockercfg',
+    ])
   })
 
   it('matches Docker key forms and user/password fields', () => {
@@ -72,7 +78,7 @@ describe('findCredentials', () => {
     expect(docker.from).toBe(join(home, '.docker/config.json'))
     const none = await findCredentials('nowhere.io', 'x', { env, home })
     expect(none.credentials).toBeUndefined()
-    expect(none.tried).toHaveLength(3)
+    expect(none.tried).toHaveLength(4) // XDG_RUNTIME_DIR, ~/.config, ~/.docker, ~/.dockercfg
   })
 
   it('--authfile alone, --creds without files', async () => {

@@ -107,6 +107,8 @@ describe('default templates', () => {
         'ExecStop=/usr/bin/runc kill bb',
         'ExecStopPost=-/usr/bin/runc delete --force bb',
         'WorkingDirectory=/var/lib/sysctr/containers/bb.0',
+        "# The journal tags the container's output NAME[PID] (not runc[PID]).",
+        'SyslogIdentifier=bb',
         'Restart=on-failure',
         '# The container runs in a sub-cgroup of this service (config.json cgroupsPath),',
         '# so systemd tracks and stops it with the service.',

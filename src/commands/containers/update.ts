@@ -6,6 +6,7 @@ import { UsageError } from '../../errors'
 import { formatBytes } from '../../util/format-bytes'
 import { update, updateAll, UpdateResult } from '../../ops/update'
 import { updateDryRun, type UpdateDryRun } from '../../ops/dry-run'
+import { settleFlag, settleFlagValue, strictFlag } from '../../cli/unit-flags'
 
 export default class ContainersUpdate extends BaseCommand {
   static override summary = 'Pull the image again (or --rebase to another), switch to a new deployment, restart if running'
@@ -29,7 +30,10 @@ restarts that, and exits 8 saying it rolled back. The previous deployment is kep
     grant: Flags.string({ description: 'grant ITEM (repeatable) beyond what was granted at install, when the new image asks for more (see README "Privileges")', multiple: true, multipleNonGreedy: true, default: [] }),
     privileged: Flags.boolean({ description: 'grant everything from now on (recorded)', default: false }),
     all: Flags.boolean({ description: 'update every installed container, dependencies first', default: false }),
+    auto: Flags.boolean({ description: 'with --all: only the containers that opted in (install --autoupdate registry, or the image label sysctr.autoupdate=registry); what units/sysctr-update.service runs', default: false }),
     ...sourceFlags,
+    strict: strictFlag,
+    settle: settleFlag,
     'dry-run': Flags.boolean({ description: 'show what would be pulled and the unit/config/tmpfiles diffs; change nothing', default: false }),
   }
 
@@ -40,26 +44,32 @@ restarts that, and exits 8 saying it rolled back. The previous deployment is kep
     if (flags.all && flags['dry-run']) throw new UsageError('usage.update-all-dry-run', '--dry-run takes one NAME, not --all')
     if (flags.all) {
       if (args.name || flags.rebase) throw new UsageError('usage.update-all', '--all takes no NAME and no --rebase')
-      const r = await updateAll(ctx, { ...source, set: flags.set })
-      this.output(flags, { order: r.order, results: r.results, failed: r.failed.map((f) => ({ name: f.name, error: f.error.toJSON() })) }, () => [
+      const r = await updateAll(ctx, { ...source, set: flags.set, strict: flags.strict, settleMs: settleFlagValue(flags), ...(flags.auto ? { auto: true } : {}) })
+      this.output(flags, { order: r.order, results: r.results, failed: r.failed.map((f) => ({ name: f.name, error: f.error.toJSON() })), ...(r.notOptedIn ? { notOptedIn: r.notOptedIn } : {}) }, () => [
+        ...(r.notOptedIn && r.notOptedIn.length > 0 ? [`not opted in to automatic updates, left alone: ${r.notOptedIn.join(' ')}`] : []),
+        ...(r.order.length === 0 ? ['no container to update'] : []),
         ...r.results.flatMap(describe),
         ...r.failed.map((f) => `${f.name}: failed: ${f.error.fullMessage}`),
       ])
       if (r.failed.length > 0) throw r.failed[0].error
       return
     }
+    if (flags.auto) throw new UsageError('usage.auto-without-all', '--auto goes with --all', { hint: 'sysctr containers update --all --auto' })
     if (!args.name) throw new UsageError('usage.name-required', 'name the container to update, or pass --all', { hint: 'sysctr containers list' })
     if (flags['dry-run']) {
-      const plan = await updateDryRun(ctx, args.name, { ...source, set: flags.set, rebase: flags.rebase, grant: flags.grant, privileged: flags.privileged })
+      const plan = await updateDryRun(ctx, args.name, { ...source, set: flags.set, rebase: flags.rebase, grant: flags.grant, privileged: flags.privileged, strict: flags.strict })
       this.output(flags, plan, () => describePlan(plan))
       return
     }
-    const r = await update(ctx, args.name, { ...source, set: flags.set, rebase: flags.rebase, grant: flags.grant, privileged: flags.privileged })
+    const r = await update(ctx, args.name, { ...source, set: flags.set, rebase: flags.rebase, grant: flags.grant, privileged: flags.privileged, strict: flags.strict, settleMs: settleFlagValue(flags) })
     this.output(flags, r, () => describe(r))
   }
 }
 
 function describe(r: UpdateResult): string[] {
+  if (r.unchanged && r.unchangedBecause === 'same-rendering') {
+    return [`${r.name}: nothing changed: the --set values change no rendered file of ${r.image} (${r.manifestDigest.slice(0, 19)}); no new deployment, ${r.wasRunning ? 'not restarted' : 'not started'}, the values not recorded`]
+  }
   if (r.unchanged) return [`${r.name}: already runs ${r.image} (${r.manifestDigest.slice(0, 19)}) with the same values, nothing to do`]
   const p = r.pull
   return [
