@@ -6,6 +6,8 @@
 import { Command, Flags, Interfaces } from '@oclif/core'
 import { buildContext, buildRootContext, ContextOptions, OpsContext } from '../ops/context'
 import { makeReporter } from './reporter'
+import { requireRoot } from './privilege'
+import { usageFromParseError } from './parse-errors'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 
@@ -16,8 +18,21 @@ export abstract class BaseCommand extends Command {
     quiet: Flags.boolean({ char: 'q', description: 'print nothing but errors', default: false }),
   }
 
-  /** Build the operations context (paths, systemd connection, reporter). */
+  /**
+   * Whether the command works on the host's system state (store, containers,
+   * units, the system bus) and so needs root without --root DIR. Checked when
+   * the context is built, before anything is touched (src/cli/privilege.ts).
+   */
+  static needsRoot = true
+
+  /** The command as typed ("containers list"), for messages. */
+  protected get commandName(): string {
+    return (this.id ?? '').replaceAll(':', ' ')
+  }
+
+  /** Build the operations context (paths, systemd connection, reporter) of the host (system mode). */
   protected context(flags: { json?: boolean; quiet?: boolean }, opts: Partial<ContextOptions> = {}): OpsContext {
+    if ((this.constructor as typeof BaseCommand).needsRoot) requireRoot({ command: this.commandName })
     return buildContext({ ...opts, reporter: makeReporter({ json: !!flags.json, quiet: !!flags.quiet }) })
   }
 
@@ -25,6 +40,13 @@ export abstract class BaseCommand extends Command {
   protected contextFor(flags: { json?: boolean; quiet?: boolean; root?: string }): OpsContext {
     if (!flags.root) return this.context(flags)
     return buildRootContext(flags.root, { reporter: makeReporter({ json: !!flags.json, quiet: !!flags.quiet }) })
+  }
+
+  /** Parse errors become one-line usage errors naming this command's --help; the rest go to main (src/cli/main.ts). */
+  override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
+    const ctor = this.constructor as typeof BaseCommand
+    const flagNames = Object.keys({ ...ctor.baseFlags, ...(ctor.flags ?? {}) })
+    throw usageFromParseError(err, this.config.bin, this.commandName, flagNames) ?? err
   }
 
   /** Print a result: JSON when asked, else the human lines. */

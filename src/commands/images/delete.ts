@@ -4,6 +4,7 @@ import { deleteImage } from '../../ops/images'
 import { formatBytes } from '../../util/format-bytes'
 
 export default class ImagesDelete extends BaseCommand {
+  static override aliases = ['images:rm', 'rmi']
   static override summary = 'Remove an image from the store (refused while a deployment uses it)'
   static override description = 'Removes the image ref. Its objects are removed by the next `sysctr images prune`, or right away with --prune.'
   static override args = { image: Args.string({ description: 'image reference, as pulled', required: true }) }

@@ -3,6 +3,7 @@ import { listImages } from '../../ops/images'
 import { formatBytes } from '../../util/format-bytes'
 
 export default class ImagesList extends BaseCommand {
+  static override aliases = ['images:ls']
   static override summary = 'List the images in the store, with the deployments that use them'
 
   async run(): Promise<void> {
