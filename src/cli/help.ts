@@ -14,7 +14,7 @@ export default class SysctrHelp extends Help {
     if (argv[0] === 'help') argv = argv.slice(1)
     const words = argv.filter((a) => !a.startsWith('-'))
     const ids = [...this.config.commandIDs, 'help']
-    if (words.length > 0 && resolveWords(ids, words).unknown !== undefined) throw unknownCommandError(this.config.bin, ids, words, (i) => this.config.findCommand(i)?.id ?? i)
+    if (words.length > 0 && resolveWords(ids, words).unknown !== undefined) throw unknownCommandError(this.config.bin, ids, words, (i) => this.config.commands.find((c) => c.aliases.includes(i))?.id ?? i)
     return super.showHelp(argv)
   }
 

@@ -12,12 +12,12 @@ const hook: Hook<'command_not_found'> = async function ({ id, argv, config }) {
   const ids = [...config.commandIDs, 'help']
   if (words[0] === 'help') {
     const rest = words.slice(1).filter((w) => !w.startsWith('-'))
-    if (rest.length > 0 && resolveWords(ids, rest).unknown !== undefined) throw unknownCommandError(config.bin, ids, rest, (i) => config.findCommand(i)?.id ?? i)
+    if (rest.length > 0 && resolveWords(ids, rest).unknown !== undefined) throw unknownCommandError(config.bin, ids, rest, (i) => config.commands.find((c) => c.aliases.includes(i))?.id ?? i)
     const Help = await loadHelpClass(config)
     await new Help(config, config.pjson.oclif.helpOptions).showHelp(rest)
     return
   }
-  throw unknownCommandError(config.bin, ids, words, (i) => config.findCommand(i)?.id ?? i)
+  throw unknownCommandError(config.bin, ids, words, (i) => config.commands.find((c) => c.aliases.includes(i))?.id ?? i)
 }
 
 export default hook
