@@ -24,8 +24,8 @@ export default class Logs extends BaseCommand {
       child.on('error', (err: NodeJS.ErrnoException) =>
         reject(err.code === 'ENOENT' ? new HostError('host.no-journalctl', 'journalctl not found', { hint: 'install systemd (journalctl) or read the journal another way' }) : err),
       )
-      // -f ends on ^C: journalctl gets the SIGINT too; wait for it.
-      process.on('SIGINT', () => {})
+      // -f ends on ^C (the terminal sends SIGINT to journalctl too) or a signal to sysctr: pass it on, wait for journalctl.
+      for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => child.kill(sig))
       child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 : 1)))
     })
     if (code !== 0) process.exitCode = code
