@@ -7,7 +7,6 @@ import { Command, Flags, Interfaces } from '@oclif/core'
 import { buildContext, buildRootContext, ContextOptions, OpsContext } from '../ops/context'
 import { makeReporter } from './reporter'
 import { requireRoot } from './privilege'
-import { usageFromParseError } from './parse-errors'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 
@@ -44,6 +43,8 @@ export abstract class BaseCommand extends Command {
 
   /** Parse errors become one-line usage errors naming this command's --help; the rest go to main (src/cli/main.ts). */
   override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
+    // Loaded on the error path only (CLI start time).
+    const { usageFromParseError } = await import('./parse-errors')
     const ctor = this.constructor as typeof BaseCommand
     const flagNames = Object.keys({ ...ctor.baseFlags, ...(ctor.flags ?? {}) })
     throw usageFromParseError(err, this.config.bin, this.commandName, flagNames) ?? err

@@ -142,6 +142,10 @@ describe.skipIf(!built)(`CLI conventions${built ? '' : ' (skipped: run npm run b
     expect((await sysctr(['rm', '--help'])).stdout.split('\n')[0]).toContain('Stop, disable and remove')
     expect((await sysctr(['rmi', '--help'])).stdout.split('\n')[0]).toContain('Remove an image from the store')
     expect((await sysctr(['images', 'rm', '--help'])).stdout.split('\n')[0]).toContain('Remove an image from the store')
+    // The root help lists each command once; a command's own help names its aliases.
+    const root = await sysctr(['--help'])
+    expect(root.stdout).not.toMatch(/^ {2}(ps|rm|rmi) /m)
+    expect((await sysctr(['containers', 'list', '--help'])).stdout).toMatch(/ALIASES\n {2}\$ sysctr containers ls\n {2}\$ sysctr ps\n/)
   })
 
   it('as a non-root user, a system-mode command says it needs root, in one line, exit 7, and touches nothing', async () => {
