@@ -176,7 +176,10 @@ export function fishCompletion(m: Manifest, topics: Topics): string {
     '        string match -q -- "-*" $t; and break',
     '        set out $out $t',
     '    end',
-    '    test (string join " " -- $out) = "$argv[1]"',
+    '    # sysctr help COMMAND completes as sysctr COMMAND',
+    '    test "$out[1]" = help; and set -e out[1]',
+    '    set -l path (string join " " -- $out)',
+    '    test "$path" = "$argv[1]"',
     'end',
     'complete -c sysctr -f',
   ]

@@ -211,10 +211,12 @@ describe.skipIf(!built)(`CLI conventions${built ? '' : ' (skipped: run npm run b
   it.skipIf(!which('fish'))('fish completion completes commands and flags', async () => {
     const file = join(dir, 'sysctr.fish')
     await fsp.writeFile(file, (await sysctr(['completion', 'fish'])).stdout)
-    const r = await run('fish', ['--no-config', '-c', `source ${file}; complete -C 'sysctr containers up'; complete -C 'sysctr containers update --reb'`])
+    const r = await run('fish', ['--no-config', '-c', `source ${file}; complete -C 'sysctr containers up'; complete -C 'sysctr containers update --reb'; complete -C 'sysctr help tru'; complete -C 'sysctr '`])
     expect(r.stderr).toBe('')
     expect(r.stdout).toMatch(/^update\tPull the image again/m)
     expect(r.stdout).toMatch(/^--rebase\tswitch to another image reference$/m)
+    expect(r.stdout).toMatch(/^trust\tThe signature policy/m)
+    expect(r.stdout).toMatch(/^containers\tInstalled system containers/m)
   })
 
   it.skipIf(!which('zsh'))('the zsh completion script is valid zsh', async () => {
