@@ -80,6 +80,13 @@ function nextWords(m: Manifest, topics: Topics): Map<string, Map<string, string>
   return next
 }
 
+/** Commands whose first argument is a container name (completed from the active links NAME -> NAME.N). */
+function takesName(c: ManifestCommand): boolean {
+  return Object.keys(c.args)[0] === 'name'
+}
+
+const NAMES_DIR = '${SYSCTR_STATE_DIR:-/var/lib/sysctr}/containers'
+
 function flagWords(c: ManifestCommand): string[] {
   return Object.values(c.flags)
     .filter((f) => !f.hidden)
@@ -100,6 +107,14 @@ export function bashCompletion(m: Manifest, topics: Topics): string {
     'declare -gA _sysctr_flags=(',
     ...entries(m).map(({ name, cmd }) => `  [${shq(spaced(name))}]=${shq(flagWords(cmd).join(' '))}`),
     ')',
+    'declare -gA _sysctr_takes_name=(',
+    ...entries(m).filter(({ cmd }) => takesName(cmd)).map(({ name }) => `  [${shq(spaced(name))}]=1`),
+    ')',
+    '# Installed containers: the active links NAME -> NAME.N (readable by root).',
+    '_sysctr_names() {',
+    `  local f`,
+    `  for f in "${NAMES_DIR}"/*; do [[ -L $f ]] && printf '%s\\n' "\${f##*/}"; done 2>/dev/null`,
+    '}',
     '_sysctr() {',
     '  local cur="${COMP_WORDS[COMP_CWORD]}" path="" w i cand',
     '  for ((i = 1; i < COMP_CWORD; i++)); do',
@@ -114,6 +129,8 @@ export function bashCompletion(m: Manifest, topics: Topics): string {
     '    COMPREPLY=($(compgen -W "${_sysctr_flags[${path:-.}]:---help --version}" -- "$cur"))',
     '  elif [[ -n ${_sysctr_next[${path:-.}]+x} ]]; then',
     '    COMPREPLY=($(compgen -W "${_sysctr_next[${path:-.}]}" -- "$cur"))',
+    '  elif [[ -n ${_sysctr_takes_name[${path:-.}]+x} ]]; then',
+    '    COMPREPLY=($(compgen -W "$(_sysctr_names)" -- "$cur"))',
     '  else',
     '    COMPREPLY=($(compgen -f -- "$cur"))',
     '  fi',
@@ -181,6 +198,13 @@ export function fishCompletion(m: Manifest, topics: Topics): string {
     '    set -l path (string join " " -- $out)',
     '    test "$path" = "$argv[1]"',
     'end',
+    'function __sysctr_names',
+    '    set -l d /var/lib/sysctr',
+    '    set -q SYSCTR_STATE_DIR; and set d $SYSCTR_STATE_DIR',
+    '    for f in $d/containers/*',
+    '        test -L $f; and basename $f',
+    '    end 2>/dev/null',
+    'end',
     'complete -c sysctr -f',
   ]
   for (const [prefix, words] of next) {
@@ -188,6 +212,7 @@ export function fishCompletion(m: Manifest, topics: Topics): string {
   }
   for (const { name, cmd } of entries(m)) {
     const cond = fq(`__sysctr_at "${spaced(name)}"`)
+    if (takesName(cmd)) lines.push(`complete -c sysctr -n ${cond} -a '(__sysctr_names)' -d 'installed container'`)
     for (const f of Object.values(cmd.flags)) {
       if (f.hidden) continue
       const opt = [`-l ${f.name}`, f.char ? `-s ${f.char}` : '', f.type === 'option' ? (f.options ? `-x -a ${fq(f.options.join(' '))}` : '-r') : ''].filter(Boolean).join(' ')

@@ -49,6 +49,12 @@ describe.skipIf(!built)(`CLI conventions${built ? '' : ' (skipped: run npm run b
     await fsp.mkdir(join(dir, 'home'), { mode: 0o777 })
     await fsp.chmod(join(dir, 'home'), 0o777)
     home = join(dir, 'home')
+    // Installed containers for name completion: the active links NAME -> NAME.N.
+    const state = join(dir, 'names-state')
+    await fsp.mkdir(join(state, 'containers/etcd.0'), { recursive: true })
+    await fsp.mkdir(join(state, 'containers/flannel.1'), { recursive: true })
+    await fsp.symlink('etcd.0', join(state, 'containers/etcd'))
+    await fsp.symlink('flannel.1', join(state, 'containers/flannel'))
   })
   afterAll(async () => {
     await fsp.rm(dir, { recursive: true, force: true })
@@ -200,23 +206,27 @@ describe.skipIf(!built)(`CLI conventions${built ? '' : ' (skipped: run npm run b
         't sysctr containers update --re',
         't sysctr help ima',
         't sysctr p',
+        't sysctr status ""',
+        't sysctr containers update e',
         '',
       ].join('\n'),
     )
-    const r = await run('bash', [script])
+    const state = join(dir, 'names-state')
+    const r = await run('bash', [script], { SYSCTR_STATE_DIR: state })
     expect(r.stderr).toBe('')
-    expect(r.stdout.split('\n')).toEqual(['install', 'inspect list ls rollback update', '--rebase --registries.d', 'images', 'provision ps', ''])
+    expect(r.stdout.split('\n')).toEqual(['install', 'inspect list ls rollback update', '--rebase --registries.d', 'images', 'provision ps', 'etcd flannel', 'etcd', ''])
   })
 
   it.skipIf(!which('fish'))('fish completion completes commands and flags', async () => {
     const file = join(dir, 'sysctr.fish')
     await fsp.writeFile(file, (await sysctr(['completion', 'fish'])).stdout)
-    const r = await run('fish', ['--no-config', '-c', `source ${file}; complete -C 'sysctr containers up'; complete -C 'sysctr containers update --reb'; complete -C 'sysctr help tru'; complete -C 'sysctr '`])
+    const r = await run('fish', ['--no-config', '-c', `source ${file}; complete -C 'sysctr containers up'; complete -C 'sysctr containers update --reb'; complete -C 'sysctr help tru'; complete -C 'sysctr '; complete -C 'sysctr logs '`], { SYSCTR_STATE_DIR: join(dir, 'names-state') })
     expect(r.stderr).toBe('')
     expect(r.stdout).toMatch(/^update\tPull the image again/m)
     expect(r.stdout).toMatch(/^--rebase\tswitch to another image reference$/m)
     expect(r.stdout).toMatch(/^trust\tThe signature policy/m)
     expect(r.stdout).toMatch(/^containers\tInstalled system containers/m)
+    expect(r.stdout).toMatch(/^etcd\tinstalled container$/m)
   })
 
   it.skipIf(!which('zsh'))('the zsh completion script is valid zsh', async () => {
