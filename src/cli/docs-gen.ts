@@ -141,7 +141,7 @@ export function bashCompletion(m: Manifest, topics: Topics): string {
   return lines.join('\n')
 }
 
-const zq = (s: string) => s.replaceAll('\\', '\\\\').replaceAll(':', '\\:').replaceAll("'", `'\\''`)
+const zq = (s: string) => s.replaceAll('\\', '\\\\').replaceAll(':', '\\:')
 
 export function zshCompletion(m: Manifest, topics: Topics): string {
   const next = nextWords(m, topics)
@@ -150,23 +150,35 @@ export function zshCompletion(m: Manifest, topics: Topics): string {
     '# zsh completion for sysctr (generated from oclif.manifest.json by `npm run build`; do not edit)',
     '# install: sysctr completion zsh > "${fpath[1]}/_sysctr" (or any directory in $fpath)',
     '_sysctr() {',
-    '  local -A next flags',
-    ...[...next].map(([prefix, words]) => `  next[${shq(prefix || '.')}]=${shq([...words].map(([w, d]) => `${zq(w)}:${zq(d)}`).join('\n'))}`),
-    ...entries(m).map(({ name, cmd }) => `  flags[${shq(spaced(name))}]=${shq(flagWords(cmd).join(' '))}`),
-    '  local path="" w i cand',
+    // Assignment as (key value ...) pairs: zsh keeps quotes that appear inside a [subscript].
+    '  local -A next flags takes_name',
+    '  next=(',
+    ...[...next].map(([prefix, words]) => `    ${shq(prefix || '.')} ${shq([...words].map(([w, d]) => `${zq(w)}:${zq(d)}`).join('\n'))}`),
+    '  )',
+    '  flags=(',
+    ...entries(m).map(({ name, cmd }) => `    ${shq(spaced(name))} ${shq(flagWords(cmd).join(' '))}`),
+    '  )',
+    '  takes_name=(',
+    ...entries(m).filter(({ cmd }) => takesName(cmd)).map(({ name }) => `    ${shq(spaced(name))} 1`),
+    '  )',
+    '  # not `path`: zsh ties it to $PATH',
+    '  local cpath="" w i cand',
     '  for ((i = 2; i < CURRENT; i++)); do',
     '    w="${words[i]}"',
     '    [[ $w == -* ]] && break',
-    '    [[ -z $path && $w == help ]] && continue',
-    '    cand="${path:+$path }$w"',
-    '    if (( ${+next[$cand]} || ${+flags[$cand]} )); then path="$cand"; else break; fi',
-    '    (( ${+flags[${path:-.}]} )) && break',
+    '    [[ -z $cpath && $w == help ]] && continue',
+    '    cand="${cpath:+$cpath }$w"',
+    '    if (( ${+next[$cand]} || ${+flags[$cand]} )); then cpath="$cand"; else break; fi',
+    '    (( ${+flags[${cpath:-.}]} )) && break',
     '  done',
     '  if [[ ${words[CURRENT]} == -* ]]; then',
-    '    compadd -- ${=flags[${path:-.}]:---help}',
-    '  elif (( ${+next[${path:-.}]} )); then',
-    '    local -a cmds; cmds=("${(@f)next[${path:-.}]}")',
+    '    compadd -- ${=flags[${cpath:-.}]:---help}',
+    '  elif (( ${+next[${cpath:-.}]} )); then',
+    '    local -a cmds; cmds=("${(@f)next[${cpath:-.}]}")',
     '    _describe command cmds',
+    '  elif (( ${+takes_name[${cpath:-.}]} )); then',
+    `    local -a names; names=(${NAMES_DIR}/*(N@:t))`,
+    "    compadd -- $names",
     '  else',
     '    _files',
     '  fi',

@@ -229,12 +229,30 @@ describe.skipIf(!built)(`CLI conventions${built ? '' : ' (skipped: run npm run b
     expect(r.stdout).toMatch(/^etcd\tinstalled container$/m)
   })
 
-  it.skipIf(!which('zsh'))('the zsh completion script is valid zsh', async () => {
+  it.skipIf(!which('zsh'))('zsh completion: valid zsh; offers topics, commands, flags and names (compadd and _describe stubbed)', async () => {
     const file = join(dir, '_sysctr')
     await fsp.writeFile(file, (await sysctr(['completion', 'zsh'])).stdout)
-    const r = await run('zsh', ['-n', file])
+    expect((await run('zsh', ['-n', file])).code).toBe(0)
+    // Outside a completion widget words and CURRENT are plain variables; the stubs print what would be offered.
+    const script = [
+      'compadd() { print -r -- "compadd ${(j: :)@:#--}"; }',
+      '_describe() { local -a c; c=("${(@P)2}"); print -r -- "describe ${(j: :)${(@)c%%:*}}"; }',
+      '_files() { print files; }',
+      'words=(sysctr ""); CURRENT=2',
+      `source ${file}`,
+      'words=(sysctr containers ""); CURRENT=3; _sysctr',
+      'words=(sysctr containers update --re); CURRENT=4; _sysctr',
+      'words=(sysctr logs ""); CURRENT=3; _sysctr',
+      'words=(sysctr install ""); CURRENT=3; _sysctr',
+    ].join('\n')
+    const r = await run('zsh', ['-f', '-c', script], { SYSCTR_STATE_DIR: join(dir, 'names-state') })
     expect(r.stderr).toBe('')
-    expect(r.code).toBe(0)
+    const lines = r.stdout.trimEnd().split('\n')
+    expect(lines[0]).toMatch(/^describe completion containers fsck images install logs /)
+    expect(lines[1]).toBe('describe inspect list ls rollback update')
+    expect(lines[2]).toMatch(/^compadd --json .*--rebase .*--help$/)
+    expect(lines[3]).toBe('compadd etcd flannel')
+    expect(lines[4]).toBe('files')
   })
 
   it('man pages: one per command and sysctr(1), from the same text as --help, rendered by man', async () => {
