@@ -6,7 +6,7 @@ import { containerUnit, journalArgs } from '../ops/status'
 
 export default class Logs extends BaseCommand {
   static override summary = "Show a container's journal (journalctl -u NAME.service), like podman logs"
-  static override description = `Runs journalctl for the container's unit: what the service wrote to stdout and stderr and what systemd logged about it. The exit code is journalctl's.`
+  static override description = `Runs journalctl for the container's unit: what the service wrote to stdout and stderr and what systemd logged about it. The exit code is journalctl's. With --json, one JSON object per entry (journalctl -o json).`
   static override examples = ['<%= config.bin %> logs etcd', '<%= config.bin %> logs -f etcd', '<%= config.bin %> logs -n 20 etcd']
   static override args = { name: Args.string({ description: 'container name', required: true }) }
   static override flags = {
@@ -18,7 +18,7 @@ export default class Logs extends BaseCommand {
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Logs)
     const unit = await containerUnit(this.context(flags), args.name)
-    const argv = journalArgs(unit, { follow: flags.follow, lines: flags.lines, since: flags.since })
+    const argv = journalArgs(unit, { follow: flags.follow, lines: flags.lines, since: flags.since, json: flags.json })
     const code = await new Promise<number>((resolve, reject) => {
       const child = spawn('journalctl', argv, { stdio: 'inherit' })
       child.on('error', (err: NodeJS.ErrnoException) =>

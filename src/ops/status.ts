@@ -144,6 +144,6 @@ export async function containerUnit(ctx: OpsContext, name: string): Promise<stri
 }
 
 /** journalctl's arguments for a unit's journal (`logs`). */
-export function journalArgs(unit: string, opts: { follow?: boolean; lines?: number; since?: string }): string[] {
-  return ['--no-pager', '-u', unit, ...(opts.lines !== undefined ? ['-n', String(opts.lines)] : []), ...(opts.since ? ['--since', opts.since] : []), ...(opts.follow ? ['-f'] : [])]
+export function journalArgs(unit: string, opts: { follow?: boolean; lines?: number; since?: string; json?: boolean }): string[] {
+  return ['--no-pager', '-u', unit, ...(opts.json ? ['-o', 'json'] : []), ...(opts.lines !== undefined ? ['-n', String(opts.lines)] : []), ...(opts.since ? ['--since', opts.since] : []), ...(opts.follow ? ['-f'] : [])]
 }

@@ -98,6 +98,11 @@ describe.skipIf(skip !== undefined)(`status, logs, containers inspect (real regi
     const r = await env.sysctr(['logs', '-n', '100', 'etcd'])
     expect(r.code).toBe(0)
     expect(r.stdout).toContain('etcd: starting, ready in 2s')
+    // --json: journalctl -o json, one object per entry, all of the unit.
+    const j = await env.sysctr(['logs', '--json', '-n', '100', 'etcd'])
+    expect(j.code).toBe(0)
+    const entries = j.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { MESSAGE?: unknown; _SYSTEMD_UNIT?: string; UNIT?: string })
+    expect(entries.some((e) => e.MESSAGE === 'etcd: starting, ready in 2s' && e._SYSTEMD_UNIT === 'etcd.service')).toBe(true)
     // -n 0 -f: only entries written after it started; a restart writes new ones.
     const f = await env.box.exec(
       ['sh', '-c', 'timeout -s TERM 10 /opt/sysctr/bin/sysctr logs -f -n 0 etcd > /tmp/follow.out 2>&1 & sleep 2; systemctl restart etcd.service; wait; cat /tmp/follow.out'],
