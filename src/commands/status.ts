@@ -21,7 +21,7 @@ export default class Status extends BaseCommand {
         `  deployment: ${s.deployment}${s.previousDeployment ? ` (previous: ${s.previousDeployment}, kept for rollback)` : ''}`,
         `  image:      ${s.image}`,
         `  digest:     ${s.manifestDigest}`,
-        `  created:    ${s.createdAt}`,
+        `  created:    ${s.created}`,
         `  runtime:    ${s.runtime}`,
         `  granted:    ${granted}`,
         ...(s.noContainerService ? [] : [`  journal:    sysctr logs ${s.name} (journalctl -u ${s.unit})`]),

@@ -21,7 +21,8 @@ export interface ContainerStatus {
   previousDeployment?: string
   image: string
   manifestDigest: string
-  createdAt: string
+  /** When the active deployment was built (ISO 8601; the record's createdAt). */
+  created: string
   runtime: string
   privileged: boolean
   /** --grant ITEMs recorded, and what the active config.json asks beyond the default grant. */
@@ -54,7 +55,7 @@ export interface InspectedFile {
 
 export interface ContainerInspection extends Omit<ContainerStatus, 'state'> {
   /** The deployment directory (bundle: config.json, rootfs). */
-  dir: string
+  deploymentDir: string
   values: Record<string, string>
   setValues: Record<string, string>
   templates: { configJson: string; service: string; tmpfiles: string }
@@ -80,7 +81,7 @@ function base(d: Deployment, prev?: Deployment): Omit<ContainerStatus, 'state'> 
     ...(prev ? { previousDeployment: `${prev.name}.${prev.slot}` } : {}),
     image: r.image,
     manifestDigest: r.manifestDigest,
-    createdAt: r.createdAt,
+    created: r.createdAt,
     runtime: r.runtime,
     privileged: !!r.privileged,
     grants: r.grants ?? [],
@@ -131,7 +132,7 @@ export async function inspectContainer(ctx: OpsContext, name: string): Promise<C
       ...(f.source ? { source: f.source } : {}),
     })
   }
-  return { ...base(d, prev), dir: d.dir, values: r.values, setValues: r.setValues, templates: r.templates, config, files }
+  return { ...base(d, prev), deploymentDir: d.dir, values: r.values, setValues: r.setValues, templates: r.templates, config, files }
 }
 
 /** The unit of an installed container (logs). */

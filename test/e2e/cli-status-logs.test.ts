@@ -72,7 +72,7 @@ describe.skipIf(skip !== undefined)(`status, logs, containers inspect (real regi
     expect(r.stderr).toBe('')
     expect(r.code).toBe(0)
     const i = JSON.parse(r.stdout)
-    expect(i).toMatchObject({ name: 'etcd', deployment: 'etcd.0', dir: '/var/lib/sysctr/containers/etcd.0', manifestDigest: digest })
+    expect(i).toMatchObject({ name: 'etcd', deployment: 'etcd.0', deploymentDir: '/var/lib/sysctr/containers/etcd.0', manifestDigest: digest })
     expect(i.values.READY_DELAY).toBe('2')
     expect(i.values.NAME).toBe('etcd')
     expect(i.config.root).toEqual({ path: 'rootfs', readonly: true })

@@ -15,7 +15,7 @@ export default class ContainersInspect extends BaseCommand {
     const i = await inspectContainer(this.contextFor(flags), args.name)
     this.output(flags, i, () => [
       `${i.name}: ${i.image} (${i.manifestDigest})`,
-      `  deployment: ${i.deployment} at ${i.dir}${i.previousDeployment ? ` (previous: ${i.previousDeployment})` : ''}`,
+      `  deployment: ${i.deployment} at ${i.deploymentDir}${i.previousDeployment ? ` (previous: ${i.previousDeployment})` : ''}`,
       `  unit: ${i.unit}; templates: config.json ${i.templates.configJson}, service ${i.templates.service}, tmpfiles ${i.templates.tmpfiles}`,
       '  values:',
       ...Object.entries(i.values).map(([k, v]) => `    ${k}=${v}${k in i.setValues ? ' (--set)' : ''}`),

@@ -2,8 +2,9 @@ import { BaseCommand } from '../../cli/base-command'
 import { listContainers } from '../../ops/containers'
 
 export default class ContainersList extends BaseCommand {
-  static override aliases = ['containers:ls', 'ps']
   static override summary = 'List installed system containers: image, digest, active deployment, unit state, runtime'
+
+  static override aliases = ['containers:ls', 'ps']
 
   async run(): Promise<void> {
     const { flags } = await this.parse(ContainersList)
