@@ -7,6 +7,7 @@ import { Command, Flags, Interfaces } from '@oclif/core'
 import { buildContext, buildRootContext, ContextOptions, OpsContext } from '../ops/context'
 import { makeReporter } from './reporter'
 import { requireRoot } from './privilege'
+import { UsageError } from '../errors'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 
@@ -47,7 +48,11 @@ export abstract class BaseCommand extends Command {
     const { usageFromParseError } = await import('./parse-errors')
     const ctor = this.constructor as typeof BaseCommand
     const flagNames = Object.keys({ ...ctor.baseFlags, ...(ctor.flags ?? {}) })
-    throw usageFromParseError(err, this.config.bin, this.commandName, flagNames) ?? err
+    const usage = usageFromParseError(err, this.config.bin, this.commandName, flagNames)
+    if (usage) throw usage
+    // A usage error the command raised without a hint of its own points at its --help.
+    if (err instanceof UsageError && !err.hint) err.hint = `see \`${this.config.bin} ${this.commandName} --help\``
+    throw err
   }
 
   /** Print a result: JSON when asked, else the human lines. */

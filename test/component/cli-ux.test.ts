@@ -135,6 +135,10 @@ describe.skipIf(!built)(`CLI conventions${built ? '' : ' (skipped: run npm run b
     const f = await sysctr(['containers', 'list', '--josn'])
     expect(f.code).toBe(2)
     expect(f.stderr).toBe('error: unknown flag --josn for `sysctr containers list`\nhint: did you mean --json? see `sysctr containers list --help`\n')
+    // A usage error the command itself raises, without a hint of its own, points at its --help too.
+    const own = await sysctr(['containers', 'update', '--all', '--dry-run'])
+    expect(own.code).toBe(2)
+    expect(own.stderr).toBe('error: --dry-run takes one NAME, not --all\nhint: see `sysctr containers update --help`\n')
     const j = await sysctr(['status', '--json'])
     expect(j.code).toBe(2)
     expect(JSON.parse(j.stdout).error).toMatchObject({ code: 'usage.missing-argument', exitCode: 2 })
