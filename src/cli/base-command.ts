@@ -4,10 +4,10 @@
  * Commands stay thin: parse, call one operation, print a summary or JSON.
  */
 import { Command, Flags, Interfaces } from '@oclif/core'
+import { UsageError } from '../errors'
+import { requireRoot } from './privilege'
 import { buildContext, buildRootContext, ContextOptions, OpsContext } from '../ops/context'
 import { makeReporter } from './reporter'
-import { requireRoot } from './privilege'
-import { UsageError } from '../errors'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 
@@ -16,6 +16,12 @@ export abstract class BaseCommand extends Command {
     json: Flags.boolean({ description: 'print the result (or the error) as JSON on stdout', default: false }),
     debug: Flags.boolean({ description: 'print the cause chain of an error', default: false }),
     quiet: Flags.boolean({ char: 'q', description: 'print nothing but errors', default: false }),
+  }
+
+  /** Build the operations context (paths, systemd connection, reporter). */
+  protected context(flags: { json?: boolean; quiet?: boolean }, opts: Partial<ContextOptions> = {}): OpsContext {
+    if ((this.constructor as typeof BaseCommand).needsRoot) requireRoot({ command: this.commandName })
+    return buildContext({ ...opts, reporter: makeReporter({ json: !!flags.json, quiet: !!flags.quiet }) })
   }
 
   /**
@@ -28,12 +34,6 @@ export abstract class BaseCommand extends Command {
   /** The command as typed ("containers list"), for messages. */
   protected get commandName(): string {
     return (this.id ?? '').replaceAll(':', ' ')
-  }
-
-  /** Build the operations context (paths, systemd connection, reporter) of the host (system mode). */
-  protected context(flags: { json?: boolean; quiet?: boolean }, opts: Partial<ContextOptions> = {}): OpsContext {
-    if ((this.constructor as typeof BaseCommand).needsRoot) requireRoot({ command: this.commandName })
-    return buildContext({ ...opts, reporter: makeReporter({ json: !!flags.json, quiet: !!flags.quiet }) })
   }
 
   /** The context for `--root DIR` (a composed OS tree, no running systemd) when given, else the host's. */
