@@ -125,7 +125,9 @@ export function toSysctrError(err: unknown): SysctrError {
     const where = e.path ? ` ${e.path}${e.dest ? ` -> ${e.dest}` : ''}` : ''
     const what =
       e.code === 'ENOSPC' ? 'no space left on device' : e.code === 'EROFS' ? 'read-only file system' : e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied' : e.code
-    return new HostError(`host.${e.code.toLowerCase()}`, `${e.syscall}${where}: ${what}`, { cause: err })
+    const denied = e.code === 'EACCES' || e.code === 'EPERM'
+    const hint = denied ? `sysctr needs root for the system's containers and store (or --root DIR)${e.path ? `; check the owner and mode of ${e.path}` : ''}` : undefined
+    return new HostError(`host.${e.code.toLowerCase()}`, `${e.syscall}${where}: ${what}`, { cause: err, ...(hint ? { hint } : {}) })
   }
   const message = err instanceof Error ? err.message : String(err)
   return new SysctrError('internal', message, ExitCode.internal, { cause: err })

@@ -4,6 +4,8 @@
  * Commands stay thin: parse, call one operation, print a summary or JSON.
  */
 import { Command, Flags, Interfaces } from '@oclif/core'
+import { UsageError } from '../errors'
+import { requireRoot } from './privilege'
 import { buildContext, buildRootContext, ContextOptions, OpsContext } from '../ops/context'
 import { makeReporter } from './reporter'
 import { bareBooleanFlags } from './source-flags'
@@ -25,13 +27,39 @@ export abstract class BaseCommand extends Command {
 
   /** Build the operations context (paths, systemd connection, reporter). */
   protected context(flags: { json?: boolean; quiet?: boolean }, opts: Partial<ContextOptions> = {}): OpsContext {
+    if ((this.constructor as typeof BaseCommand).needsRoot) requireRoot({ command: this.commandName })
     return buildContext({ ...opts, reporter: makeReporter({ json: !!flags.json, quiet: !!flags.quiet }) })
+  }
+
+  /**
+   * Whether the command works on the host's system state (store, containers,
+   * units, the system bus) and so needs root without --root DIR. Checked when
+   * the context is built, before anything is touched (src/cli/privilege.ts).
+   */
+  static needsRoot = true
+
+  /** The command as typed ("containers list"), for messages. */
+  protected get commandName(): string {
+    return (this.id ?? '').replaceAll(':', ' ')
   }
 
   /** The context for `--root DIR` (a composed OS tree, no running systemd) when given, else the host's. */
   protected contextFor(flags: { json?: boolean; quiet?: boolean; root?: string }): OpsContext {
     if (!flags.root) return this.context(flags)
     return buildRootContext(flags.root, { reporter: makeReporter({ json: !!flags.json, quiet: !!flags.quiet }) })
+  }
+
+  /** Parse errors become one-line usage errors naming this command's --help; the rest go to main (src/cli/main.ts). */
+  override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
+    // Loaded on the error path only (CLI start time).
+    const { usageFromParseError } = await import('./parse-errors')
+    const ctor = this.constructor as typeof BaseCommand
+    const flagNames = Object.keys({ ...ctor.baseFlags, ...(ctor.flags ?? {}) })
+    const usage = usageFromParseError(err, this.config.bin, this.commandName, flagNames)
+    if (usage) throw usage
+    // A usage error the command raised without a hint of its own points at its --help.
+    if (err instanceof UsageError && !err.hint) err.hint = `see \`${this.config.bin} ${this.commandName} --help\``
+    throw err
   }
 
   /** Print a result: JSON when asked, else the human lines. */

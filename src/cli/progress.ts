@@ -154,7 +154,8 @@ export class ProgressRenderer {
     const reused = this.skipped ? `, ${this.skipped} already in the store` : ''
     lines.push(`${done}/${sorted.length} layers fetched${reused}: ${formatBytes(bytes)} / ${formatBytes(total)}${rate}`)
     this.drawnLines = final ? 0 : lines.length
-    const width = Math.max(20, (this.out.columns ?? 80) - 1)
+    // A terminal that reports 0 columns (some serial consoles, `script`) gets 80.
+    const width = Math.max(20, (this.out.columns || 80) - 1)
     return lines.map((s) => (s.length > width ? s.slice(0, width) : s) + '\n').join('')
   }
 

@@ -10,10 +10,9 @@ import { settleFlag, settleFlagValue, strictFlag } from '../cli/unit-flags'
 
 export default class Install extends BaseCommand {
   static override summary = 'Install an image as a system container run by systemd'
-  static override description = `Pulls IMAGE (registry/namespace/repo[:tag][@digest]) into the store, checks it out read-only
-into /var/lib/sysctr/containers/NAME.0, renders the unit, runc config.json and tmpfiles entry
-from the image's /exports templates (or sysctr's defaults), writes /etc/systemd/system/NAME.service
-and enables it over D-Bus. With --now it also starts the unit and waits for the job's result.`
+  static override description = `Pulls IMAGE into the store, checks it out read-only into /var/lib/sysctr/containers/NAME.0, renders the unit, runc config.json and tmpfiles entry from the image's /exports templates (or sysctr's defaults), writes /etc/systemd/system/NAME.service and enables it over D-Bus. With --now it also starts the unit and waits for the job's result.
+
+IMAGE is a registry reference (registry.example.com/ns/repo[:tag][@digest]), a short name (etcd:3.5, resolved through registries.conf short-name aliases and unqualified-search-registries), or a local image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:TAG], dir:DIR (see README "Where images come from").`
 
   static override examples = [
     '<%= config.bin %> install --system --tls-verify=false 127.0.0.1:5000/demo/etcd:latest',
@@ -21,7 +20,7 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
   ]
 
   static override args = {
-    image: Args.string({ description: 'image reference, fully qualified', required: true }),
+    image: Args.string({ description: 'image: registry reference, short name, or oci:/oci-archive:/docker-archive: path', required: true }),
   }
 
   static override flags = {

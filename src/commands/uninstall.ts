@@ -3,6 +3,7 @@ import { BaseCommand } from '../cli/base-command'
 import { uninstall } from '../ops/uninstall'
 
 export default class Uninstall extends BaseCommand {
+  static override aliases = ['rm']
   static override summary = 'Stop, disable and remove an installed system container (the image stays in the store)'
   static override args = {
     name: Args.string({ description: 'container name', required: true }),

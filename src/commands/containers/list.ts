@@ -38,6 +38,8 @@ export default class ContainersList extends BaseCommand {
     root: Flags.string({ description: 'list the containers installed into the OS tree at DIR (see README "Composing a root")' }),
   }
 
+  static override aliases = ['containers:ls', 'ps']
+
   async run(): Promise<void> {
     const { flags } = await this.parse(ContainersList)
     const filters = parseFilters(flags.filter, FILTER_KEYS, FILTER_ALIASES)

@@ -22,6 +22,7 @@ function typeOf(i: ImageListing): string {
 }
 
 export default class ImagesList extends BaseCommand {
+  static override aliases = ['images:ls']
   static override summary = 'List the images in the store, with the deployments that use them'
   static override description = `Every name printed (REFERENCE, and the ID: the manifest digest's first 12 hex digits) is accepted by images info, images delete, install and mount. --filter KEY=VALUE keeps the images whose KEY contains VALUE (case-insensitive; repeatable, all must match), as atomic's images list did. Keys: repo (or repository), tag, id (or image, digest: the manifest or config digest), created, size, type (the transport it came from: docker, oci, oci-archive, docker-archive, dir), dangling (always false: every stored image has a name), reference, used (true or false: a deployment uses it).`
   static override examples = ['<%= config.bin %> images list', '<%= config.bin %> images list -f repo=etcd', '<%= config.bin %> images list --quiet']
