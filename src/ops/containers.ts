@@ -65,17 +65,21 @@ export async function listContainers(ctx: OpsContext): Promise<ContainerListing[
     ctx.reporter.warn(`unit states unknown: ${(err as Error).message}`)
   }
   const out: ContainerListing[] = []
-  for (const name of await deployments.names()) {
+  // One read of the containers directory for the whole listing; then, per
+  // container, its active record (read once) and the other slots' markers.
+  const scan = await deployments.scan()
+  for (const name of scan.names) {
     let d: Deployment | undefined
     let other: number | undefined
+    const activeSlot = scan.active.get(name)
     try {
-      d = await deployments.active(name)
-      if (d) for (const s of await deployments.slots(name)) if (s !== d.slot && (await deployments.isActivated(name, s))) other = s
+      d = activeSlot === undefined ? undefined : await deployments.read(name, activeSlot)
+      if (d) for (const s of scan.slots.get(name) ?? []) if (s !== d.slot && (await deployments.isActivated(name, s))) other = s
     } catch (err) {
       // A damaged record: still listed, marked broken (the other containers are listed as usual).
       if (!(err instanceof SysctrError) || err.code !== RECORD_DAMAGED) throw err
       ctx.reporter.warn(`${name}: ${err.message}`)
-      out.push(brokenListing(name, (await deployments.activeSlot(name)) ?? -1, err))
+      out.push(brokenListing(name, activeSlot ?? -1, err))
       continue
     }
     if (!d) continue
