@@ -345,7 +345,8 @@ export class Store {
   async getBlob(digest: Digest): Promise<Buffer | undefined> {
     await this.ensureLease()
     const { algorithm, hex } = splitDigest(digest)
-    const bytes = await readIfExists(join(this.root, digestRelPath('blobs', digest)))
+    // Manifests and configs are small: one synchronous read (images list reads two per image).
+    const bytes = readSmallIfExists(join(this.root, digestRelPath('blobs', digest)))
     if (bytes && createHash(algorithm).update(bytes).digest('hex') !== hex)
       throw new ContentError('store.corrupt-blob', `stored blob ${digest} does not match its digest`, { hint: 'remove it and pull again' })
     return bytes
@@ -494,7 +495,7 @@ export class Store {
     const dir = join(this.root, 'refs', 'images')
     const out: { name: string; record: ImageRecord }[] = []
     for (const f of (await fsp.readdir(dir)).sort()) {
-      const bytes = await readIfExists(join(dir, f))
+      const bytes = readSmallIfExists(join(dir, f))
       if (bytes) out.push({ name: decodeURIComponent(f), record: JSON.parse(bytes.toString('utf8')) as ImageRecord })
     }
     return out
