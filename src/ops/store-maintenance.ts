@@ -10,6 +10,7 @@ import { Deployments } from '../deployment/deployments'
 import { fsck, FsckResult } from '../store/fsck'
 import { gc, GcResult } from '../store/gc'
 import { Store } from '../store/store'
+import { mapLimit } from '../store/durable'
 import type { OpsContext } from './context'
 import { mountedCommits } from './mount'
 
@@ -33,21 +34,20 @@ export async function deploymentUses(ctx: OpsContext): Promise<DeploymentUse[]> 
   const deps = new Deployments(ctx.paths.containersDir)
   // One read of the containers directory; each slot's info.json read once.
   const scan = await deps.scan()
+  const all = [...scan.slots].flatMap(([name, slots]) => slots.map((slot) => ({ name, slot })))
+  // A damaged record fails the listing (record.damaged): prune must not take its image for unused.
+  const read = await mapLimit(all, 16, ({ name, slot }) => deps.read(name, slot))
   const out: DeploymentUse[] = []
-  for (const [name, slots] of scan.slots) {
-    for (const slot of slots) {
-      // A damaged record fails the listing (record.damaged): prune must not take its image for unused.
-      const d = await deps.read(name, slot)
-      if (!d) continue
-      out.push({
-        deployment: `${name}.${slot}`,
-        name,
-        slot: d.slot,
-        active: scan.active.get(name) === d.slot,
-        image: d.record.image,
-        imageCommit: d.record.imageCommit,
-      })
-    }
+  for (const d of read) {
+    if (!d) continue
+    out.push({
+      deployment: `${d.name}.${d.slot}`,
+      name: d.name,
+      slot: d.slot,
+      active: scan.active.get(d.name) === d.slot,
+      image: d.record.image,
+      imageCommit: d.record.imageCommit,
+    })
   }
   return out.sort((a, b) => (a.deployment < b.deployment ? -1 : 1))
 }
