@@ -94,3 +94,22 @@ describe('fsck reads xattrs with one walk', () => {
     expect(r.problems[0].path).toContain(e.object)
   })
 })
+
+describe('file object header', () => {
+  it('is the canonical JSON of (mode, uid, gid, xattrs), cached or not', async () => {
+    const { fileObjectHeader, canonicalJson } = await import('../../src/store/canonical')
+    const cases: { mode: number; uid: number; gid: number; xattrs?: Record<string, string> }[] = [
+      { mode: 0o100644, uid: 0, gid: 0 },
+      { mode: 0o4755, uid: 1000, gid: 42 },
+      { mode: 0o644, uid: 0, gid: 0, xattrs: {} },
+      { mode: 0o755, uid: 7, gid: 8, xattrs: { 'user.k': 'dg==' } },
+    ]
+    for (const m of [...cases, ...cases]) {
+      const xattrs = m.xattrs && Object.keys(m.xattrs).length ? m.xattrs : undefined
+      const want = `sysctr-file 1\n${canonicalJson({ mode: m.mode & 0o7777, uid: m.uid, gid: m.gid, xattrs })}\n`
+      expect(fileObjectHeader(m).toString()).toBe(want)
+    }
+    expect(() => fileObjectHeader({ mode: 0o644, uid: 1.5, gid: 0 })).toThrow(/integer/)
+    expect(() => fileObjectHeader({ mode: 0o644, uid: 1.5, gid: 0 })).toThrow(/integer/)
+  })
+})
