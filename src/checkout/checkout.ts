@@ -166,7 +166,8 @@ export async function checkout(src: CheckoutSource, commitHex: string, target: s
       const entries = d.tree!.entries
       for (const name of Object.keys(entries)) {
         const e = entries[name]
-        const p = join(d.path, name)
+        // Names were checked by readAllTrees (no '/', '.', '..', NUL); d.path is resolved: no join needed.
+        const p = `${d.path}/${name}`
         switch (e.type) {
           case 'dir':
             break

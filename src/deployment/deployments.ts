@@ -88,6 +88,15 @@ export interface DeploymentRecord {
 
 export type AutoUpdateMode = 'registry' | 'disabled'
 
+/** What `Deployments.scan` found in one read of the containers directory. */
+export interface DeploymentsScan {
+  /** Names with an active link, sorted. */
+  names: string[]
+  /** NAME -> the slot its link names (undefined: the link names no slot). */
+  active: Map<string, number | undefined>
+  /** NAME -> its slot directories NAME.N, sorted (only those that are directories). */
+  slots: Map<string, number[]>
+}
 
 export interface Deployment {
   name: string
@@ -146,6 +155,37 @@ export class Deployments {
       if (m && m[1] === name) out.push(Number(m[2]))
     }
     return out.sort()
+  }
+
+  /**
+   * One read of the containers directory: every name with an active link
+   * (and the link's target slot, undefined when it names no slot) and every
+   * slot directory NAME.N. Listing verbs call this once per command instead
+   * of `names()` + `slots(name)` per name (a readdir per container).
+   */
+  async scan(): Promise<DeploymentsScan> {
+    const entries = await fsp.readdir(this.dir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return []
+      throw err
+    })
+    const slots = new Map<string, number[]>()
+    const linked: string[] = []
+    for (const e of entries) {
+      if (e.name.startsWith('.')) continue
+      if (e.isSymbolicLink()) {
+        linked.push(e.name)
+        continue
+      }
+      const m = /^(.*)\.(\d+)$/.exec(e.name)
+      if (!m || !e.isDirectory()) continue
+      const list = slots.get(m[1]) ?? []
+      list.push(Number(m[2]))
+      slots.set(m[1], list)
+    }
+    for (const list of slots.values()) list.sort((a, b) => a - b)
+    const active = new Map<string, number | undefined>()
+    await Promise.all(linked.map(async (name) => active.set(name, await this.activeSlot(name))))
+    return { names: linked.sort(), active, slots }
   }
 
   /** Names with an active link. */

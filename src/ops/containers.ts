@@ -8,6 +8,7 @@ import { SysctrError } from '../errors'
 import { RECORD_DAMAGED } from '../util/read-record'
 import type { Systemd } from '../systemd/systemd'
 import type { OpsContext } from './context'
+import { mapLimit } from '../store/durable'
 
 export interface ContainerListing {
   name: string
@@ -64,21 +65,24 @@ export async function listContainers(ctx: OpsContext): Promise<ContainerListing[
   } catch (err) {
     ctx.reporter.warn(`unit states unknown: ${(err as Error).message}`)
   }
-  const out: ContainerListing[] = []
-  for (const name of await deployments.names()) {
+  // One read of the containers directory for the whole listing; then, per
+  // container, its active record (read once) and the other slots' markers,
+  // several containers at a time (each is a few small reads), in name order.
+  const scan = await deployments.scan()
+  const listed = await mapLimit(scan.names, 16, async (name): Promise<ContainerListing | undefined> => {
     let d: Deployment | undefined
     let other: number | undefined
+    const activeSlot = scan.active.get(name)
     try {
-      d = await deployments.active(name)
-      if (d) for (const s of await deployments.slots(name)) if (s !== d.slot && (await deployments.isActivated(name, s))) other = s
+      d = activeSlot === undefined ? undefined : await deployments.read(name, activeSlot)
+      if (d) for (const s of scan.slots.get(name) ?? []) if (s !== d.slot && (await deployments.isActivated(name, s))) other = s
     } catch (err) {
       // A damaged record: still listed, marked broken (the other containers are listed as usual).
       if (!(err instanceof SysctrError) || err.code !== RECORD_DAMAGED) throw err
       ctx.reporter.warn(`${name}: ${err.message}`)
-      out.push(brokenListing(name, (await deployments.activeSlot(name)) ?? -1, err))
-      continue
+      return brokenListing(name, activeSlot ?? -1, err)
     }
-    if (!d) continue
+    if (!d) return undefined
     const r = d.record
     let state = { activeState: 'unknown', subState: 'unknown', unitFileState: 'unknown' }
     if (r.noContainerService) {
@@ -91,7 +95,7 @@ export async function listContainers(ctx: OpsContext): Promise<ContainerListing[
         ctx.reporter.warn(`state of ${r.unit} unknown: ${(err as Error).message}`)
       }
     }
-    out.push({
+    return {
       name,
       image: r.image,
       manifestDigest: r.manifestDigest,
@@ -105,7 +109,8 @@ export async function listContainers(ctx: OpsContext): Promise<ContainerListing[
       ...(r.privileged ? { privileged: true } : {}),
       ...(r.grants ? { grants: r.grants } : {}),
       ...(r.asked ? { asked: r.asked } : {}),
-    })
-  }
+    }
+  })
+  const out = listed.filter((l): l is ContainerListing => l !== undefined)
   return out
 }

@@ -20,6 +20,7 @@ import { Transform, TransformCallback } from 'node:stream'
 import type { Readable } from 'node:stream'
 import type { Descriptor } from '../oci/types'
 import { formatBytes } from '../util/format-bytes'
+import { markVerified, verifiedAs } from '../util/digest-stream'
 
 const LOCAL_PREFIX = /^(oci|oci-archive|docker-archive|dir):/
 
@@ -224,6 +225,8 @@ function countBytes(src: Readable, onBytes: (bytes: number) => void): Readable {
       cb(null, chunk)
     },
   })
+  // It forwards src's error and ends only when src ended: it verifies what src verifies.
+  markVerified(t, verifiedAs(src))
   src.on('error', (err) => t.destroy(err))
   // The consumer sees a failure through its read; no listener yet must not crash.
   t.on('error', () => {})

@@ -5,12 +5,12 @@
  * and handed to gc as roots, to fsck as users, and to images list/delete
  * (ops/images.ts) as the deployments using an image.
  */
-import { promises as fsp } from 'node:fs'
 import { doing } from '../errors'
 import { Deployments } from '../deployment/deployments'
 import { fsck, FsckResult } from '../store/fsck'
 import { gc, GcResult } from '../store/gc'
 import { Store } from '../store/store'
+import { mapLimit } from '../store/durable'
 import type { OpsContext } from './context'
 import { mountedCommits } from './mount'
 
@@ -32,24 +32,19 @@ function open(ctx: OpsContext): Promise<Store> {
 /** Every deployment slot (active or not) with its image commit. Temp dirs and slots without a record are skipped; a damaged record is an error (record.damaged). */
 export async function deploymentUses(ctx: OpsContext): Promise<DeploymentUse[]> {
   const deps = new Deployments(ctx.paths.containersDir)
-  const entries = await fsp.readdir(ctx.paths.containersDir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return []
-    throw err
-  })
+  // One read of the containers directory; each slot's info.json read once.
+  const scan = await deps.scan()
+  const all = [...scan.slots].flatMap(([name, slots]) => slots.map((slot) => ({ name, slot })))
+  // A damaged record fails the listing (record.damaged): prune must not take its image for unused.
+  const read = await mapLimit(all, 16, ({ name, slot }) => deps.read(name, slot))
   const out: DeploymentUse[] = []
-  for (const e of entries) {
-    const m = /^([^.].*)\.(\d+)$/.exec(e.name)
-    if (!m || !e.isDirectory()) continue
-    const [, name, slotText] = m
-    // A damaged record fails the listing (record.damaged): prune must not take its image for unused.
-    const d = await deps.read(name, Number(slotText))
+  for (const d of read) {
     if (!d) continue
-    const active = await deps.active(name)
     out.push({
-      deployment: e.name,
-      name,
+      deployment: `${d.name}.${d.slot}`,
+      name: d.name,
       slot: d.slot,
-      active: active?.slot === d.slot,
+      active: scan.active.get(d.name) === d.slot,
       image: d.record.image,
       imageCommit: d.record.imageCommit,
     })

@@ -42,5 +42,19 @@ export interface FileMeta {
  */
 export function fileObjectHeader(meta: FileMeta): Buffer {
   const xattrs = meta.xattrs && Object.keys(meta.xattrs).length > 0 ? meta.xattrs : undefined
-  return Buffer.from(`sysctr-file 1\n${canonicalJson({ mode: meta.mode & 0o7777, uid: meta.uid, gid: meta.gid, xattrs })}\n`)
+  if (xattrs) return Buffer.from(`sysctr-file 1\n${canonicalJson({ mode: meta.mode & 0o7777, uid: meta.uid, gid: meta.gid, xattrs })}\n`)
+  // Without xattrs (nearly every file) a layer has few distinct (mode, uid, gid):
+  // the header bytes are built once per triple (the pull profile showed one
+  // canonicalJson per file). Same bytes as canonicalJson, which also refuses non-integers.
+  const key = `${meta.mode & 0o7777}:${meta.uid}:${meta.gid}`
+  let h = headerCache.get(key)
+  if (!h) {
+    h = Buffer.from(`sysctr-file 1\n${canonicalJson({ mode: meta.mode & 0o7777, uid: meta.uid, gid: meta.gid })}\n`)
+    if (headerCache.size >= 4096) headerCache.clear()
+    headerCache.set(key, h)
+  }
+  return h
 }
+
+/** Header bytes by `mode:uid:gid` (callers only read them: hash.update). */
+const headerCache = new Map<string, Buffer>()

@@ -25,9 +25,9 @@
  * file objects: a checkout hardlinks its objects, so a corrupt object means a
  * corrupt checkout too; those are reported, never touched.
  */
-import { createReadStream, promises as fsp } from 'node:fs'
+import { closeSync, constants as fsc, createReadStream, lstatSync, openSync, promises as fsp, readFileSync, readSync } from 'node:fs'
 import { createHash } from 'node:crypto'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import type { Digest } from '../oci/types'
 import { fileObjectHeader, HEX64, sha256Hex } from './canonical'
 import { digestRelPath, splitDigest } from './digest-path'
@@ -35,7 +35,7 @@ import { mapLimit, syncFilesystem } from './durable'
 import { listStore, removeTreesTopDown } from './gc'
 import type { ImageRecord, LayerRecord, Store } from './store'
 import { Commit, decodeCommit, decodeTree, Tree } from './tree'
-import { getXattrs } from './xattr'
+import { getXattrsUnder } from './xattr'
 
 export type FsckProblemKind =
   | 'corrupt-object' // content does not match the name
@@ -83,13 +83,28 @@ export interface FsckResult {
 
 const SELINUX = 'security.selinux'
 
-/** sha256 of header(meta) + content for each candidate meta, one read of the content. */
-async function hashFile(path: string, size: number, headers: Buffer[]): Promise<string[]> {
+/** One read buffer for every file object fsck hashes (synchronous loop, one at a time). */
+let readBuf: Buffer | undefined
+
+/**
+ * sha256 of header(meta) + content for each candidate meta, one read of the
+ * content: synchronous calls (open, read until EOF, close), as `sha256sum`
+ * does, instead of a threadpool round trip per call.
+ */
+function hashFileSync(path: string, headers: Buffer[]): string[] {
   const hashes = headers.map((h) => createHash('sha256').update(h))
-  if (size < 1 << 20) {
-    const bytes = await fsp.readFile(path)
-    for (const h of hashes) h.update(bytes)
-  } else for await (const chunk of createReadStream(path)) for (const h of hashes) h.update(chunk as Buffer)
+  readBuf ??= Buffer.allocUnsafe(1 << 20)
+  const fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+  try {
+    for (;;) {
+      const n = readSync(fd, readBuf, 0, readBuf.length, null)
+      if (n === 0) break
+      const chunk = readBuf.subarray(0, n)
+      for (const h of hashes) h.update(chunk)
+    }
+  } finally {
+    closeSync(fd)
+  }
   return hashes.map((h) => h.digest('hex'))
 }
 
@@ -135,15 +150,16 @@ async function check(store: Store, opts: FsckOptions): Promise<FsckResult> {
     }
     if (m[2] === 'file') files.push(m[1])
   }
-  // Trees and commits: small, read whole.
-  await mapLimit([...present.objects.keys()].filter((n) => /^[0-9a-f]{64}\.(tree|commit)$/.test(n)), 16, async (name) => {
+  // Trees and commits: small, read whole, one synchronous call each.
+  for (const name of present.objects.keys()) {
+    if (!/^[0-9a-f]{64}\.(tree|commit)$/.test(name)) continue
     const [hex, ext] = name.split('.')
-    const bytes = await fsp.readFile(join(root, relObj(name)))
+    const bytes = readFileSync(join(root, relObj(name)))
     tick()
     if (sha256Hex(bytes) !== hex) {
       problem('corrupt-object', relObj(name), `${ext} content does not match its name (sha256 ${sha256Hex(bytes).slice(0, 12)}…)`)
       bad.add(name)
-      return
+      continue
     }
     try {
       good.set(name, ext === 'tree' ? { kind: 'tree', tree: decodeTree(hex, bytes, true) } : { kind: 'commit', commit: decodeCommit(hex, bytes) })
@@ -151,35 +167,36 @@ async function check(store: Store, opts: FsckOptions): Promise<FsckResult> {
       problem('malformed-object', relObj(name), (err as Error).message)
       bad.add(name)
     }
-  })
+  }
   // File objects: metadata + xattrs + content, hashed as the import did.
-  const paths = files.map((hex) => store.objectPath(hex, 'file'))
-  const xattrs = await getXattrs(paths)
-  await mapLimit(files, 16, async (hex) => {
+  // Xattrs: one getfattr walk of objects/ for the whole store (it prints only
+  // the files that have any), not a process per batch of paths.
+  const xattrs = await getXattrsUnder(store.objectsDir)
+  for (const hex of files) {
     const name = `${hex}.file`
     const path = store.objectPath(hex, 'file')
-    const st = await fsp.lstat(path)
+    const st = lstatSync(path)
     tick()
     if (!st.isFile()) {
       problem('malformed-object', relObj(name), 'file object is not a regular file')
       bad.add(name)
-      return
+      continue
     }
-    const x = xattrs.get(path) ?? {}
+    const x = (xattrs.size > 0 ? xattrs.get(resolve(path)) : undefined) ?? {}
     const meta = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, xattrs: x }
     const headers = [fileObjectHeader(meta)]
     if (x[SELINUX] !== undefined) {
       const { [SELINUX]: _label, ...rest } = x
       headers.push(fileObjectHeader({ ...meta, xattrs: rest }))
     }
-    const got = await hashFile(path, st.size, headers)
+    const got = hashFileSync(path, headers)
     if (got.includes(hex)) {
       good.set(name, { kind: 'file' })
-      return
+      continue
     }
     problem('corrupt-object', relObj(name), `file content or metadata does not match its name (mode ${(st.mode & 0o7777).toString(8)}, uid ${st.uid}, gid ${st.gid}, ${st.size} bytes)`)
     bad.add(name)
-  })
+  }
 
   // ---- 2. blobs ---------------------------------------------------------------
   const goodBlobs = new Set<string>()

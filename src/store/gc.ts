@@ -23,7 +23,7 @@
  * sweep (ContentError 'store.gc-broken'): run fsck --repair first. A root
  * commit that is not in the store is skipped and reported.
  */
-import { promises as fsp } from 'node:fs'
+import { promises as fsp, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ContentError } from '../errors'
 import type { Digest } from '../oci/types'
@@ -108,9 +108,11 @@ async function mark(store: Store, extraRoots: string[]): Promise<{ objects: Set<
   }
   for (const c of extraRoots) roots.push({ commit: c, required: false })
 
-  const readObject = async (hex: string, ext: Ext): Promise<Buffer | undefined> => {
+  // Trees and commits are small: one synchronous read each (gc holds the
+  // store exclusively, nothing else waits on this thread).
+  const readObject = (hex: string, ext: Ext): Buffer | undefined => {
     try {
-      return await fsp.readFile(store.objectPath(hex, ext as 'tree'))
+      return readFileSync(store.objectPath(hex, ext as 'tree'))
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
       throw err
@@ -122,7 +124,7 @@ async function mark(store: Store, extraRoots: string[]): Promise<{ objects: Set<
       const t = stack.pop()!
       const name = `${t}.tree`
       if (objects.has(name)) continue
-      const bytes = await readObject(t, 'tree')
+      const bytes = readObject(t, 'tree')
       if (!bytes) broken(`tree ${t} is missing`)
       let tree
       try {
@@ -137,9 +139,16 @@ async function mark(store: Store, extraRoots: string[]): Promise<{ objects: Set<
       }
     }
   }
-  const markCommit = async (hex: string, required: boolean, wantKind?: 'layer'): Promise<Commit | undefined> => {
+  /** Commits marked so far, with their kind: each commit is read and walked once. */
+  const marked = new Map<string, Commit['kind']>()
+  const markCommit = async (hex: string, required: boolean, wantKind?: 'layer'): Promise<void> => {
     if (!HEX64.test(hex)) return broken(`${JSON.stringify(hex)} is not a commit id`)
-    const bytes = await readObject(hex, 'commit')
+    const kind = marked.get(hex)
+    if (kind !== undefined) {
+      if (wantKind && kind !== wantKind) broken(`commit ${hex} is not a layer commit`)
+      return
+    }
+    const bytes = readObject(hex, 'commit')
     if (!bytes) {
       if (required) broken(`commit ${hex} is missing`)
       missingRoots.push(hex)
@@ -152,7 +161,7 @@ async function mark(store: Store, extraRoots: string[]): Promise<{ objects: Set<
       return broken(`commit ${hex} is corrupt`, err)
     }
     if (wantKind && c.kind !== wantKind) broken(`commit ${hex} is not a layer commit`)
-    if (objects.has(`${hex}.commit`)) return c
+    marked.set(hex, c.kind)
     objects.add(`${hex}.commit`)
     await markTree(c.root.tree)
     if (c.kind === 'image') {
@@ -163,7 +172,6 @@ async function mark(store: Store, extraRoots: string[]): Promise<{ objects: Set<
         await markCommit(l.commit, true, 'layer')
       }
     }
-    return c
   }
   for (const r of roots) await markCommit(r.commit, r.required)
   // A kept layer record keeps its layer commit (a record never names a missing commit).
@@ -171,7 +179,7 @@ async function mark(store: Store, extraRoots: string[]): Promise<{ objects: Set<
     if (!isDigest(d)) continue
     let rec: LayerRecord | undefined
     try {
-      rec = JSON.parse(await fsp.readFile(join(store.root, digestRelPath('layers', d)), 'utf8')) as LayerRecord
+      rec = JSON.parse(readFileSync(join(store.root, digestRelPath('layers', d)), 'utf8')) as LayerRecord
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue
       broken(`layer record ${d} is unreadable`, err)
@@ -207,13 +215,17 @@ export async function gc(store: Store, opts: GcOptions = {}): Promise<GcResult> 
         throw err
       }
       if (!opts.dryRun) await fsp.unlink(path)
+      unflushed++
       result.objectsRemoved++
       if (st.nlink <= 1) result.bytesFreed += st.size
       else result.stillLinked++
       return true
     }
+    // A flush orders one sweep step before the next: needed only when the step removed something.
+    let unflushed = 0
     const flush = async (): Promise<void> => {
-      if (!opts.dryRun) await syncFilesystem(store.root)
+      if (!opts.dryRun && unflushed > 0) await syncFilesystem(store.root)
+      unflushed = 0
     }
 
     // 1. layer records

@@ -41,6 +41,7 @@ import { RawXattrScanner } from './tar-xattrs'
 import { Transaction } from './transaction'
 import { DEFAULT_DIR_META, DirMeta, encodeObject, LayerCommit, Tree, TreeEntry } from './tree'
 import { setXattrs, Xattrs } from './xattr'
+import { verifiedAs } from '../util/digest-stream'
 import { Decompress as ZstdDecompress } from 'fzstd'
 
 export interface StagedLayer {
@@ -198,16 +199,22 @@ export async function stageLayer(tx: Transaction, desc: Descriptor, stream: Read
     }
   }
 
-  const blobHash = createHash(alg)
+  // Each blob is hashed once: when the source stream already verifies exactly
+  // this digest and size (a transport's DigestStream: it fails, never ends, on
+  // other bytes), its verdict is the one; otherwise the store hashes here.
+  // Either way nothing is published before the whole blob matched.
+  const v = verifiedAs(stream)
+  const sourceVerifies = v !== undefined && v.digest === desc.digest && desc.size >= 0 && v.size === desc.size
+  const blobHash = sourceVerifies ? undefined : createHash(alg)
   let compressedSize = 0
   const blobTap = new Transform({
     transform(chunk: Buffer, _e, cb) {
-      blobHash.update(chunk)
+      blobHash?.update(chunk)
       compressedSize += chunk.length
       cb(null, chunk)
     },
     flush(cb) {
-      const got = `${alg}:${blobHash.digest('hex')}`
+      const got = blobHash ? `${alg}:${blobHash.digest('hex')}` : desc.digest
       if (got !== desc.digest) cb(new ContentError('content.digest-mismatch', `layer digest mismatch (expected ${desc.digest}, got ${got})`, { data: { expected: desc.digest, found: got } }))
       else if (desc.size >= 0 && compressedSize !== desc.size)
         cb(new ContentError('content.size-mismatch', `layer ${desc.digest} size mismatch (expected ${desc.size}, got ${compressedSize})`, { data: { expected: desc.size, found: compressedSize } }))

@@ -324,8 +324,13 @@ export class Store {
     return p
   }
 
+  /**
+   * `objects/XX/<hex>.<ext>`. Plain concatenation, not path.join (a checkout
+   * asks once per file: join's normalising showed in its profile); `hex` comes
+   * from a validated tree or commit (64 hex digits), objectsDir is normalised.
+   */
   objectPath(hex: string, ext: 'file' | 'tree' | 'commit'): string {
-    return join(this.objectsDir, objectRelPath(`${hex}.${ext}`))
+    return `${this.objectsDir}/${hex.slice(0, 2)}/${hex}.${ext}`
   }
 
   // ---- blobs ---------------------------------------------------------------
@@ -345,7 +350,8 @@ export class Store {
   async getBlob(digest: Digest): Promise<Buffer | undefined> {
     await this.ensureLease()
     const { algorithm, hex } = splitDigest(digest)
-    const bytes = await readIfExists(join(this.root, digestRelPath('blobs', digest)))
+    // Manifests and configs are small: one synchronous read (images list reads two per image).
+    const bytes = readSmallIfExists(join(this.root, digestRelPath('blobs', digest)))
     if (bytes && createHash(algorithm).update(bytes).digest('hex') !== hex)
       throw new ContentError('store.corrupt-blob', `stored blob ${digest} does not match its digest`, { hint: 'remove it and pull again' })
     return bytes
@@ -424,8 +430,8 @@ export class Store {
     const staged = tx?.has(name) ? readFileSync(tx.path(name)) : undefined
     const bytes = staged ?? readSmallIfExists(this.objectPath(hex, 'tree'))
     if (!bytes) throw new ContentError('store.missing-object', `tree ${hex} is missing from the store`, { hint: 'run fsck; pull the image again' })
-    const tree = decodeTree(hex, bytes, true)
-    if (!layer) decodeTree(hex, bytes, false)
+    // One parse: the image-tree check (layer false) is the layer check plus no layer-only entries.
+    const tree = decodeTree(hex, bytes, layer)
     if (this.treeCache.size >= TREE_CACHE_MAX) this.treeCache.clear()
     // Cache only published trees validated as image trees.
     if (!layer && !staged) this.treeCache.set(hex, tree)
@@ -494,7 +500,7 @@ export class Store {
     const dir = join(this.root, 'refs', 'images')
     const out: { name: string; record: ImageRecord }[] = []
     for (const f of (await fsp.readdir(dir)).sort()) {
-      const bytes = await readIfExists(join(dir, f))
+      const bytes = readSmallIfExists(join(dir, f))
       if (bytes) out.push({ name: decodeURIComponent(f), record: JSON.parse(bytes.toString('utf8')) as ImageRecord })
     }
     return out

@@ -8,6 +8,7 @@
  * Values are base64 strings everywhere in sysctr (trees, object headers).
  */
 import { spawn } from 'node:child_process'
+import { resolve } from 'node:path'
 import { HostError } from '../errors'
 
 export type Xattrs = Record<string, string>
@@ -78,26 +79,41 @@ export async function setXattrs(items: { path: string; xattrs: Xattrs }[]): Prom
   }
 }
 
+/** Parse getfattr's dump output into `result` (paths as printed: absolute). */
+function parseDump(out: string, result: Map<string, Xattrs>): void {
+  let current: Xattrs | undefined
+  for (const line of out.split('\n')) {
+    if (line.startsWith('# file: ')) {
+      const p = unquotePath(line.slice('# file: '.length))
+      current = result.get(p) ?? {}
+      result.set(p, current)
+    } else if (current && line.includes('=')) {
+      const eq = line.indexOf('=')
+      const name = line.slice(0, eq)
+      const v = line.slice(eq + 1)
+      current[name] = v.startsWith('0s') ? v.slice(2) : v === '' || v === '""' ? '' : Buffer.from(v).toString('base64')
+    }
+  }
+}
+
 /** Read all xattrs (every namespace) of many paths, without following a final symlink. */
 export async function getXattrs(paths: string[]): Promise<Map<string, Xattrs>> {
   const result = new Map<string, Xattrs>()
   for (let i = 0; i < paths.length; i += 500) {
     const chunk = paths.slice(i, i + 500)
     for (const p of chunk) result.set(p, {})
-    const out = await run('getfattr', ['-h', '--absolute-names', '-d', '-m', '-', '-e', 'base64', '--', ...chunk])
-    let current: Xattrs | undefined
-    for (const line of out.split('\n')) {
-      if (line.startsWith('# file: ')) {
-        const p = unquotePath(line.slice('# file: '.length))
-        current = result.get(p) ?? {}
-        result.set(p, current)
-      } else if (current && line.includes('=')) {
-        const eq = line.indexOf('=')
-        const name = line.slice(0, eq)
-        const v = line.slice(eq + 1)
-        current[name] = v.startsWith('0s') ? v.slice(2) : v === '' || v === '""' ? '' : Buffer.from(v).toString('base64')
-      }
-    }
+    parseDump(await run('getfattr', ['-h', '--absolute-names', '-d', '-m', '-', '-e', 'base64', '--', ...chunk]), result)
   }
+  return result
+}
+
+/**
+ * The xattrs of every entry under `dir` that has any (absolute path -> xattrs),
+ * from one `getfattr -R` walk (physical: no symlink followed): one process for
+ * a whole store instead of one per 500 paths. Entries without xattrs are absent.
+ */
+export async function getXattrsUnder(dir: string): Promise<Map<string, Xattrs>> {
+  const result = new Map<string, Xattrs>()
+  parseDump(await run('getfattr', ['-R', '-P', '-h', '--absolute-names', '-d', '-m', '-', '-e', 'base64', '--', resolve(dir)]), result)
   return result
 }

@@ -9,7 +9,7 @@
  * before 'end'.
  */
 import { createHash, Hash } from 'node:crypto'
-import { Transform, TransformCallback } from 'node:stream'
+import { Readable, Transform, TransformCallback } from 'node:stream'
 import { ContentError } from '../errors'
 import type { Digest } from '../oci/types'
 import { digestAlgorithm, digestProblem } from '../reference/digest'
@@ -20,6 +20,31 @@ export interface DigestStreamExpectation {
   size?: number
   /** Names the content in errors, e.g. `blob sha256:3f2a…`; default `blob <digest>`. */
   what?: string
+}
+
+/** What a stream verifies (see `verifiedAs`). */
+export interface StreamVerification {
+  digest: Digest
+  size: number
+}
+
+const VERIFIES = Symbol('sysctr.verifies')
+
+/**
+ * Declare that `stream` fails (emits an error, never 'end') unless its bytes
+ * are exactly `v` (digest and size), as a DigestStream does, so a consumer
+ * may skip hashing the same bytes again. Only for streams that really do
+ * (a DigestStream, or a pass-through that forwards a DigestStream's error
+ * and ends only when it ended).
+ */
+export function markVerified<S extends Readable>(stream: S, v: StreamVerification | undefined): S {
+  if (v) (stream as unknown as Record<symbol, StreamVerification>)[VERIFIES] = { digest: v.digest, size: v.size }
+  return stream
+}
+
+/** What `stream` was declared to verify (markVerified), if anything. */
+export function verifiedAs(stream: Readable): StreamVerification | undefined {
+  return (stream as unknown as Record<symbol, StreamVerification | undefined>)[VERIFIES]
 }
 
 export class DigestStream extends Transform {
@@ -39,6 +64,7 @@ export class DigestStream extends Transform {
     this.expectedSize = expect.size
     this.what = expect.what ?? `blob ${expect.digest}`
     this.hash = createHash(digestAlgorithm(expect.digest))
+    if (expect.size !== undefined) markVerified(this, { digest: expect.digest, size: expect.size })
   }
 
   /** Bytes seen so far. */
