@@ -1,9 +1,12 @@
 /**
  * Deployments: where an installed container lives.
  *
- *   containers/NAME.0/            a deployment (slot 0; an update builds in the lowest free
- *                                 slot and then removes the oldest, so the active and the
- *                                 previous deployment remain)
+ *   containers/NAME.0/            a deployment (slot 0 or 1: an update builds in the slot
+ *                                 that is not active, NAME.0 <-> NAME.1, as Atomic did)
+ *   containers/.NAME.N.parked/    the previous deployment NAME.N, moved aside while an
+ *                                 update builds the new NAME.N (so a failed update still
+ *                                 has it): put back by `cleanLeftovers` when the update
+ *                                 did not happen, removed once it did
  *       rootfs/                   read-only hardlink checkout of the image commit
  *       config.json               rendered runc config
  *       NAME.service              the unit as rendered for this deployment
@@ -198,6 +201,57 @@ export class Deployments {
     await fsp.rm(this.linkPath(name), { force: true })
     await fsyncDir(this.dir).catch(() => {})
     for (const slot of await this.slots(name)) await removeTree(this.slotDir(name, slot))
+    for (const slot of await this.parkedSlots(name)) await removeTree(this.parkedDir(name, slot))
+  }
+
+  /** Where the previous deployment NAME.N waits while an update builds the new NAME.N. */
+  parkedDir(name: string, slot: number): string {
+    return join(this.dir, `.${name}.${slot}.parked`)
+  }
+
+  /** Slots of NAME moved aside by an update in progress (or interrupted). */
+  async parkedSlots(name: string): Promise<number[]> {
+    const out: number[] = []
+    for (const e of await readdirOrEmpty(this.dir)) {
+      const m = /^\.(.*)\.(\d+)\.parked$/.exec(e)
+      if (m && m[1] === name) out.push(Number(m[2]))
+    }
+    return out.sort()
+  }
+
+  /**
+   * Move NAME.N (the previous deployment, not active) aside so that an update
+   * can build the new NAME.N; `cleanLeftovers(NAME)` puts it back if the
+   * update does not complete, `dropParked` removes it once it did.
+   */
+  async park(name: string, slot: number): Promise<void> {
+    await removeTree(this.parkedDir(name, slot))
+    await fsp.rename(this.slotDir(name, slot), this.parkedDir(name, slot))
+    await fsyncDir(this.dir)
+  }
+
+  /** The update that parked NAME's previous deployment is done: remove it. */
+  async dropParked(name: string): Promise<void> {
+    for (const slot of await this.parkedSlots(name)) await removeTree(this.parkedDir(name, slot))
+  }
+
+  /**
+   * Parked slots whose update did not complete: NAME.N is absent (never built,
+   * or removed as never activated, or removed by the journal's replay): the
+   * parked deployment goes back to NAME.N. When NAME.N exists and was
+   * activated, the update happened: the parked one goes.
+   */
+  private async settleParked(name: string, removed: string[]): Promise<void> {
+    for (const slot of await this.parkedSlots(name)) {
+      const parked = this.parkedDir(name, slot)
+      if (await exists(this.slotDir(name, slot))) {
+        await removeTree(parked)
+        removed.push(`.${name}.${slot}.parked`)
+      } else {
+        await fsp.rename(parked, this.slotDir(name, slot))
+        await fsyncDir(this.dir)
+      }
+    }
   }
 
   /**
@@ -217,12 +271,17 @@ export class Deployments {
     }
     if (name) {
       const active = await this.activeSlot(name)
-      if (active === undefined) return removed
+      if (active === undefined) {
+        // Not installed (a crashed install): nothing was parked for it to keep.
+        for (const slot of await this.parkedSlots(name)) await removeTree(this.parkedDir(name, slot))
+        return removed
+      }
       for (const slot of await this.slots(name)) {
         if (slot === active || (await this.isActivated(name, slot))) continue
         await removeTree(this.slotDir(name, slot))
         removed.push(`${name}.${slot}`)
       }
+      await this.settleParked(name, removed)
     }
     return removed
   }
@@ -294,4 +353,13 @@ export function freeSlot(used: number[]): number {
   let n = 0
   while (used.includes(n)) n++
   return n
+}
+
+/**
+ * The slot an update builds in: the other one of NAME.0/NAME.1 (Atomic's
+ * alternation). A host left with a higher slot by an older sysctr goes back
+ * to 0/1: the one of them not active.
+ */
+export function updateSlot(activeSlot: number): number {
+  return activeSlot === 0 ? 1 : 0
 }

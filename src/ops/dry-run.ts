@@ -28,7 +28,7 @@ import type { ImageSource } from '../transports/image-source'
 import { Store } from '../store/store'
 import { checkContainerName } from '../deployment/name'
 import { parseSetFlags, sameValues } from '../templates/values'
-import { Deployments, freeSlot, previousDeployment } from '../deployment/deployments'
+import { Deployments, updateSlot } from '../deployment/deployments'
 import { planDeployment, type DeploymentChoices, type DeploymentPlan, type SystemdStep } from '../deployment/plan'
 import { stagedHostFile } from '../deployment/host-files'
 import { sha256File } from '../util/atomic-file'
@@ -181,8 +181,7 @@ export async function updateDryRun(ctx: OpsContext, name: string, opts: UpdateOp
     const input = opts.rebase ?? old.image
     const { image } = await recordedImageName(ctx, input, opts)
     const setValues = { ...old.setValues, ...parseSetFlags(opts.set ?? []) }
-    const previous = await previousDeployment(deployments, name, current.slot)
-    const slot = freeSlot([current.slot, ...(previous ? [previous.slot] : [])])
+    const slot = updateSlot(current.slot)
     const source = opts.openSource ? opts.openSource(image) : (await openImageSource(image, sourceOptions(ctx, opts))).source
     const store = await Store.open(ctx.paths.storeDir)
     try {

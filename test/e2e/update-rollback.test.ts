@@ -89,7 +89,7 @@ describe.skipIf(skip !== undefined)(`containers update/rollback/list, mount end 
     await publish('v3')
     const u = await run(['containers', 'update', '--tls-verify=false', 'svc'])
     expect(u.code).toBe(8)
-    expect(u.stderr).toMatch(/^error: updating svc: svc\.service failed to start on svc\.2 .*rolled back to svc\.1/m)
+    expect(u.stderr).toMatch(/^error: updating svc: svc\.service failed to start on svc\.0 .*rolled back to svc\.1/m)
     expect((await systemd.unitState('svc.service')).activeState).toBe('active')
     expect(await running()).toEqual({ version: 'v2', env: ['GREETING=hi', 'VERSION=v2'] })
     const [c] = await list()
@@ -107,6 +107,25 @@ describe.skipIf(skip !== undefined)(`containers update/rollback/list, mount end 
     const [c] = await list()
     const info = JSON.parse(await fsp.readFile(env.box.hostPath('/var/lib/sysctr/containers/svc.0/info.json'), 'utf8'))
     expect(c).toMatchObject({ name: 'svc', image: ref, deployment: 'svc.0', activeState: 'active', manifestDigest: info.manifestDigest })
+  })
+
+  it("slots alternate svc.0 <-> svc.1 as Atomic's did: after two rollbacks and an update only svc.0 and svc.1 exist", async () => {
+    const slots = async () => (await fsp.readdir(env.box.hostPath('/var/lib/sysctr/containers'))).filter((e) => e.includes('svc')).sort()
+    // Active svc.0 (v1) after the manual rollback: roll forward to svc.1 (v2), back to svc.0, forward again.
+    for (const to of ['svc.1', 'svc.0', 'svc.1']) {
+      const r = await run(['containers', 'rollback', 'svc'])
+      expect(r.code).toBe(0)
+      expect(r.stdout).toContain(`rolled back svc to ${to}`)
+    }
+    await publish('v1')
+    const u = await run(['containers', 'update', '--tls-verify=false', 'svc'])
+    expect(u.stderr).not.toMatch(/^error:/m)
+    expect(u.code).toBe(0)
+    expect(await slots()).toEqual(['svc', 'svc.0', 'svc.1'])
+    expect(await fsp.readlink(env.box.hostPath('/var/lib/sysctr/containers/svc'))).toBe('svc.0')
+    expect(await running()).toEqual({ version: 'v1', env: ['GREETING=hi', 'VERSION=v1'] })
+    const unit = await fsp.readFile(env.box.hostPath('/etc/systemd/system/svc.service'), 'utf8')
+    expect(unit).toContain('--bundle /var/lib/sysctr/containers/svc.0 ')
   })
 
   it('mount lets a reader read files and refuses writes; umount undoes it', async () => {

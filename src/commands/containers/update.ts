@@ -12,7 +12,9 @@ export default class ContainersUpdate extends BaseCommand {
   static override description = `Builds the other deployment slot (NAME.0 <-> NAME.1) from the newly pulled image with the saved
 --set values plus the new ones, switches the unit, tmpfiles entry and active link to it, and restarts
 the unit if it was running. If the restart fails, sysctr switches back to the previous deployment,
-restarts that, and exits 8 saying it rolled back. The previous deployment is kept until the next update.`
+restarts that, and exits 8 saying it rolled back. The previous deployment is kept until the next update:
+when it is in the slot being built it is moved aside (.NAME.N.parked) and put back if the update fails,
+so after every command only NAME.0 and NAME.1 exist.`
 
   static override examples = [
     '<%= config.bin %> containers update etcd',
