@@ -37,3 +37,14 @@ export abstract class BaseCommand extends Command {
     for (const line of human()) process.stdout.write(line + '\n')
   }
 }
+
+/**
+ * `sysctr run|exec [FLAGS] NAME COMMAND...`: everything after NAME is the
+ * command's, flags included (`sh -c ...`), as Atomic's `run` took it: a `--`
+ * is put after NAME unless there is one already.
+ */
+export function commandAfterName(argv: string[]): string[] {
+  const at = argv.findIndex((a) => !a.startsWith('-'))
+  if (at < 0 || argv.slice(0, at).includes('--') || argv[at + 1] === '--' || at === argv.length - 1) return argv
+  return [...argv.slice(0, at + 1), '--', ...argv.slice(at + 1)]
+}

@@ -128,6 +128,28 @@ describe.skipIf(skip !== undefined)(`containers update/rollback/list, mount end 
     expect(unit).toContain('--bundle /var/lib/sysctr/containers/svc.0 ')
   })
 
+  it("stop, run and exec as Atomic's run/stop: over D-Bus waiting for the job; a command inside the running container with its output and exit status", async () => {
+    const stop = await run(['stop', 'svc'])
+    expect({ code: stop.code, stderr: stop.stderr }).toEqual({ code: 0, stderr: '' })
+    expect(stop.stdout).toContain('stopped svc.service: done (inactive/dead)')
+    expect((await systemd.unitState('svc.service')).activeState).toBe('inactive')
+    const notRunning = await run(['exec', 'svc', 'cat', '/etc/svc-version'])
+    expect(notRunning.code).toBe(4)
+    expect(notRunning.stderr).toMatch(/^error: running cat in svc: svc is not running \(svc\.service: inactive\)\nhint: sysctr run svc starts it/m)
+    const start = await run(['run', 'svc'])
+    expect({ code: start.code, stderr: start.stderr }).toEqual({ code: 0, stderr: '' })
+    expect(start.stdout).toContain('started svc.service: done (active/running)')
+    expect((await systemd.unitState('svc.service')).activeState).toBe('active')
+    const cat = await run(['run', 'svc', 'cat', '/etc/svc-version'])
+    expect({ code: cat.code, stdout: cat.stdout, stderr: cat.stderr }).toEqual({ code: 0, stdout: 'v1\n', stderr: '' })
+    // Flags after NAME belong to the command; its exit status and stderr are sysctr's.
+    const sh = await run(['exec', 'svc', 'sh', '-c', 'echo out; echo err >&2; exit 7'])
+    expect({ code: sh.code, stdout: sh.stdout, stderr: sh.stderr }).toEqual({ code: 7, stdout: 'out\n', stderr: 'err\n' })
+    const missing = await run(['run', 'nope'])
+    expect(missing.code).toBe(3)
+    expect(missing.stderr).toMatch(/no container named nope is installed/)
+  })
+
   it('mount lets a reader read files and refuses writes; umount undoes it', async () => {
     const m = await run(['mount', 'svc', '/mnt/svc'])
     expect(m.stderr).not.toMatch(/^error:/m)
