@@ -41,6 +41,7 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
       description: 'grant everything config.json asks (host namespaces, capabilities, binds, devices, hooks; recorded in the deployment)',
       default: false,
     }),
+    rootfs: Flags.string({ description: "use the existing host directory DIR as the container's root (DIR/rootfs, or DIR itself when it has a /usr) instead of a checkout; the image supplies its /exports only (Atomic's remote rootfs)" }),
     'dry-run': Flags.boolean({ description: 'show what would be pulled and the files that would be written; change nothing (see README "Inspecting an image and dry runs")', default: false }),
   }
 
@@ -67,7 +68,13 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
       this.output(flags, plan, () => describeInstallPlan(plan))
       return
     }
-    const r = await install(ctx, { ...options, now: flags.now })
+    const r = await install(ctx, { ...options, now: flags.now, ...(flags.rootfs !== undefined ? { rootfs: flags.rootfs } : {}) })
+    if (r.runOnce) {
+      // A run-once image ran to completion (its output went straight through): its exit status is sysctr's.
+      process.exitCode = r.runOnce.exitCode
+      this.output(flags, r, () => [`ran ${r.name} once from ${r.image} (${r.manifestDigest.slice(0, 19)}): exit status ${r.runOnce!.exitCode}; nothing was installed`])
+      return
+    }
     this.output(flags, r, () => {
       if (r.unchanged) return [`${r.name}: already installed from ${r.image} (${r.manifestDigest.slice(0, 19)}), nothing changed`]
       const p = r.pull
@@ -75,6 +82,7 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
         `installed ${r.name} from ${r.image} (${r.manifestDigest.slice(0, 19)})`,
         p ? `  layers: ${p.layersFetched} fetched (${formatBytes(p.bytesFetched)}), ${p.layersReused} already in the store; ${p.objectsAdded} new objects (${formatBytes(p.bytesAdded)})` : '',
         `  deployment: ${r.deployment}`,
+        r.rootfs ? `  rootfs: ${r.rootfs} (remote: not a checkout)` : '',
         `  unit: ${r.unit} (enabled${r.started ? `, started: ${r.started}` : ''})`,
         r.privileged ? '  privileged: yes (config.json may use host namespaces, capabilities, binds, devices or hooks)' : '',
         r.asked ? `  granted beyond the default: ${r.asked.join(' ')}` : '',

@@ -81,6 +81,11 @@ export interface DeploymentRecord {
   asked?: string[]
   /** manifest.json noContainerService: host files (and tmpfiles) only; no unit written, enabled or started. */
   noContainerService?: boolean
+  /**
+   * install --rootfs DIR (Atomic's remote rootfs): the host directory the container runs on; NAME.N has
+   * no rootfs/ of its own, and nothing sysctr does (update, rollback, uninstall) writes or removes under DIR.
+   */
+  rootfs?: string
 }
 
 export interface Deployment {

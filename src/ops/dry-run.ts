@@ -29,6 +29,7 @@ import { Store } from '../store/store'
 import { checkContainerName } from '../deployment/name'
 import { parseSetFlags, sameValues } from '../templates/values'
 import { Deployments, updateSlot } from '../deployment/deployments'
+import { DIRECTORY_MARK, SYMLINK_MARK } from '../util/atomic-file'
 import { planDeployment, type DeploymentChoices, type DeploymentPlan, type SystemdStep } from '../deployment/plan'
 import { stagedHostFile } from '../deployment/host-files'
 import { sha256File } from '../util/atomic-file'
@@ -300,7 +301,7 @@ function plannedFiles(ctx: OpsContext, deployments: Deployments, plan: Deploymen
   if (tmpfiles) out.push({ role: 'tmpfiles', path: tmpfiles.path, text: tmpfiles.content.toString('utf8') })
   const socket = write('socket')
   if (socket) out.push({ role: 'socket', path: socket.path, text: socket.content.toString('utf8') })
-  for (const w of plan.switch.writes.filter((x) => x.role === 'hostfs')) out.push({ role: 'hostfs', path: w.path, text: w.content.toString('utf8'), mode: w.mode })
+  for (const w of plan.switch.writes.filter((x) => x.role === 'hostfs')) out.push({ role: 'hostfs', path: w.path, text: hostEntryText(w.content), mode: w.mode })
   return out
 }
 
@@ -313,4 +314,12 @@ export function describeSteps(changes: PlannedChanges | undefined): string | und
   if (!changes) return undefined
   const words = changes.steps.map((s) => (s.op === 'reload' ? 'daemon-reload' : 'unit' in s ? `${s.op} ${s.unit}` : `${s.op} ${s.path}`))
   return `  then: ${words.join(', ')}`
+}
+
+/** A host entry's planned bytes as a dry run prints them: a symlink and an empty directory by what they are. */
+function hostEntryText(content: Buffer): string {
+  const s = content.toString('utf8')
+  if (s.startsWith(SYMLINK_MARK)) return `symlink -> ${s.slice(SYMLINK_MARK.length)}\n`
+  if (content.equals(DIRECTORY_MARK)) return '(empty directory)\n'
+  return s
 }

@@ -99,7 +99,8 @@ export async function mount(ctx: OpsContext, target: string, dirArg: string, opt
         dir,
         kind: 'container',
         target,
-        source: join(active.dir, 'rootfs'),
+        // A remote rootfs (install --rootfs) is the directory the container runs on.
+        source: active.record.rootfs ?? join(active.dir, 'rootfs'),
         imageCommit: active.record.imageCommit,
         createdAt: new Date().toISOString(),
       }

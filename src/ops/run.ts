@@ -17,9 +17,8 @@
  * hint: sysctr run NAME); a container without a service (noContainerService)
  * has nothing to start (`container.no-service`, exit 2).
  */
-import { spawn } from 'node:child_process'
-import { constants as osConstants } from 'node:os'
-import { ConflictError, doing, HostError, NotFoundError, UsageError } from '../errors'
+import { ConflictError, doing, NotFoundError, UsageError } from '../errors'
+import { spawnInherit } from './run-once'
 import { Deployments, type Deployment } from '../deployment/deployments'
 import { checkContainerName } from '../deployment/name'
 import type { JobResult, UnitState } from '../systemd/systemd'
@@ -88,19 +87,5 @@ export async function execInContainer(ctx: OpsContext, name: string, command: st
     const tty = opts.tty ?? process.stdin.isTTY === true
     const args = ['exec', ...(tty ? ['--tty'] : []), name, ...command]
     return (opts.spawnRuntime ?? spawnInherit)(d.record.runtime, args)
-  })
-}
-
-/** The runtime with sysctr's stdin, stdout and stderr; a signal death is 128+N as a shell reports it. */
-function spawnInherit(cmd: string, args: string[]): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: 'inherit' })
-    child.on('error', (e: NodeJS.ErrnoException) =>
-      reject(e.code === 'ENOENT' ? new HostError('host.missing-program', `the container runtime ${cmd} is not installed`) : e),
-    )
-    child.on('close', (code, signal) => {
-      const n = signal ? (osConstants.signals as Record<string, number>)[signal] : undefined
-      resolve(code ?? 128 + (n ?? 0))
-    })
   })
 }

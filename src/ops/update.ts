@@ -165,6 +165,8 @@ async function updateWithStore(
       privileged,
       grants,
       from: current,
+      // A remote rootfs stays remote: only the configuration (exports, values) changes, as with Atomic.
+      ...(old.rootfs ? { rootfs: old.rootfs } : {}),
     })
   } catch (err) {
     if (!(err instanceof SimulatedKill)) await deployments.cleanLeftovers(name).catch(() => {})
