@@ -63,6 +63,9 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
       ...(flags.privileged ? { privileged: true } : {}),
       ...(flags.grant.length > 0 ? { grant: flags.grant } : {}),
     }
+    if (flags['dry-run'] && flags.rootfs !== undefined) {
+      throw new UsageError('usage.rootfs-dry-run', '--dry-run does not plan a --rootfs install yet', { hint: 'run the dry run without --rootfs: the files differ only in config.json root.path' })
+    }
     if (flags['dry-run']) {
       const plan = await installDryRun(ctx, options)
       this.output(flags, plan, () => describeInstallPlan(plan))

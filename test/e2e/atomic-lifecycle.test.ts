@@ -10,7 +10,10 @@
  *   and exit status passed on, nothing installed, the store untouched;
  * - remote rootfs (install --rootfs DIR): the container runs on DIR, the
  *   image supplies its /exports; list shows it; update and rollback change
- *   the configuration only; uninstall leaves DIR as it was.
+ *   the configuration only; uninstall leaves DIR as it was;
+ * - host files as atomic-test-system-hostfs ships them: symlinks (one
+ *   dangling) copied as symlinks, an empty directory created, both through
+ *   update and rollback, removed at uninstall (the directory only while empty).
  */
 import { resolve, join } from 'node:path'
 import { promises as fsp } from 'node:fs'
@@ -146,6 +149,68 @@ describe.skipIf(skip !== undefined)(`atomic's run-once images and remote rootfs 
       const bad = await run(['install', '--system', '--tls-verify=false', '--name', 'rsvc', '--rootfs', '/srv/empty', ref])
       expect(bad.code).toBe(3)
       expect(bad.stderr).toMatch(/--rootfs \/srv\/empty does not contain a rootfs/)
+    })
+  })
+
+  describe('host files: symlinks and empty directories under /exports/hostfs', () => {
+    let ref: string
+    const D = '/etc/hostfs-test'
+    const EMPTY = '/var/lib/hostfs-test/empty'
+    const lstat = (p: string) => fsp.lstat(env.box.hostPath(p)).catch(() => undefined)
+    const readlink = (p: string) => fsp.readlink(env.box.hostPath(p))
+    const read = (p: string) => fsp.readFile(env.box.hostPath(p), 'utf8')
+
+    beforeAll(async () => {
+      ref = `${env.registry}/atomic/hostfs:latest`
+      await publish('oci-atomic', 'hostfs-v1', ref)
+    })
+
+    it('install copies each symlink as a symlink (the dangling one too) and creates the empty directory', async () => {
+      expect((await sh('echo the host file > /etc/hostfs-target')).code).toBe(0)
+      const hostname = await read('/etc/hostfs-target')
+      const r = await run(['install', '--system', '--tls-verify=false', '--name', 'hf', '--now', ref])
+      expect(r.stderr).not.toMatch(/^error:/m)
+      expect(r.code).toBe(0)
+      expect(await read(`${D}/greeting`)).toBe('hello v1\n')
+      expect(await readlink(`${D}/greeting-link`)).toBe('greeting')
+      expect(await read(`${D}/greeting-link`)).toBe('hello v1\n')
+      expect(await readlink(`${D}/dangling`)).toBe('/usr/lib/hostfs-test/not-there')
+      expect(await readlink(`${D}/abs-link`)).toBe('/etc/hostfs-target')
+      expect(await read('/etc/hostfs-target')).toBe(hostname)
+      const st = await lstat(EMPTY)
+      expect(st?.isDirectory()).toBe(true)
+      expect(st!.mode & 0o777).toBe(0o750)
+      expect((await fsp.readdir(env.box.hostPath(EMPTY))).length).toBe(0)
+    })
+
+    it('update and rollback keep the links and the directory, switching the file', async () => {
+      await publish('oci-atomic', 'hostfs-v2', ref)
+      const u = await run(['containers', 'update', '--tls-verify=false', 'hf'])
+      expect(u.stderr).not.toMatch(/^error:/m)
+      expect(u.code).toBe(0)
+      expect(await read(`${D}/greeting-link`)).toBe('hello v2\n')
+      expect(await readlink(`${D}/dangling`)).toBe('/usr/lib/hostfs-test/not-there')
+      expect((await lstat(EMPTY))?.isDirectory()).toBe(true)
+      const rb = await run(['containers', 'rollback', 'hf'])
+      expect(rb.code).toBe(0)
+      expect(await read(`${D}/greeting-link`)).toBe('hello v1\n')
+      expect(await readlink(`${D}/abs-link`)).toBe('/etc/hostfs-target')
+      expect((await lstat(EMPTY))?.isDirectory()).toBe(true)
+    })
+
+    it('uninstall removes the links and keeps the directory while something is in it; removes it when empty', async () => {
+      expect((await sh(`echo state > ${EMPTY}/data`)).code).toBe(0)
+      const r = await run(['uninstall', 'hf'])
+      expect(r.code).toBe(0)
+      for (const p of ['greeting', 'greeting-link', 'dangling', 'abs-link']) expect(await lstat(`${D}/${p}`)).toBeUndefined()
+      expect(await read(`${EMPTY}/data`)).toBe('state\n')
+      // Again, with the directory left empty: it goes.
+      expect((await sh(`rm ${EMPTY}/data && rmdir ${EMPTY}`)).code).toBe(0)
+      expect((await run(['install', '--system', '--tls-verify=false', '--name', 'hf', ref])).code).toBe(0)
+      expect((await lstat(EMPTY))?.isDirectory()).toBe(true)
+      expect((await run(['uninstall', 'hf'])).code).toBe(0)
+      expect(await lstat(EMPTY)).toBeUndefined()
+      expect(await read('/etc/hostfs-target')).not.toBe('')
     })
   })
 })

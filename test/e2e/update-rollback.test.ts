@@ -163,6 +163,20 @@ describe.skipIf(skip !== undefined)(`containers update/rollback/list, mount end 
     expect((await env.box.exec(['ls', '-A', '/mnt/svc'])).stdout).toBe('')
   })
 
+  it("mount as atomic's test_system_containers_mount.sh: --live is refused, --shared gives the same read-only view (no SELinux here)", async () => {
+    const live = await run(['mount', '--live', 'svc', '/mnt/svc'])
+    expect(live.code).toBe(2)
+    expect(live.stderr).toMatch(/do not support --live/)
+    const m = await run(['mount', '--shared', 'svc', '/mnt/svc'])
+    expect(m.stderr).not.toMatch(/^error:/m)
+    expect(m.code).toBe(0)
+    expect(m.stdout).toContain('read-only, shared')
+    expect((await env.box.exec(['cat', '/mnt/svc/etc/svc-version'])).stdout).toBe('v1\n')
+    expect((await env.box.exec(['touch', '/mnt/svc/etc/x'])).code).not.toBe(0)
+    expect((await run(['umount', '/mnt/svc'])).code).toBe(0)
+    expect((await env.box.exec(['ls', '-A', '/mnt/svc'])).stdout).toBe('')
+  })
+
   it('uninstall leaves nothing running', async () => {
     const r = await run(['uninstall', 'svc'])
     expect(r.code).toBe(0)

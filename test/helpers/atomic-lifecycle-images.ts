@@ -91,7 +91,7 @@ function hostfsLayer(v: 'v1' | 'v2'): LayerEntry[] {
     { path: 'exports/hostfs/etc/hostfs-test/greeting-link', type: 'symlink', linkname: 'greeting' },
     // Atomic's examples ship a dangling one: copied as it is.
     { path: 'exports/hostfs/etc/hostfs-test/dangling', type: 'symlink', linkname: '/usr/lib/hostfs-test/not-there' },
-    { path: 'exports/hostfs/etc/hostfs-test/abs-link', type: 'symlink', linkname: '/etc/hostname' },
+    { path: 'exports/hostfs/etc/hostfs-test/abs-link', type: 'symlink', linkname: '/etc/hostfs-target' },
     { path: 'exports/hostfs/var/', type: 'directory' },
     { path: 'exports/hostfs/var/lib/', type: 'directory' },
     { path: 'exports/hostfs/var/lib/hostfs-test/', type: 'directory' },
