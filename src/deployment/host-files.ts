@@ -233,7 +233,8 @@ export async function removeHostFiles(ctx: Pick<OpsContext, 'root' | 'reporter'>
   const removed: string[] = []
   for (const f of files) {
     const r = await removeIfUnchanged(fromRoot(ctx, f.path), f.sha256)
-    if (r === 'changed') ctx.reporter.warn(`${f.path} was changed since sysctr wrote it: not removing it`)
+    const dir = r === 'changed' && (await fsp.lstat(fromRoot(ctx, f.path)).catch(() => undefined))?.isDirectory()
+    if (r === 'changed') ctx.reporter.warn(dir ? `${f.path} is a directory that is not empty: not removing it` : `${f.path} was changed since sysctr wrote it: not removing it`)
     if (r === 'removed') removed.push(f.path)
   }
   return removed
