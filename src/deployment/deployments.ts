@@ -214,6 +214,11 @@ export class Deployments {
     return join(this.dir, `.${name}.${slot}.parked`)
   }
 
+  /** A parked deployment's record (prune keeps its image while it may come back). */
+  async readParked(name: string, slot: number): Promise<DeploymentRecord | undefined> {
+    return readRecord<DeploymentRecord>(join(this.parkedDir(name, slot), 'info.json'), RECORD_CHECK, damagedHint(this.dir, name))
+  }
+
   /** Slots of NAME moved aside by an update in progress (or interrupted). */
   async parkedSlots(name: string): Promise<number[]> {
     const out: number[] = []

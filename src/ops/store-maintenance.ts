@@ -38,6 +38,13 @@ export async function deploymentUses(ctx: OpsContext): Promise<DeploymentUse[]> 
   })
   const out: DeploymentUse[] = []
   for (const e of entries) {
+    const parked = /^\.(.+)\.(\d+)\.parked$/.exec(e.name)
+    if (parked && e.isDirectory()) {
+      // The previous deployment moved aside by an update in progress (or interrupted): it may come back.
+      const r = await deps.readParked(parked[1], Number(parked[2]))
+      if (r) out.push({ deployment: e.name, name: parked[1], slot: r.slot, active: false, image: r.image, imageCommit: r.imageCommit })
+      continue
+    }
     const m = /^([^.].*)\.(\d+)$/.exec(e.name)
     if (!m || !e.isDirectory()) continue
     const [, name, slotText] = m

@@ -13,6 +13,7 @@ import { install } from '../../src/ops/install'
 import { update, updateAll, dependencyOrder } from '../../src/ops/update'
 import { rollback } from '../../src/ops/rollback'
 import { listContainers } from '../../src/ops/containers'
+import { deploymentUses } from '../../src/ops/store-maintenance'
 import type { OpsContext } from '../../src/ops/context'
 import { FakeSystemd } from '../../harness/fake-systemd'
 import { SysctrError, SystemdError } from '../../src/errors'
@@ -211,6 +212,8 @@ describe('containers update', () => {
     publish('v1')
     await expect(update({ ...ctx, killAt: 'update:built' }, 'svc', { tlsVerify: false })).rejects.toMatchObject({ code: 'test.killed' })
     expect((await fsp.readdir(containers())).filter((e) => e.includes('svc')).sort()).toEqual(['.svc.0.parked', 'svc', 'svc.0', 'svc.1'])
+    // While parked it may come back: images prune and images delete see it as a use of v1.
+    expect((await deploymentUses(ctx)).find((u) => u.deployment === '.svc.0.parked')).toMatchObject({ name: 'svc', active: false, imageCommit: JSON.parse(v1Record).imageCommit })
     // Any next command on svc (here a rollback) first puts the host back: the built svc.0 goes, the parked one returns.
     expect((await rollback(ctx, 'svc')).deployment).toBe('svc.0')
     expect(await fsp.readFile(join(containers(), 'svc.0/info.json'), 'utf8')).toBe(v1Record)
