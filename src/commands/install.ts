@@ -97,7 +97,7 @@ and enables it over D-Bus. With --now it also starts the unit and waits for the 
 function describeInstallPlan(p: InstallDryRun): string[] {
   const lines = [
     `dry run: nothing was changed`,
-    p.unchanged ? `${p.name} is already installed from ${p.image} with the same values: install would do nothing` : `would install ${p.name} from ${p.image} (${p.pull.manifestDigest.slice(0, 19)}) as ${p.deployment}`,
+    p.unchanged ? `${p.name} is already installed from ${p.image} with the same values: install would do nothing` : `would ${p.deployment ? 'install' : 'run'} ${p.name} from ${p.image} (${p.pull.manifestDigest.slice(0, 19)})${p.deployment ? ` as ${p.deployment}` : ' once'}`,
     `  pull: ${p.pull.layersToFetch} of ${p.pull.layers.length} layers to fetch (${formatBytes(p.pull.bytesToFetch)})`,
     ...(p.privileges && p.privileges.asked.length > 0 ? [`  asks beyond the default grant: ${p.privileges.asked.join(' ')}`] : []),
     ...p.warnings.map((w) => `  warning: ${w}`),

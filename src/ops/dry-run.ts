@@ -30,6 +30,7 @@ import { checkContainerName } from '../deployment/name'
 import { parseSetFlags, sameValues } from '../templates/values'
 import { Deployments, updateSlot } from '../deployment/deployments'
 import { DIRECTORY_MARK, SYMLINK_MARK } from '../util/atomic-file'
+import { isRunOnce } from './run-once'
 import { planDeployment, type DeploymentChoices, type DeploymentPlan, type SystemdStep } from '../deployment/plan'
 import { stagedHostFile } from '../deployment/host-files'
 import { sha256File } from '../util/atomic-file'
@@ -153,6 +154,12 @@ export async function installDryRun(ctx: OpsContext, opts: InstallOptions): Prom
       const resolved = await resolveOnly(source)
       const { pull, commit } = await planPull(store, image, resolved)
       const out: InstallDryRun = { dryRun: true, name, unit, image, deployment: `${name}.0`, unchanged, pull, warnings: [] }
+      if (isRunOnce(resolved.config as ImageConfig)) {
+        // ops/run-once.ts: install would run it on a throwaway copy; nothing would be written.
+        out.note = `${image} is a run-once image (atomic.run=once): install would run it to completion and install nothing (no unit, deployment, tmpfiles entry or host files)`
+        out.deployment = ''
+        return out
+      }
       if (!commit) {
         out.note = notPulledNote(opts.image)
         return out
@@ -208,7 +215,7 @@ export async function updateDryRun(ctx: OpsContext, name: string, opts: UpdateOp
         out.note = notPulledNote(input)
         return out
       }
-      const r = await planFromStore(ctx, store, { commit, resolved, name, image, runtime: old.runtime, slot, setValues, uuid: old.values.UUID!, privileged: old.privileged === true || opts.privileged === true, grants: [...new Set([...(old.grants ?? []), ...(opts.grant ?? [])])], from: current })
+      const r = await planFromStore(ctx, store, { commit, resolved, name, image, runtime: old.runtime, slot, setValues, uuid: old.values.UUID!, privileged: old.privileged === true || opts.privileged === true, grants: [...new Set([...(old.grants ?? []), ...(opts.grant ?? [])])], from: current, ...(old.rootfs ? { rootfs: old.rootfs } : {}) })
       out.changedValues = diffValues(old.values, r.values)
       out.files = plannedFiles(ctx, deployments, r)
       out.changes = plannedChanges(r)

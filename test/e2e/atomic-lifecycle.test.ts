@@ -61,6 +61,10 @@ describe.skipIf(skip !== undefined)(`atomic's run-once images and remote rootfs 
     })
 
     it('runs to completion at install: its output shown, on a writable root, and nothing installed', async () => {
+      const dry = await run(['install', '--system', '--tls-verify=false', '--name', 'hi', '--dry-run', ref])
+      expect(dry.code).toBe(0)
+      expect(dry.stdout).toContain('is a run-once image (atomic.run=once): install would run it to completion and install nothing')
+      expect(dry.stdout).not.toContain('Hi world')
       const r = await run(['install', '--system', '--tls-verify=false', '--name', 'hi', ref])
       expect(r.stderr).not.toMatch(/^error:/m)
       expect(r.code).toBe(0)
@@ -126,6 +130,12 @@ describe.skipIf(skip !== undefined)(`atomic's run-once images and remote rootfs 
     it('update and rollback change the configuration only; the root stays DIR', async () => {
       const before = await treeListing()
       await publish('oci-svc', 'svc-v2', ref)
+      // The dry run plans the same remote root: its config.json diff does not touch root.path.
+      expect((await run(['images', 'pull', '--tls-verify=false', ref])).code).toBe(0)
+      const dry = await run(['containers', 'update', '--tls-verify=false', '--dry-run', 'rsvc'])
+      expect(dry.code).toBe(0)
+      expect(dry.stdout).toContain('VERSION=v2')
+      expect(dry.stdout).not.toMatch(/^[-+].*"path": /m)
       const u = await run(['containers', 'update', '--tls-verify=false', 'rsvc'])
       expect(u.stderr).not.toMatch(/^error:/m)
       expect(u.code).toBe(0)
