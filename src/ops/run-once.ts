@@ -49,6 +49,8 @@ export interface RunOnceInput {
   grants: string[]
   /** Runs the runtime with sysctr's stdio; tests may hand in another. Resolves with the exit status. */
   spawnRuntime?: (cmd: string, args: string[]) => Promise<number>
+  /** `sysctr run IMAGE COMMAND...`: the process's args instead of config.json's. */
+  args?: string[]
 }
 
 export interface RunOnceResult {
@@ -84,8 +86,14 @@ export async function runOnce(ctx: OpsContext, store: Store, i: RunOnceInput): P
     const checked = checkRuntimeConfig(rendered.configJson, { privileged: i.privileged, grants: i.grants, writableRoot: true, ...serviceIdentity(i.name, i.image, values) })
     refusePrivileged(checked)
     for (const w of checked.warnings) ctx.reporter.warn(`config.json: ${w}`)
-    await writeFileAtomic(join(bundle, 'config.json'), checked.configJson, { mode: 0o600 })
-    ctx.reporter.info(`${i.image} is a run-once image (atomic.run=once): running it to completion, nothing is installed`)
+    let configJson = checked.configJson
+    if (i.args) {
+      const spec = JSON.parse(configJson) as { process: { args: string[] } }
+      spec.process.args = i.args
+      configJson = `${JSON.stringify(spec, null, 2)}\n`
+    }
+    await writeFileAtomic(join(bundle, 'config.json'), configJson, { mode: 0o600 })
+    ctx.reporter.info(`running ${i.image} once on a throwaway copy: nothing is installed`)
     const exitCode = await doing(`running ${i.name}`, () => run(i.runtime, ['run', '--no-new-keyring', '--bundle', bundle, id]))
     return { exitCode }
   } finally {

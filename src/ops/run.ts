@@ -12,13 +12,26 @@
  * runtime is the one the deployment was installed with; the container id is
  * the container's name (what EXEC_START runs it as).
  *
+ * `sysctr run IMAGE [CMD...]` where IMAGE is no installed container but an
+ * image in the store (Atomic's `atomic run IMAGE CMD` of a system image):
+ * the image runs once on a throwaway copy, as a run-once image at install
+ * (ops/run-once.ts), with CMD as its process when given; nothing installed.
+ *
  * Errors: not installed is `container.not-found` (exit 3); exec on a
  * container whose unit is not running is `container.not-running` (exit 4,
  * hint: sysctr run NAME); a container without a service (noContainerService)
  * has nothing to start (`container.no-service`, exit 2).
  */
+import { randomUUID } from 'node:crypto'
 import { ConflictError, doing, NotFoundError, UsageError } from '../errors'
-import { spawnInherit } from './run-once'
+import { runOnce, spawnInherit } from './run-once'
+import { recordedImageName } from './source-options'
+import { describeInput } from '../transports/open'
+import { Store } from '../store/store'
+import { parseSetFlags } from '../templates/values'
+import { DEFAULT_RUNTIME } from '../runtime/default-runtime'
+import { withNameLock } from './name-lock'
+import type { ImageConfig } from '../oci/types'
 import { Deployments, type Deployment } from '../deployment/deployments'
 import { checkContainerName } from '../deployment/name'
 import type { JobResult, UnitState } from '../systemd/systemd'
@@ -88,4 +101,43 @@ export async function execInContainer(ctx: OpsContext, name: string, command: st
     const args = ['exec', ...(tty ? ['--tty'] : []), name, ...command]
     return (opts.spawnRuntime ?? spawnInherit)(d.record.runtime, args)
   })
+}
+
+/**
+ * Run IMAGE (in the store) once on a throwaway copy, with COMMAND as its
+ * process when given (ops/run-once.ts); resolves with the exit status.
+ * Neither an installed container nor an image in the store: exit 3.
+ */
+export async function runImage(ctx: OpsContext, input: string, command: string[], opts: { set?: string[]; runtime?: string; spawnRuntime?: ExecOptions['spawnRuntime'] } = {}): Promise<number> {
+  const { image } = await recordedImageName(ctx, input, {}).catch(() => ({ image: input }))
+  const name = describeInput(input).defaultName
+  return doing(`running ${image}`, () => withNameLock(ctx, name, `running ${image}`, async () => {
+    const store = await Store.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
+    try {
+      const rec = await store.getImageRef(image)
+      if (!rec) {
+        throw new NotFoundError('container.not-found', `${input} is neither an installed container nor an image in the store`, {
+          hint: `sysctr containers list shows what is installed; sysctr images pull ${input} pulls an image to run`,
+        })
+      }
+      const config = JSON.parse((await store.getBlob(rec.configDigest))!.toString('utf8')) as ImageConfig
+      const pull = { reference: image, manifestDigest: rec.manifestDigest, configDigest: rec.configDigest, commit: rec.commit, layersFetched: 0, layersReused: rec.layers.length, bytesFetched: 0, objectsAdded: 0, bytesAdded: 0 }
+      const r = await runOnce(ctx, store, {
+        name,
+        image,
+        pull,
+        config,
+        runtime: opts.runtime ?? DEFAULT_RUNTIME,
+        setValues: parseSetFlags(opts.set ?? []),
+        uuid: randomUUID(),
+        privileged: false,
+        grants: [],
+        ...(command.length > 0 ? { args: command } : {}),
+        ...(opts.spawnRuntime ? { spawnRuntime: opts.spawnRuntime } : {}),
+      })
+      return r.exitCode
+    } finally {
+      await store.close()
+    }
+  }))
 }

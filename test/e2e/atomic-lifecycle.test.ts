@@ -90,6 +90,19 @@ describe.skipIf(skip !== undefined)(`atomic's run-once images and remote rootfs 
       expect(r.stdout).toContain('exit status 3; nothing was installed')
       expect(await exists(`${containersDir}/hi`)).toBe(false)
     })
+    it("sysctr run IMAGE [COMMAND] runs an image once, as atomic's test ran atomic run --set RECEIVER=Pluto atomic-test-runonce echo Hello World", async () => {
+      const r = await run(['run', '--set', 'RECEIVER=Pluto', ref, 'echo', 'Hello', 'World'])
+      expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 })
+      expect(r.stdout).toBe('Hello World\n')
+      const own = await run(['run', '--set', 'RECEIVER=Pluto', '--set', 'EXIT=5', ref])
+      expect(own.code).toBe(5)
+      expect(own.stdout).toContain('Hi Pluto from acme')
+      expect(await exists(`${containersDir}/runonce`)).toBe(false)
+      expect((await fsp.readdir(env.box.hostPath('/var/lib/sysctr/run-once'))).length).toBe(0)
+      const none = await run(['run', `${env.registry}/atomic/not-pulled:latest`, 'true'])
+      expect(none.code).toBe(3)
+      expect(none.stderr).toMatch(/is neither an installed container nor an image in the store/)
+    })
   })
 
   describe('remote rootfs (install --rootfs DIR)', () => {
