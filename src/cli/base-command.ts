@@ -72,3 +72,26 @@ export abstract class BaseCommand extends Command {
     for (const line of human()) process.stdout.write(line + '\n')
   }
 }
+
+/**
+ * `sysctr run|exec [FLAGS] NAME COMMAND...`: everything after NAME is the
+ * command's, flags included (`sh -c ...`), as Atomic's `run` took it: a `--`
+ * is put after NAME unless there is one already.
+ */
+export function commandAfterName(argv: string[], valueFlags: readonly string[] = []): string[] {
+  // The first argument that is neither a flag nor the value of a flag that takes one (`--set KEY=VALUE`).
+  let at = -1
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--') break
+    if (valueFlags.includes(argv[i])) {
+      i++
+      continue
+    }
+    if (!argv[i].startsWith('-')) {
+      at = i
+      break
+    }
+  }
+  if (at < 0 || argv.slice(0, at).includes('--') || argv[at + 1] === '--' || at === argv.length - 1) return argv
+  return [...argv.slice(0, at + 1), '--', ...argv.slice(at + 1)]
+}

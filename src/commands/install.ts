@@ -47,6 +47,7 @@ IMAGE is a registry reference (registry.example.com/ns/repo[:tag][@digest]), a s
       description: 'registry: let units/sysctr-update.timer update this container (containers update --all --auto); disabled: never, even if the image has the label sysctr.autoupdate=registry (recorded)',
       options: ['registry', 'disabled'],
     }),
+    rootfs: Flags.string({ description: "use the existing host directory DIR as the container's root (DIR/rootfs, or DIR itself when it has a /usr) instead of a checkout; the image supplies its /exports only (Atomic's remote rootfs)" }),
     'dry-run': Flags.boolean({ description: 'show what would be pulled and the files that would be written; change nothing (see README "Inspecting an image and dry runs")', default: false }),
   }
 
@@ -70,12 +71,21 @@ IMAGE is a registry reference (registry.example.com/ns/repo[:tag][@digest]), a s
       ...(flags.strict ? { strict: true } : {}),
       ...(flags.autoupdate ? { autoupdate: flags.autoupdate as 'registry' | 'disabled' } : {}),
     }
+    if (flags['dry-run'] && flags.rootfs !== undefined) {
+      throw new UsageError('usage.rootfs-dry-run', '--dry-run does not plan a --rootfs install yet', { hint: 'run the dry run without --rootfs: the files differ only in config.json root.path' })
+    }
     if (flags['dry-run']) {
       const plan = await installDryRun(ctx, options)
       this.output(flags, plan, () => describeInstallPlan(plan))
       return
     }
-    const r = await install(ctx, { ...options, now: flags.now, ...(flags.now ? { settleMs: settleFlagValue(flags) } : {}) })
+    const r = await install(ctx, { ...options, now: flags.now, ...(flags.now ? { settleMs: settleFlagValue(flags) } : {}), ...(flags.rootfs !== undefined ? { rootfs: flags.rootfs } : {}) })
+    if (r.runOnce) {
+      // A run-once image ran to completion (its output went straight through): its exit status is sysctr's.
+      process.exitCode = r.runOnce.exitCode
+      this.output(flags, r, () => [`ran ${r.name} once from ${r.image} (${r.manifestDigest.slice(0, 19)}): exit status ${r.runOnce!.exitCode}; nothing was installed`])
+      return
+    }
     this.output(flags, r, () => {
       if (r.unchanged) return [`${r.name}: already installed from ${r.image} (${r.manifestDigest.slice(0, 19)}), nothing changed`]
       const p = r.pull
@@ -83,6 +93,7 @@ IMAGE is a registry reference (registry.example.com/ns/repo[:tag][@digest]), a s
         `installed ${r.name} from ${r.image} (${r.manifestDigest.slice(0, 19)})`,
         p ? `  layers: ${p.layersFetched} fetched (${formatBytes(p.bytesFetched)}), ${p.layersReused} already in the store; ${p.objectsAdded} new objects (${formatBytes(p.bytesAdded)})` : '',
         `  deployment: ${r.deployment} (${r.deploymentDir})`,
+        r.rootfs ? `  rootfs: ${r.rootfs} (remote: not a checkout)` : '',
         `  unit: ${r.unit} (enabled${r.started ? `, started: ${r.started}${r.settledMs ? `, still up after ${r.settledMs / 1000} s` : ''}` : ''})`,
         r.privileged ? '  privileged: yes (config.json may use host namespaces, capabilities, binds, devices or hooks)' : '',
         r.asked ? `  granted beyond the default: ${r.asked.join(' ')}` : '',
@@ -94,7 +105,7 @@ IMAGE is a registry reference (registry.example.com/ns/repo[:tag][@digest]), a s
 function describeInstallPlan(p: InstallDryRun): string[] {
   const lines = [
     `dry run: nothing was changed`,
-    p.unchanged ? `${p.name} is already installed from ${p.image} with the same values: install would do nothing` : `would install ${p.name} from ${p.image} (${p.pull.manifestDigest.slice(0, 19)}) as ${p.deployment}`,
+    p.unchanged ? `${p.name} is already installed from ${p.image} with the same values: install would do nothing` : `would ${p.deployment ? 'install' : 'run'} ${p.name} from ${p.image} (${p.pull.manifestDigest.slice(0, 19)})${p.deployment ? ` as ${p.deployment}` : ' once'}`,
     `  pull: ${p.pull.layersToFetch} of ${p.pull.layers.length} layers to fetch (${formatBytes(p.pull.bytesToFetch)})`,
     ...(p.privileges && p.privileges.asked.length > 0 ? [`  asks beyond the default grant: ${p.privileges.asked.join(' ')}`] : []),
     ...p.warnings.map((w) => `  warning: ${w}`),

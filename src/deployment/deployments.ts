@@ -1,9 +1,12 @@
 /**
  * Deployments: where an installed container lives.
  *
- *   containers/NAME.0/            a deployment (slot 0; an update builds in the lowest free
- *                                 slot and then removes the oldest, so the active and the
- *                                 previous deployment remain)
+ *   containers/NAME.0/            a deployment (slot 0 or 1: an update builds in the slot
+ *                                 that is not active, NAME.0 <-> NAME.1, as Atomic did)
+ *   containers/.NAME.N.parked/    the previous deployment NAME.N, moved aside while an
+ *                                 update builds the new NAME.N (so a failed update still
+ *                                 has it): put back by `cleanLeftovers` when the update
+ *                                 did not happen, removed once it did
  *       rootfs/                   read-only hardlink checkout of the image commit
  *       config.json               rendered runc config
  *       NAME.service              the unit as rendered for this deployment
@@ -84,6 +87,11 @@ export interface DeploymentRecord {
    * opts out even when the image has the label sysctr.autoupdate=registry.
    */
   autoupdate?: AutoUpdateMode
+  /**
+   * install --rootfs DIR (Atomic's remote rootfs): the host directory the container runs on; NAME.N has
+   * no rootfs/ of its own, and nothing sysctr does (update, rollback, uninstall) writes or removes under DIR.
+   */
+  rootfs?: string
 }
 
 export type AutoUpdateMode = 'registry' | 'disabled'
@@ -96,6 +104,8 @@ export interface DeploymentsScan {
   active: Map<string, number | undefined>
   /** NAME -> its slot directories NAME.N, sorted (only those that are directories). */
   slots: Map<string, number[]>
+  /** NAME -> its parked previous deployments .NAME.N.parked (an update in progress or interrupted). */
+  parked: Map<string, number[]>
 }
 
 export interface Deployment {
@@ -170,8 +180,13 @@ export class Deployments {
     })
     const slots = new Map<string, number[]>()
     const linked: string[] = []
+    const parked = new Map<string, number[]>()
     for (const e of entries) {
-      if (e.name.startsWith('.')) continue
+      if (e.name.startsWith('.')) {
+        const p = /^\.(.+)\.(\d+)\.parked$/.exec(e.name)
+        if (p && e.isDirectory()) parked.set(p[1], [...(parked.get(p[1]) ?? []), Number(p[2])])
+        continue
+      }
       if (e.isSymbolicLink()) {
         linked.push(e.name)
         continue
@@ -185,7 +200,7 @@ export class Deployments {
     for (const list of slots.values()) list.sort((a, b) => a - b)
     const active = new Map<string, number | undefined>()
     await Promise.all(linked.map(async (name) => active.set(name, await this.activeSlot(name))))
-    return { names: linked.sort(), active, slots }
+    return { names: linked.sort(), active, slots, parked }
   }
 
   /** Names with an active link. */
@@ -247,6 +262,62 @@ export class Deployments {
     await fsp.rm(this.linkPath(name), { force: true })
     await fsyncDir(this.dir).catch(() => {})
     for (const slot of await this.slots(name)) await removeTree(this.slotDir(name, slot))
+    for (const slot of await this.parkedSlots(name)) await removeTree(this.parkedDir(name, slot))
+  }
+
+  /** Where the previous deployment NAME.N waits while an update builds the new NAME.N. */
+  parkedDir(name: string, slot: number): string {
+    return join(this.dir, `.${name}.${slot}.parked`)
+  }
+
+  /** A parked deployment's record (prune keeps its image while it may come back). */
+  async readParked(name: string, slot: number): Promise<DeploymentRecord | undefined> {
+    return readRecord<DeploymentRecord>(join(this.parkedDir(name, slot), 'info.json'), RECORD_CHECK, damagedHint(this.dir, name))
+  }
+
+  /** Slots of NAME moved aside by an update in progress (or interrupted). */
+  async parkedSlots(name: string): Promise<number[]> {
+    const out: number[] = []
+    for (const e of await readdirOrEmpty(this.dir)) {
+      const m = /^\.(.*)\.(\d+)\.parked$/.exec(e)
+      if (m && m[1] === name) out.push(Number(m[2]))
+    }
+    return out.sort()
+  }
+
+  /**
+   * Move NAME.N (the previous deployment, not active) aside so that an update
+   * can build the new NAME.N; `cleanLeftovers(NAME)` puts it back if the
+   * update does not complete, `dropParked` removes it once it did.
+   */
+  async park(name: string, slot: number): Promise<void> {
+    await removeTree(this.parkedDir(name, slot))
+    await fsp.rename(this.slotDir(name, slot), this.parkedDir(name, slot))
+    await fsyncDir(this.dir)
+  }
+
+  /** The update that parked NAME's previous deployment is done: remove it. */
+  async dropParked(name: string): Promise<void> {
+    for (const slot of await this.parkedSlots(name)) await removeTree(this.parkedDir(name, slot))
+  }
+
+  /**
+   * Parked slots whose update did not complete: NAME.N is absent (never built,
+   * or removed as never activated, or removed by the journal's replay): the
+   * parked deployment goes back to NAME.N. When NAME.N exists and was
+   * activated, the update happened: the parked one goes.
+   */
+  private async settleParked(name: string, removed: string[]): Promise<void> {
+    for (const slot of await this.parkedSlots(name)) {
+      const parked = this.parkedDir(name, slot)
+      if (await exists(this.slotDir(name, slot))) {
+        await removeTree(parked)
+        removed.push(`.${name}.${slot}.parked`)
+      } else {
+        await fsp.rename(parked, this.slotDir(name, slot))
+        await fsyncDir(this.dir)
+      }
+    }
   }
 
   /**
@@ -266,12 +337,17 @@ export class Deployments {
     }
     if (name) {
       const active = await this.activeSlot(name)
-      if (active === undefined) return removed
+      if (active === undefined) {
+        // Not installed (a crashed install): nothing was parked for it to keep.
+        for (const slot of await this.parkedSlots(name)) await removeTree(this.parkedDir(name, slot))
+        return removed
+      }
       for (const slot of await this.slots(name)) {
         if (slot === active || (await this.isActivated(name, slot))) continue
         await removeTree(this.slotDir(name, slot))
         removed.push(`${name}.${slot}`)
       }
+      await this.settleParked(name, removed)
     }
     return removed
   }
@@ -343,4 +419,13 @@ export function freeSlot(used: number[]): number {
   let n = 0
   while (used.includes(n)) n++
   return n
+}
+
+/**
+ * The slot an update builds in: the other one of NAME.0/NAME.1 (Atomic's
+ * alternation). A host left with a higher slot by an older sysctr goes back
+ * to 0/1: the one of them not active.
+ */
+export function updateSlot(activeSlot: number): number {
+  return activeSlot === 0 ? 1 : 0
 }

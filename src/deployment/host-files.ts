@@ -21,8 +21,16 @@
  *
  * Invariants:
  * - Destinations are absolute, normalised, without `..`, NUL or newlines.
- * - Only regular files and directories under hostfs are accepted; a symlink
- *   (or device, fifo) is refused, never followed.
+ * - Regular files, symlinks and empty directories under hostfs are copied
+ *   (devices and fifos are refused). A symlink is copied as a symlink, its
+ *   target as the image has it (dangling is fine: Atomic's examples ship
+ *   one), never followed; only one that would make sysctr write outside the
+ *   destination is refused: an entry whose destination lies below another
+ *   entry that is a symlink (`hostfs.through-symlink`). An empty directory
+ *   is created on the host and removed (uninstall, or an update that no
+ *   longer ships it) only while it is still empty. Both are recorded by
+ *   their fingerprint (util/atomic-file.ts sha256File: the link's target, or
+ *   "a directory"), so the rules below apply to them unchanged.
  * - A host file is written only when it does not exist, or when it is
  *   byte-for-byte what sysctr last wrote there (its recorded sha256). A file
  *   the user changed is kept (warning) and its record keeps sysctr's old
@@ -40,7 +48,7 @@ import type { HostFile } from './deployments'
 import { legacyVariables, renderLegacy } from '../templates/legacy'
 import type { ExportsManifest } from '../templates/exports'
 import type { Store } from '../store/store'
-import { sha256File, writeFileAtomic } from '../util/atomic-file'
+import { DIRECTORY_MARK, sha256File, symlinkAtomic, symlinkFingerprint, writeFileAtomic } from '../util/atomic-file'
 import { fromRoot, type OpsContext } from '../ops/context'
 
 export interface HostFilePlan {
@@ -53,6 +61,9 @@ export interface HostFilePlan {
   mode: number
   /** Content was rendered (installedFilesTemplate). */
   template: boolean
+  /** A symlink (content: its fingerprint, `target` the link) or an empty directory; absent: a regular file. */
+  kind?: 'symlink' | 'dir'
+  target?: string
 }
 
 /** A host file sysctr wrote: what deployment records keep. */
@@ -92,7 +103,9 @@ function checkDest(p: string, from: string): string {
  */
 export interface ImageTreeReader {
   /** Undefined when absent; symlinks are `other` (never followed). */
-  stat(path: string): Promise<{ kind: 'dir' | 'file' | 'other'; mode: number } | undefined>
+  stat(path: string): Promise<{ kind: 'dir' | 'file' | 'symlink' | 'other'; mode: number } | undefined>
+  /** The target of a symlink (stat said 'symlink'). */
+  readlink(path: string): Promise<string>
   list(dir: string): Promise<string[]>
   read(path: string): Promise<Buffer>
 }
@@ -103,8 +116,9 @@ export function rootfsReader(rootfs: string): ImageTreeReader {
     stat: async (p) => {
       const st = await fsp.lstat(join(rootfs, p)).catch(() => undefined)
       if (!st) return undefined
-      return { kind: st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other', mode: st.mode }
+      return { kind: st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : 'other', mode: st.mode }
     },
+    readlink: (p) => fsp.readlink(join(rootfs, p)),
     list: (d) => fsp.readdir(join(rootfs, d)),
     read: (p) => fsp.readFile(join(rootfs, p)),
   }
@@ -129,19 +143,34 @@ export async function planHostFiles(
   const templates = new Set(manifest.installedFilesTemplate.map((p) => posix.normalize('/' + p.replace(/^\/+/, ''))))
   const out: HostFilePlan[] = []
   const walk = async (rel: string): Promise<void> => {
-    for (const n of (await reader.list(`/exports/hostfs${rel}`)).sort()) {
+    const names = (await reader.list(`/exports/hostfs${rel}`)).sort()
+    if (names.length === 0 && rel !== '') {
+      // An empty directory: created on the host, removed again only while it is empty.
+      const st = (await reader.stat(`/exports/hostfs${rel}`))!
+      const dest = checkDest(rel, `/exports/hostfs${rel}`)
+      out.push({ source: `/exports/hostfs${rel}`, path: dest, content: DIRECTORY_MARK, mode: st.mode & 0o7777, template: false, kind: 'dir' })
+      return
+    }
+    for (const n of names) {
       const r = `${rel}/${n}`
       const st = (await reader.stat(`/exports/hostfs${r}`))!
       if (st.kind === 'dir') {
         await walk(r)
         continue
       }
-      if (st.kind !== 'file') {
-        throw new ContentError('hostfs.not-a-file', `/exports/hostfs${r} is not a regular file (sysctr copies only regular files to the host)`, { data: { file: r } })
-      }
       const renamed = manifest.renameFiles[r]
       if (renamed !== undefined && used) for (const v of legacyVariables(renamed, { file: `manifest.json renameFiles[${r}]` })) used.add(v)
       const dest = checkDest(renamed === undefined ? r : renderLegacy(renamed, values, { file: `manifest.json renameFiles[${r}]` }), `/exports/hostfs${r}`)
+      if (st.kind === 'symlink') {
+        // Copied as a symlink, never followed (its target may dangle on the host, as in Atomic's examples).
+        const target = await reader.readlink(`/exports/hostfs${r}`)
+        if (/[\0\n\r]/.test(target)) throw new ContentError('hostfs.bad-symlink', `/exports/hostfs${r}: symlink target ${JSON.stringify(target)} has a NUL or newline`, { data: { file: r } })
+        out.push({ source: `/exports/hostfs${r}`, path: dest, content: symlinkFingerprint(target), mode: 0o777, template: false, kind: 'symlink', target })
+        continue
+      }
+      if (st.kind !== 'file') {
+        throw new ContentError('hostfs.not-a-file', `/exports/hostfs${r} is not a regular file, a symlink or a directory (sysctr does not create devices or fifos on the host)`, { data: { file: r } })
+      }
       const raw = await reader.read(`/exports/hostfs${r}`)
       const template = templates.has(r)
       if (template && used) for (const v of legacyVariables(raw.toString('utf8'), { file: `/exports/hostfs${r}` })) used.add(v)
@@ -154,6 +183,16 @@ export async function planHostFiles(
   for (const f of out) {
     if (seen.has(f.path)) throw new ContentError('hostfs.duplicate-destination', `two /exports/hostfs files go to ${f.path}`, { data: { path: f.path } })
     seen.add(f.path)
+  }
+  // Writing below one of our own symlinks would write wherever it points: refused (creating the link itself is safe).
+  const links = out.filter((f) => f.kind === 'symlink')
+  for (const f of out) {
+    const through = links.find((l) => f.path.startsWith(`${l.path}/`))
+    if (through) {
+      throw new ContentError('hostfs.through-symlink', `${f.source} goes to ${f.path}, below ${through.source}'s symlink ${through.path} -> ${through.target}: sysctr would write outside its destination`, {
+        data: { path: f.path, symlink: through.path },
+      })
+    }
   }
   return out
 }
@@ -185,7 +224,9 @@ export async function writeHostFiles(
       continue
     }
     await fsp.mkdir(join(host, '..'), { recursive: true })
-    await writeFileAtomic(host, f.content, { mode: f.mode })
+    if (f.kind === 'symlink') await symlinkAtomic(f.target!, host)
+    else if (f.kind === 'dir') await fsp.mkdir(host, { recursive: true, mode: f.mode })
+    else await writeFileAtomic(host, f.content, { mode: f.mode })
     res.written.push(f.path)
     res.files.push({ path: f.path, sha256: sha256(f.content) })
   }
@@ -200,7 +241,8 @@ export async function removeHostFiles(ctx: Pick<OpsContext, 'root' | 'reporter'>
   const removed: string[] = []
   for (const f of files) {
     const r = await removeIfUnchanged(fromRoot(ctx, f.path), f.sha256)
-    if (r === 'changed') ctx.reporter.warn(`${f.path} was changed since sysctr wrote it: not removing it`)
+    const dir = r === 'changed' && (await fsp.lstat(fromRoot(ctx, f.path)).catch(() => undefined))?.isDirectory()
+    if (r === 'changed') ctx.reporter.warn(dir ? `${f.path} is a directory that is not empty: not removing it` : `${f.path} was changed since sysctr wrote it: not removing it`)
     if (r === 'removed') removed.push(f.path)
   }
   return removed
@@ -217,7 +259,7 @@ export async function stageHostFiles(deploymentDir: string, plans: HostFilePlan[
   for (const f of plans) {
     const dest = stagedHostFile(deploymentDir, f.path)
     await fsp.mkdir(join(dest, '..'), { recursive: true, mode: 0o700 })
-    await writeFileAtomic(dest, f.content, { mode: f.mode })
+    await writeDeploymentCopy(dest, f)
     out.push({ path: f.path, sha256: sha256(f.content), role: 'hostfs', source: f.source })
   }
   return out
@@ -281,10 +323,9 @@ export async function switchHostFiles(
       continue
     }
     const src = stagedHostFile(toDir, f.path)
-    const mode = (await fsp.stat(src)).mode & 0o7777
     await fsp.mkdir(join(host, '..'), { recursive: true })
     written.push(f.path)
-    await writeFileAtomic(host, await fsp.readFile(src), { mode })
+    await putHostEntry(host, src)
   }
   const now = new Set(next.map((f) => f.path))
   res.removed = await removeHostFiles(
@@ -295,16 +336,58 @@ export async function switchHostFiles(
 }
 
 /**
+ * Put at host path HOST what the deployment's copy SRC is: a symlink as the
+ * same symlink (temp + rename), an empty directory as a directory (its mode),
+ * a file by temp + rename with its mode.
+ */
+export async function putHostEntry(host: string, src: string): Promise<void> {
+  const st = await fsp.lstat(src)
+  if (st.isSymbolicLink()) {
+    // Replacing a file (or an old link) by rename; a directory in the way makes the rename fail.
+    await symlinkAtomic(await fsp.readlink(src), host)
+    return
+  }
+  if (st.isDirectory()) {
+    await fsp.mkdir(host, { recursive: true, mode: st.mode & 0o7777 })
+    return
+  }
+  await writeFileAtomic(host, await fsp.readFile(src), { mode: st.mode & 0o7777 })
+}
+
+/** Remove a host entry: a directory only while it is empty (false: it is not, kept), anything else unlinked (never followed). */
+export async function removeHostEntry(path: string): Promise<boolean> {
+  const st = await fsp.lstat(path).catch(() => undefined)
+  if (!st) return true
+  if (!st.isDirectory()) {
+    await fsp.rm(path, { force: true })
+    return true
+  }
+  try {
+    await fsp.rmdir(path)
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOTEMPTY' || (err as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw err
+  }
+}
+
+/**
  * Remove PATH (a host path) when its content is still `sha256` (what sysctr
  * wrote); a missing file counts as removed. Returns 'removed', 'absent' or
- * 'changed' (left alone).
+ * 'changed' (left alone; for a directory sysctr created: it is not empty).
  */
 export async function removeIfUnchanged(path: string, sha256: string | readonly string[]): Promise<'removed' | 'absent' | 'changed'> {
   const have = await sha256File(path)
   if (have === undefined) return 'absent'
   if (!(typeof sha256 === 'string' ? [sha256] : sha256).includes(have)) return 'changed'
-  await fsp.rm(path, { force: true })
-  return 'removed'
+  return (await removeHostEntry(path)) ? 'removed' : 'changed'
+}
+
+/** A deployment's own copy of a host entry (NAME.N/hostfs/PATH): the symlink, the empty directory, or the file. */
+export async function writeDeploymentCopy(dest: string, f: { content: Buffer; mode: number; kind?: 'symlink' | 'dir'; target?: string }): Promise<void> {
+  if (f.kind === 'symlink') await symlinkAtomic(f.target!, dest)
+  else if (f.kind === 'dir') await fsp.mkdir(dest, { recursive: true, mode: f.mode })
+  else await writeFileAtomic(dest, f.content, { mode: f.mode })
 }
 
 /** An image commit in the store, read as planHostFiles reads a checkout (dry runs: no checkout is made). */
@@ -315,7 +398,13 @@ export function storeReader(store: Store, commit: string): ImageTreeReader {
       if (!e) return undefined
       if (e.type === 'dir') return { kind: 'dir', mode: e.mode }
       if (e.type === 'file') return { kind: 'file', mode: (await fsp.stat(store.objectPath(e.object, 'file'))).mode }
+      if (e.type === 'symlink') return { kind: 'symlink', mode: 0o777 }
       return { kind: 'other', mode: 0 }
+    },
+    readlink: async (p) => {
+      const e = await store.lookup(commit, p)
+      if (e?.type !== 'symlink') throw new ContentError('hostfs.not-a-symlink', `${p} is not a symlink`)
+      return e.target
     },
     list: async (d) => {
       const e = await store.lookup(commit, d)

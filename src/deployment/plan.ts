@@ -40,6 +40,7 @@ import { adaptUnit } from '../systemd/unit-adapt'
 import { fromRoot, inRoot, type OpsContext } from '../ops/context'
 import { Deployments, RECORD_FORMAT, type AutoUpdateMode, type Deployment, type DeploymentRecord, type HostFile } from './deployments'
 import { planHostFiles, rootfsReader, stagedHostFile, storeReader, type HostFilePlan } from './host-files'
+import { DIRECTORY_MARK, symlinkFingerprint } from '../util/atomic-file'
 
 /** Where the plan reads the image: its checkout (install, update) or its commit in the store (dry runs). */
 export type ImageView = { kind: 'checkout'; rootfs: string } | { kind: 'store'; store: Store; commit: string }
@@ -66,6 +67,8 @@ export interface DeploymentChoices {
   strict?: boolean
   /** `install --autoupdate` (update: the record's): recorded as is. */
   autoupdate?: AutoUpdateMode
+  /** install --rootfs: the host directory used as the container's root (config.json root.path), no checkout. */
+  rootfs?: string
 }
 
 export interface PlanInput extends DeploymentChoices {
@@ -84,6 +87,9 @@ export interface DeploymentFile {
   name: string
   content: Buffer
   mode: number
+  /** hostfs: a symlink (to `target`) or an empty directory instead of a file (content: its fingerprint). */
+  kind?: 'symlink' | 'dir'
+  target?: string
 }
 
 export type FileRole = HostFile['role']
@@ -217,6 +223,8 @@ export async function planDeployment(ctx: OpsContext, i: PlanInput): Promise<Dep
     for (const g of checked.unusedGrants) warnings.push(`--grant ${g}: the image does not ask for it`)
     // Legacy runtime-spec shapes (runtime/legacy-spec.ts) are written translated.
     configJson = keepContainerInService(checked.configJson, name, UnitFile.parse(rendered.service, unit))
+    // A remote rootfs (install --rootfs DIR), as Atomic's: config.json's root.path names DIR instead of NAME.N/rootfs.
+    if (i.rootfs) configJson = `${JSON.stringify({ ...JSON.parse(configJson), root: { ...JSON.parse(configJson).root, path: i.rootfs } }, null, 2)}\n`
     // As Atomic: with no tmpfiles template of the image's, the bind sources the container needs are created
     // (only its own directories: a granted host path must exist).
     if (ex.tmpfiles.origin === 'default') {
@@ -243,7 +251,7 @@ export async function planDeployment(ctx: OpsContext, i: PlanInput): Promise<Dep
   if (!noService) deploymentFiles.push({ name: unit, content: Buffer.from(rendered.service), mode: 0o644 })
   if (!noService && rendered.socket !== undefined) deploymentFiles.push({ name: socketUnit, content: Buffer.from(rendered.socket), mode: 0o644 })
   deploymentFiles.push({ name: 'tmpfiles.conf', content: Buffer.from(rendered.tmpfiles), mode: 0o644 })
-  for (const f of hostfs) deploymentFiles.push({ name: `hostfs${f.path}`, content: f.content, mode: f.mode })
+  for (const f of hostfs) deploymentFiles.push({ name: `hostfs${f.path}`, content: f.content, mode: f.mode, ...(f.kind ? { kind: f.kind, target: f.target } : {}) })
 
   const record: DeploymentRecord = {
     format: RECORD_FORMAT,
@@ -265,6 +273,7 @@ export async function planDeployment(ctx: OpsContext, i: PlanInput): Promise<Dep
     ...(privileges.asked.length > 0 ? { asked: privileges.asked } : {}),
     ...(noService ? { noContainerService: true } : {}),
     ...(i.autoupdate ? { autoupdate: i.autoupdate } : {}),
+    ...(i.rootfs ? { rootfs: i.rootfs } : {}),
   }
   const content = (f: HostFile): DeploymentFile => deploymentFiles.find((d) => d.name === deploymentFileName(f, unit))!
   return {
@@ -402,8 +411,10 @@ export async function planSwitchTo(ctx: Pick<OpsContext, 'root'>, to: Deployment
   const contents = new Map<string, { content: Buffer; mode: number }>()
   for (const f of to.record.files) {
     const p = f.role === 'hostfs' ? stagedHostFile(to.dir, f.path) : join(to.dir, deploymentFileName(f, to.record.unit))
-    const st = await fsp.stat(p)
-    contents.set(f.path, { content: await fsp.readFile(p), mode: f.role === 'hostfs' ? st.mode & 0o7777 : 0o644 })
+    const st = await fsp.lstat(p)
+    // Host symlinks and empty directories are planned by their fingerprint (util/atomic-file.ts sha256File).
+    const content = st.isSymbolicLink() ? symlinkFingerprint(await fsp.readlink(p)) : st.isDirectory() ? DIRECTORY_MARK : await fsp.readFile(p)
+    contents.set(f.path, { content, mode: f.role === 'hostfs' ? st.mode & 0o7777 : 0o644 })
   }
   return planSwitch(ctx, { name: to.name, slot: to.slot, record: to.record, newSlot: false, content: (f) => contents.get(f.path)! }, from)
 }

@@ -43,7 +43,7 @@ import { fsyncDir, removeTempSiblings, sha256File, symlinkAtomic, writeFileAtomi
 import { makeDirs } from '../util/make-dirs'
 import { fromRoot, type OpsContext } from '../ops/context'
 import { Deployments, removeTree, type Deployment } from './deployments'
-import { switchHostFiles } from './host-files'
+import { putHostEntry, removeHostEntry, switchHostFiles, writeDeploymentCopy } from './host-files'
 import { deploymentFileName, type DeploymentPlan, type SwitchPlan } from './plan'
 import type { Systemd } from '../systemd/systemd'
 
@@ -79,7 +79,7 @@ export async function buildDeployment(deployments: Deployments, plan: Deployment
   for (const f of plan.deploymentFiles) {
     const dest = join(staged, f.name)
     if (f.name.startsWith('hostfs/')) await fsp.mkdir(join(dest, '..'), { recursive: true, mode: 0o700 })
-    await writeFileAtomic(dest, f.content, { mode: f.mode })
+    await writeDeploymentCopy(dest, f)
   }
   await deployments.writeRecord(staged, plan.record)
   const dir = await deployments.publish(staged, plan.name, plan.slot)
@@ -149,15 +149,25 @@ async function writeJournal(deployments: Deployments, plan: SwitchPlan, from: De
   for (const [i, p] of paths.entries()) {
     const saved = join(tmp, 'saved', String(i))
     let before = 'absent'
-    try {
-      await fsp.link(p.path, saved)
+    const st = await fsp.lstat(p.path).catch(() => undefined)
+    if (st?.isDirectory()) {
+      // A host directory (an empty one of /exports/hostfs): saved as a directory, never its content.
+      await fsp.mkdir(saved, { mode: st.mode & 0o7777 })
       before = `saved/${i}`
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code
-      if (code === 'EXDEV' || code === 'EMLINK' || code === 'EPERM') {
-        await fsp.copyFile(p.path, saved)
+    } else if (st?.isSymbolicLink()) {
+      await fsp.symlink(await fsp.readlink(p.path), saved)
+      before = `saved/${i}`
+    } else if (st) {
+      try {
+        await fsp.link(p.path, saved)
         before = `saved/${i}`
-      } else if (code !== 'ENOENT') throw err
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code
+        if (code === 'EXDEV' || code === 'EMLINK' || code === 'EPERM') {
+          await fsp.copyFile(p.path, saved)
+          before = `saved/${i}`
+        } else if (code !== 'ENOENT') throw err
+      }
     }
     entries.push({ path: p.path, role: p.role, before, ...(p.after !== undefined ? { after: p.after } : {}) })
   }
@@ -288,11 +298,14 @@ export async function recover(
         continue
       }
       if (saved) {
-        const mode = (await fsp.stat(saved)).mode & 0o7777
         await fsp.mkdir(join(e.path, '..'), { recursive: true })
-        await writeFileAtomic(e.path, await fsp.readFile(saved), { mode })
-      } else {
-        await fsp.rm(e.path, { force: true })
+        // A file, a symlink (never followed) or a directory, as it was.
+        if ((await fsp.lstat(e.path).catch(() => undefined))?.isDirectory() && !(await fsp.lstat(saved)).isDirectory()) await removeHostEntry(e.path)
+        await putHostEntry(e.path, saved)
+      } else if (!(await removeHostEntry(e.path))) {
+        ctx.reporter.warn(`${e.path} is a directory that is no longer empty: keeping it`)
+        res.kept.push(e.path)
+        continue
       }
       res.restored.push(e.path)
     }

@@ -36,6 +36,8 @@ export interface ContainerListing {
   /** The --grant ITEMs granted, and what the active deployment's config.json asks beyond the default grant. */
   grants?: string[]
   asked?: string[]
+  /** install --rootfs: the host directory the container runs on (remote: not a checkout of the image). */
+  rootfs?: string
   /** Set when a record of this container cannot be read: which file and what is wrong (every other field is then empty or 'unknown'). */
   broken?: { path: string; error: string; code: string; hint?: string }
 }
@@ -109,6 +111,7 @@ export async function listContainers(ctx: OpsContext): Promise<ContainerListing[
       ...(r.privileged ? { privileged: true } : {}),
       ...(r.grants ? { grants: r.grants } : {}),
       ...(r.asked ? { asked: r.asked } : {}),
+      ...(r.rootfs ? { rootfs: r.rootfs } : {}),
     }
   })
   const out = listed.filter((l): l is ContainerListing => l !== undefined)

@@ -29,7 +29,9 @@ import type { ImageSource } from '../transports/image-source'
 import { Store } from '../store/store'
 import { checkContainerName } from '../deployment/name'
 import { parseSetFlags, refuseFixedKeys, sameValues } from '../templates/values'
-import { Deployments, freeSlot, previousDeployment } from '../deployment/deployments'
+import { Deployments, updateSlot } from '../deployment/deployments'
+import { DIRECTORY_MARK, SYMLINK_MARK } from '../util/atomic-file'
+import { isRunOnce } from './run-once'
 import { planDeployment, type DeploymentChoices, type DeploymentPlan, type SystemdStep } from '../deployment/plan'
 import { stagedHostFile } from '../deployment/host-files'
 import { sha256File } from '../util/atomic-file'
@@ -156,6 +158,12 @@ export async function installDryRun(ctx: OpsContext, optsIn: InstallOptions): Pr
       const resolved = await resolveOnly(source)
       const { pull, commit } = await planPull(store, image, resolved)
       const out: InstallDryRun = { dryRun: true, name, unit, image, deployment: `${name}.0`, unchanged, pull, warnings: [] }
+      if (isRunOnce(resolved.config as ImageConfig)) {
+        // ops/run-once.ts: install would run it on a throwaway copy; nothing would be written.
+        out.note = `${image} is a run-once image (atomic.run=once): install would run it to completion and install nothing (no unit, deployment, tmpfiles entry or host files)`
+        out.deployment = ''
+        return out
+      }
       if (!commit) {
         out.note = notPulledNote(opts.image)
         return out
@@ -186,8 +194,7 @@ export async function updateDryRun(ctx: OpsContext, name: string, opts: UpdateOp
     const input = opts.rebase ?? (await storedSourceOf(ctx, old.image)) ?? old.image
     const { image } = await recordedImageName(ctx, input, opts)
     const setValues = { ...old.setValues, ...parseSetFlags(opts.set ?? []) }
-    const previous = await previousDeployment(deployments, name, current.slot)
-    const slot = freeSlot([current.slot, ...(previous ? [previous.slot] : [])])
+    const slot = updateSlot(current.slot)
     const source = opts.openSource ? opts.openSource(image) : (await openImageSource(isLocalInput(input) ? input : image, sourceOptions(ctx, opts))).source
     const store = await Store.open(ctx.paths.storeDir)
     try {
@@ -213,7 +220,7 @@ export async function updateDryRun(ctx: OpsContext, name: string, opts: UpdateOp
         out.note = notPulledNote(input)
         return out
       }
-      const r = await planFromStore(ctx, store, { commit, resolved, name, image, runtime: old.runtime, slot, setValues, uuid: old.values.UUID!, privileged: old.privileged === true || opts.privileged === true, grants: [...new Set([...(old.grants ?? []), ...(opts.grant ?? [])])], from: current, checkSetKeys: Object.keys(parseSetFlags(opts.set ?? [])), strict: opts.strict === true })
+      const r = await planFromStore(ctx, store, { commit, resolved, name, image, runtime: old.runtime, slot, setValues, uuid: old.values.UUID!, privileged: old.privileged === true || opts.privileged === true, grants: [...new Set([...(old.grants ?? []), ...(opts.grant ?? [])])], from: current, checkSetKeys: Object.keys(parseSetFlags(opts.set ?? [])), strict: opts.strict === true, ...(old.rootfs ? { rootfs: old.rootfs } : {}) })
       out.changedValues = diffValues(old.values, r.values)
       out.files = plannedFiles(ctx, deployments, r)
       out.changes = plannedChanges(r)
@@ -306,7 +313,7 @@ function plannedFiles(ctx: OpsContext, deployments: Deployments, plan: Deploymen
   if (tmpfiles) out.push({ role: 'tmpfiles', path: tmpfiles.path, text: tmpfiles.content.toString('utf8') })
   const socket = write('socket')
   if (socket) out.push({ role: 'socket', path: socket.path, text: socket.content.toString('utf8') })
-  for (const w of plan.switch.writes.filter((x) => x.role === 'hostfs')) out.push({ role: 'hostfs', path: w.path, text: w.content.toString('utf8'), mode: w.mode })
+  for (const w of plan.switch.writes.filter((x) => x.role === 'hostfs')) out.push({ role: 'hostfs', path: w.path, text: hostEntryText(w.content), mode: w.mode })
   return out
 }
 
@@ -319,4 +326,12 @@ export function describeSteps(changes: PlannedChanges | undefined): string | und
   if (!changes) return undefined
   const words = changes.steps.map((s) => (s.op === 'reload' ? 'daemon-reload' : 'unit' in s ? `${s.op} ${s.unit}` : `${s.op} ${s.path}`))
   return `  then: ${words.join(', ')}`
+}
+
+/** A host entry's planned bytes as a dry run prints them: a symlink and an empty directory by what they are. */
+function hostEntryText(content: Buffer): string {
+  const s = content.toString('utf8')
+  if (s.startsWith(SYMLINK_MARK)) return `symlink -> ${s.slice(SYMLINK_MARK.length)}\n`
+  if (content.equals(DIRECTORY_MARK)) return '(empty directory)\n'
+  return s
 }

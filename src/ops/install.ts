@@ -14,7 +14,8 @@
 import { randomUUID } from 'node:crypto'
 import { constants as fsc, promises as fsp } from 'node:fs'
 import { join } from 'node:path'
-import { ConflictError, doing, HostError, withContext } from '../errors'
+import { ConflictError, doing, HostError, NotFoundError, UsageError, withContext } from '../errors'
+import { isRunOnce, runOnce, type RunOnceResult } from './run-once'
 import type { Digest, ImageConfig } from '../oci/types'
 import type { ImageReference } from '../reference/reference'
 import { describeInput, isLocalInput, openImageSource } from '../transports/open'
@@ -59,6 +60,10 @@ export interface InstallOptions extends SourceFlags {
    * (systemd/settle.ts). 0 or undefined: only the start job's result counts.
    */
   settleMs?: number
+  /** Atomic's remote rootfs: an existing host directory used as the container's root instead of a checkout. */
+  rootfs?: string
+  /** Run-once images: runs the runtime (tests hand in another); default: with sysctr's stdio. */
+  spawnRuntime?: (cmd: string, args: string[]) => Promise<number>
 }
 
 export interface InstallResult {
@@ -85,6 +90,10 @@ export interface InstallResult {
   noContainerService?: boolean
   /** With --now: how long (ms) the unit was watched after its start job and stayed up. */
   settledMs?: number
+  /** A run-once image (atomic.run=once): it ran to completion and nothing was installed. */
+  runOnce?: RunOnceResult
+  /** install --rootfs: the host directory the container runs on. */
+  rootfs?: string
 }
 
 export { DEFAULT_RUNTIME }
@@ -110,13 +119,14 @@ async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string)
   const unitPath = join(ctx.paths.unitDir, unit)
   const tmpfilesPath = join(ctx.paths.tmpfilesDir, `${name}.conf`)
   const deployments = new Deployments(ctx.paths.containersDir)
+  const rootfs = opts.rootfs === undefined ? undefined : await resolveRemoteRootfs(ctx, opts.rootfs)
   await deployments.ensure()
   await recover(ctx, deployments, name)
 
   const existing = await deployments.active(name)
   if (existing) {
     const r = existing.record
-    if (r.image === image && r.runtime === runtime && sameValues(r.setValues, setValues) && sameGrants(r, opts)) {
+    if (r.image === image && r.runtime === runtime && r.rootfs === rootfs && sameValues(r.setValues, setValues) && sameGrants(r, opts)) {
       // The host must say what the record says (a unit edited or removed, a unit never enabled): put it back.
       const repaired = await doing(`checking the installed ${name}`, () => repairInstalled(ctx, existing))
       if (repaired.length > 0) ctx.reporter.warn(`${name} is installed from ${image}, but the host did not match its record: put back ${repaired.join(', ')}`)
@@ -144,7 +154,7 @@ async function installNamed(ctx: OpsContext, opts: InstallOptions, name: string)
   const store = await Store.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
   // Close drops this process's lease file: nothing of the run stays in the store (a --root tree is reproducible).
   try {
-    return await installWithStore(ctx, opts, { ref, image, name, unit, runtime, setValues, deployments, store })
+    return await installWithStore(ctx, opts, { ref, image, name, unit, runtime, setValues, deployments, store, rootfs })
   } finally {
     await store.close()
   }
@@ -160,10 +170,11 @@ interface InstallInput {
   setValues: Record<string, string>
   deployments: Deployments
   store: Store
+  rootfs?: string
 }
 
 async function installWithStore(ctx: OpsContext, opts: InstallOptions, i: InstallInput): Promise<InstallResult> {
-  const { ref, image, name, unit, runtime, setValues, deployments, store } = i
+  const { ref, image, name, unit, runtime, setValues, deployments, store, rootfs } = i
   const source =
     opts.source ??
     (await openImageSource(ref ? ref.toString() : opts.image, sourceOptions(ctx, opts))).source
@@ -176,6 +187,25 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, i: Instal
     )
   } finally {
     await source.close()
+  }
+
+  const imageConfig = JSON.parse((await store.getBlob(pull.configDigest))!.toString('utf8')) as ImageConfig
+  if (isRunOnce(imageConfig)) {
+    if (rootfs) throw new UsageError('install.run-once-rootfs', `${image} is a run-once image (atomic.run=once): --rootfs does not apply (it runs on a throwaway copy of the image)`)
+    if (ctx.root) throw new UsageError('install.run-once-root', `${image} is a run-once image (atomic.run=once): it cannot run inside --root ${ctx.root}`)
+    const r = await runOnce(ctx, store, {
+      name,
+      image,
+      pull,
+      config: imageConfig,
+      runtime,
+      setValues,
+      uuid: ctx.uuid?.(name, pull.manifestDigest) ?? randomUUID(),
+      privileged: opts.privileged === true,
+      grants: opts.grant ?? [],
+      spawnRuntime: opts.spawnRuntime,
+    })
+    return { name, unit, image, manifestDigest: pull.manifestDigest, deployment: '', deploymentDir: '', unchanged: false, pull, values: {}, files: [], runOnce: r }
   }
 
   const slot = 0
@@ -193,7 +223,9 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, i: Instal
     checkSetKeys: Object.keys(setValues),
     strict: opts.strict === true,
     ...(opts.autoupdate ? { autoupdate: opts.autoupdate } : {}),
+    ...(rootfs ? { rootfs } : {}),
   })
+  if (rootfs) ctx.reporter.info(`${name} runs on the remote rootfs ${rootfs} (the image supplies its /exports only)`)
   const { values, files } = plan.record
   const noService = plan.record.noContainerService === true
   try {
@@ -228,6 +260,7 @@ async function installWithStore(ctx: OpsContext, opts: InstallOptions, i: Instal
     ...(plan.record.grants ? { grants: plan.record.grants } : {}),
     ...(plan.record.asked ? { asked: plan.record.asked } : {}),
     ...(noService ? { noContainerService: true } : {}),
+    ...(rootfs ? { rootfs } : {}),
   }
   if (noService) {
     // Nothing to enable or start: the image only ships host files.
@@ -269,7 +302,8 @@ export async function planAndBuild(
   deployments: Deployments,
   o: PlanAndBuildOptions,
 ): Promise<{ plan: DeploymentPlan; deployment: Deployment }> {
-  const staged = await stageCheckout(store, deployments, o.name, o.slot, o.pull.commit)
+  // A remote rootfs (--rootfs) has no checkout: /exports and /exports/hostfs are read from the store.
+  const staged = o.rootfs ? await deployments.stage(o.name, o.slot) : await stageCheckout(store, deployments, o.name, o.slot, o.pull.commit)
   try {
     const config = JSON.parse((await store.getBlob(o.pull.configDigest))!.toString('utf8')) as ImageConfig
     const { pull, ...choices } = o
@@ -279,7 +313,7 @@ export async function planAndBuild(
       configDigest: pull.configDigest,
       commit: pull.commit,
       config,
-      view: { kind: 'checkout', rootfs: join(staged, 'rootfs') },
+      view: o.rootfs ? { kind: 'store', store, commit: pull.commit } : { kind: 'checkout', rootfs: join(staged, 'rootfs') },
     })
     for (const w of plan.warnings) ctx.reporter.warn(w)
     return { plan, deployment: await buildDeployment(deployments, plan, staged) }
@@ -287,6 +321,22 @@ export async function planAndBuild(
     await removeTree(staged).catch(() => {})
     throw err
   }
+}
+
+/**
+ * Atomic's remote rootfs: DIR/rootfs when DIR has one (an exploded container), else DIR itself when it
+ * holds a /usr (the root given directly), resolved (realpath). Anything else is `rootfs.not-found` (exit 3).
+ */
+export async function resolveRemoteRootfs(ctx: OpsContext, dir: string): Promise<string> {
+  if (ctx.root) throw new UsageError('install.rootfs-root', '--rootfs cannot be used with --root')
+  if (!dir.startsWith('/')) throw new UsageError('install.rootfs-relative', `--rootfs ${dir}: the path must be absolute`)
+  const isDir = (p: string) => fsp.stat(p).then((s) => s.isDirectory(), () => false)
+  const real = await fsp.realpath(dir).catch(() => undefined)
+  if (real && (await isDir(join(real, 'rootfs')))) return fsp.realpath(join(real, 'rootfs'))
+  if (real && (await isDir(join(real, 'usr')))) return real
+  throw new NotFoundError('rootfs.not-found', `--rootfs ${dir} does not contain a rootfs (neither ${join(dir, 'rootfs')} nor ${join(dir, 'usr')} is a directory)`, {
+    hint: 'give the root directory of an exploded image (with /usr), or the directory that holds it as rootfs/',
+  })
 }
 
 /** A unit or tmpfiles file that exists and that no sysctr deployment wrote is never overwritten. */

@@ -11,6 +11,14 @@
  * `mount -o remount,ro,bind`), so writes fail with EROFS even for root and
  * even though checkout files are hardlinks into the store.
  *
+ * `--shared` (Atomic's `mount --shared`: "mount a container with a shared
+ * SELinux label", so that other containers may read the view): sysctr does
+ * no SELinux labelling (out of scope), so on a host without SELinux the
+ * shared view is the same read-only view, recorded as shared; on a host with
+ * SELinux enabled it is refused (`mount.selinux-unsupported`, exit 7) rather
+ * than made with the wrong label. `--live` (a writable view of a running
+ * container) is refused as Atomic refused it for system containers.
+ *
  * Every mount is recorded in STATE/mounts/ID.json (ID from DIR's path),
  * written before the mount is made and removed after it is gone, so
  * `images delete` and `images prune` see the image commits in use
@@ -19,7 +27,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { ConflictError, doing, HostError, NotFoundError } from '../errors'
+import { ConflictError, doing, HostError, NotFoundError, UsageError } from '../errors'
 import { fieldsCheck, readRecord } from '../util/read-record'
 import { Deployments, removeTree } from '../deployment/deployments'
 import { findLocalImage } from './local-images'
@@ -37,6 +45,8 @@ export interface MountRecord {
   kind: MountKind
   /** The container name (kind container) or the image reference (kind image). */
   target: string
+  /** Made with --shared (Atomic's shared SELinux label; see the top of this file). */
+  shared?: boolean
   /** What is bound at dir. */
   source: string
   /** The image commit (hex) the view shows: a root for gc while mounted. */
@@ -49,6 +59,12 @@ export interface MountRecord {
 export interface MountOptions {
   /** Runs mount(8)/umount(8); tests may hand in another. */
   run?: (cmd: string, args: string[]) => Promise<CommandResult>
+  /** --shared: a view other containers may read (Atomic's shared SELinux label). */
+  shared?: boolean
+  /** --live: refused (system containers are never mounted writable). */
+  live?: boolean
+  /** Whether SELinux is enabled on the host; default: /sys/fs/selinux/enforce exists. */
+  selinuxEnabled?: () => Promise<boolean>
 }
 
 function mountsDir(ctx: OpsContext): string {
@@ -85,6 +101,14 @@ export async function mount(ctx: OpsContext, target: string, dirArg: string, opt
   const run = opts.run ?? runNoInput
   const dir = resolve(dirArg)
   return doing(`mounting ${target} at ${dir}`, async () => {
+    if (opts.live) {
+      throw new UsageError('mount.live-unsupported', 'system containers do not support --live: sysctr mounts a read-only view only', { hint: `sysctr mount ${target} ${dirArg}` })
+    }
+    if (opts.shared && (await (opts.selinuxEnabled ?? selinuxEnabled)())) {
+      throw new HostError('mount.selinux-unsupported', 'SELinux is enabled on this host, and sysctr does not label files: it cannot give the view the shared SELinux label --shared asks for', {
+        hint: 'mount without --shared (a read-only view), or label it yourself (chcon) after mounting',
+      })
+    }
     const rec = recordPath(ctx, dir)
     if (await fsp.access(rec).then(() => true, () => false)) {
       throw new ConflictError('mount.exists', `${dir} is already a sysctr mount`, { hint: `sysctr umount ${dir}` })
@@ -99,9 +123,11 @@ export async function mount(ctx: OpsContext, target: string, dirArg: string, opt
         dir,
         kind: 'container',
         target,
-        source: join(active.dir, 'rootfs'),
+        // A remote rootfs (install --rootfs) is the directory the container runs on.
+        source: active.record.rootfs ?? join(active.dir, 'rootfs'),
         imageCommit: active.record.imageCommit,
         createdAt: new Date().toISOString(),
+        ...(opts.shared ? { shared: true } : {}),
       }
     } else {
       // Local names first: any name images list prints (reference, short name, ID prefix).
@@ -117,7 +143,7 @@ export async function mount(ctx: OpsContext, target: string, dirArg: string, opt
       const image = found.name
       const ref = found.record
       const checkout = join(mountsDir(ctx), 'checkouts', randomBytes(8).toString('hex'))
-      record = { dir, kind: 'image', target: image, source: checkout, imageCommit: ref.commit, checkout, createdAt: new Date().toISOString() }
+      record = { dir, kind: 'image', target: image, source: checkout, imageCommit: ref.commit, checkout, createdAt: new Date().toISOString(), ...(opts.shared ? { shared: true } : {}) }
       await fsp.mkdir(join(mountsDir(ctx), 'checkouts'), { recursive: true, mode: 0o700 })
       // Recorded first: from here on a prune keeps the commit.
       await writeFileAtomic(rec, JSON.stringify(record, null, 2) + '\n', { mode: 0o600 })
@@ -168,6 +194,11 @@ export async function umount(ctx: OpsContext, dirArg: string, opts: MountOptions
     await fsp.rm(rec, { force: true })
     return record
   })
+}
+
+/** SELinux is enabled when selinuxfs is mounted with its enforce file (enforcing or permissive). */
+async function selinuxEnabled(): Promise<boolean> {
+  return fsp.access('/sys/fs/selinux/enforce').then(() => true, () => false)
 }
 
 async function must(run: NonNullable<MountOptions['run']>, cmd: string, args: string[]): Promise<void> {

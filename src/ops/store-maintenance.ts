@@ -38,6 +38,13 @@ export async function deploymentUses(ctx: OpsContext): Promise<DeploymentUse[]> 
   // A damaged record fails the listing (record.damaged): prune must not take its image for unused.
   const read = await mapLimit(all, 16, ({ name, slot }) => deps.read(name, slot))
   const out: DeploymentUse[] = []
+  for (const [name, parkedSlots] of scan.parked) {
+    for (const slot of parkedSlots) {
+      // The previous deployment moved aside by an update in progress (or interrupted): it may come back.
+      const r = await deps.readParked(name, slot)
+      if (r) out.push({ deployment: `.${name}.${slot}.parked`, name, slot: r.slot, active: false, image: r.image, imageCommit: r.imageCommit })
+    }
+  }
   for (const d of read) {
     if (!d) continue
     out.push({

@@ -99,7 +99,8 @@ export async function uninstall(ctx: OpsContext, name: string): Promise<Uninstal
       if (f.role === 'hostfs') {
         const r = await removeIfUnchanged(host, [...f.sha])
         if (r === 'changed') {
-          ctx.reporter.warn(`${path} was changed since sysctr wrote it: keeping it`)
+          const dir = (await fsp.lstat(host).catch(() => undefined))?.isDirectory()
+          ctx.reporter.warn(dir ? `${path} is a directory that is not empty: keeping it` : `${path} was changed since sysctr wrote it: keeping it`)
           result.keptFiles.push(path)
         }
         if (r === 'removed') result.removedFiles.push(path)

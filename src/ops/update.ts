@@ -7,9 +7,11 @@
  * recorded files, restarts that, removes the failed deployment and reports
  * the failure as "rolled back" (exit 8).
  *
- * Slots: normally two exist, the active one and the previous one (kept for
- * `containers rollback`). An update builds a third, transiently: on success
- * the oldest goes, on failure the new one goes, so a failed update never
+ * Slots: two exist, NAME.0 and NAME.1, the active one and the previous one
+ * (kept for `containers rollback`); an update builds in the one that is not
+ * active, as Atomic alternated them. The previous deployment in that slot is
+ * first moved aside (`.NAME.N.parked`, not a slot): on success it goes, on
+ * failure the new NAME.N goes and it comes back, so a failed update never
  * costs the deployment before it (install v1, update v2, failing v3 -> v2
  * active, v1 still there to roll back to).
  *
@@ -27,7 +29,7 @@ import { recordedImageName, sourceOptions, storedSourceOf, type SourceFlags } fr
 import { Store } from '../store/store'
 import { checkContainerName } from '../deployment/name'
 import { FIXED_KEYS, parseSetFlags, refuseFixedKeys, sameValues } from '../templates/values'
-import { Deployment, Deployments, freeSlot, previousDeployment, removeTree } from '../deployment/deployments'
+import { Deployment, Deployments, previousDeployment, removeTree, updateSlot } from '../deployment/deployments'
 import { applySwitch, commitSwitch, journalRestart, killPoint, recover, SimulatedKill, unitIsRunning } from '../deployment/switch'
 import { checkHostFileConflicts } from '../deployment/host-files'
 import type { ImageSource } from '../transports/image-source'
@@ -172,34 +174,47 @@ async function updateWithStore(
     }
   }
 
-  // Keep the active deployment and the previous one; build in a free slot.
+  // Keep the active deployment and the previous one; build in the other slot (NAME.0 <-> NAME.1).
+  // The previous deployment, when it holds that slot, is parked (.NAME.N.parked) until the update
+  // is done, so a failed update still leaves it to roll back to (cleanLeftovers puts it back).
   const previous = await previousDeployment(deployments, name, current.slot)
+  const slot = updateSlot(current.slot)
   for (const n of await deployments.slots(name)) {
     if (n !== current.slot && n !== previous?.slot) await removeTree(deployments.slotDir(name, n))
   }
-  const slot = freeSlot(await deployments.slots(name))
-  const { plan, deployment: next } = await planAndBuild(ctx, store, deployments, {
-    name,
-    image,
-    pull,
-    runtime: old.runtime,
-    slot,
-    setValues,
-    uuid: old.values.UUID!,
-    // What the operator granted stays granted across updates; an image asking for more is refused (exit 6) without new --grant flags.
-    privileged,
-    grants,
-    from: current,
-    checkSetKeys,
-    strict: opts.strict === true,
-    ...(old.autoupdate ? { autoupdate: old.autoupdate } : {}),
-  })
+  if (previous?.slot === slot) await deployments.park(name, slot)
+  let built: { plan: Awaited<ReturnType<typeof planAndBuild>>['plan']; deployment: Deployment }
+  try {
+    built = await planAndBuild(ctx, store, deployments, {
+      name,
+      image,
+      pull,
+      runtime: old.runtime,
+      slot,
+      setValues,
+      uuid: old.values.UUID!,
+      // What the operator granted stays granted across updates; an image asking for more is refused (exit 6) without new --grant flags.
+      privileged,
+      grants,
+      from: current,
+      checkSetKeys,
+      strict: opts.strict === true,
+      ...(old.autoupdate ? { autoupdate: old.autoupdate } : {}),
+      // A remote rootfs stays remote: only the configuration (exports, values) changes, as with Atomic.
+      ...(old.rootfs ? { rootfs: old.rootfs } : {}),
+    })
+  } catch (err) {
+    if (!(err instanceof SimulatedKill)) await deployments.cleanLeftovers(name).catch(() => {})
+    throw err
+  }
+  const { plan, deployment: next } = built
   killPoint(ctx, 'update:built')
   // Host files new in this deployment must not overwrite files sysctr did not write.
   try {
     await checkHostFileConflicts(ctx, name, next.record.files, old.files)
   } catch (err) {
     await removeTree(next.dir).catch(() => {})
+    await deployments.cleanLeftovers(name).catch(() => {})
     throw err
   }
   // The changed values are part of the result (printed once, on stdout).
@@ -239,8 +254,9 @@ async function updateWithStore(
     killPoint(ctx, 'update:restarted')
   }
   await commitSwitch(deployments, name)
-  // The new deployment is in use: the one before the previous goes.
-  if (previous) await removeTree(previous.dir)
+  // The new deployment is in use: the one before the previous goes (parked, or in a third slot an older sysctr built).
+  await deployments.dropParked(name)
+  if (previous && previous.slot !== slot) await removeTree(previous.dir)
   return result
 }
 
@@ -270,6 +286,7 @@ async function rendersAsInstalled(
     grants: c.grants,
     checkSetKeys: c.checkSetKeys,
     strict: c.strict,
+    ...(old.rootfs ? { rootfs: old.rootfs } : {}),
     manifestDigest: c.pull.manifestDigest,
     configDigest: c.pull.configDigest,
     commit: c.pull.commit,

@@ -116,6 +116,8 @@ export interface ConfigCheckOptions extends ServiceIdentity {
   privileged?: boolean
   /** `--grant` ITEMs (a bad one is a UsageError 'grant.invalid'). */
   grants?: readonly string[]
+  /** A run-once image (ops/run-once.ts) runs on a throwaway copy: root.readonly may be false. */
+  writableRoot?: boolean
 }
 
 export { ALLOWED_BIND_SOURCES, DEFAULT_CAPABILITIES, REQUIRED_NAMESPACES, isPrivilegedBind } from './grants'
@@ -157,7 +159,7 @@ function parseJson(text: string): unknown {
 }
 
 /** Check the shape every config must have; returns it typed. */
-function checkRequired(raw: unknown): RuntimeSpec {
+function checkRequired(raw: unknown, writableRoot = false): RuntimeSpec {
   if (!isObject(raw)) throw invalid('expected a JSON object')
   if (!isObject(raw.root)) throw invalid('root is missing')
   if (raw.root.path !== 'rootfs') {
@@ -165,7 +167,7 @@ function checkRequired(raw: unknown): RuntimeSpec {
       data: { expected: 'rootfs', found: raw.root.path },
     })
   }
-  if (raw.root.readonly !== true) {
+  if (raw.root.readonly !== true && !(writableRoot && (raw.root.readonly === false || raw.root.readonly === undefined))) {
     throw new ContentError('config.root-not-readonly', 'config.json: root.readonly must be true: sysctr runs containers on a read-only rootfs', {
       hint: 'mount writable state with a bind mount or a tmpfs instead',
       data: { found: raw.root.readonly },
@@ -240,7 +242,7 @@ export function checkRuntimeConfig(text: string, opts: ConfigCheckOptions = {}):
   const raw = parseJson(text)
   const granted = parseGrants(opts.grants ?? [])
   const { spec: translated, changes } = normaliseLegacySpec(raw)
-  const spec = checkRequired(translated)
+  const spec = checkRequired(translated, opts.writableRoot === true)
   const asked = askedGrants(spec, opts)
   const missing = missingGrants(asked, granted, { privileged: opts.privileged })
   const findings: ConfigFinding[] = [...missing.map((a) => ({ code: a.code, field: a.field, message: a.message, grant: a.grant })), ...serviceFindings(spec)]

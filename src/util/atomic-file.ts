@@ -61,14 +61,30 @@ export async function symlinkAtomic(target: string, link: string): Promise<void>
   await fsyncDir(dirname(link))
 }
 
+/**
+ * What a host path holds, as one sha256: a regular file's content; a symlink
+ * (never followed) as SYMLINK_MARK + its target; a directory as DIRECTORY_MARK
+ * (host files: deployment/host-files.ts records symlinks and empty directories
+ * by the same fingerprint). undefined when absent.
+ */
 export async function sha256File(path: string): Promise<string | undefined> {
   const { createHash } = await import('node:crypto')
   try {
+    const st = await fsp.lstat(path)
+    if (st.isSymbolicLink()) return createHash('sha256').update(symlinkFingerprint(await fsp.readlink(path))).digest('hex')
+    if (st.isDirectory()) return createHash('sha256').update(DIRECTORY_MARK).digest('hex')
     return createHash('sha256').update(await fsp.readFile(path)).digest('hex')
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw err
   }
+}
+
+/** The bytes a symlink is fingerprinted by (sha256File), and a directory's. */
+export const SYMLINK_MARK = '\0sysctr-symlink\0'
+export const DIRECTORY_MARK = Buffer.from('\0sysctr-directory\0')
+export function symlinkFingerprint(target: string): Buffer {
+  return Buffer.from(SYMLINK_MARK + target)
 }
 
 /**

@@ -87,14 +87,62 @@ describe('hostfs', () => {
     expect(await read('etc/web/web.conf')).toBe('admin\n')
   })
 
-  it('refuses symlinks and destinations outside /', async () => {
-    const r = await rootfs('bad', { 'etc/a': 'x\n' })
-    await fsp.symlink('/etc/shadow', join(r, 'exports/hostfs/etc/link'))
-    await expect(planHostFiles(r, manifest({}), VALUES)).rejects.toMatchObject({ code: 'hostfs.not-a-file' })
+  it('refuses destinations outside / and a device', async () => {
     const r2 = await rootfs('bad2', { 'etc/a': 'x\n' })
     const err = await planHostFiles(r2, manifest({ renameFiles: { '/etc/a': '$WHERE' } }), { WHERE: '/../../etc/passwd' }).catch((e) => e)
     expect(err).toBeInstanceOf(SysctrError)
     expect(err.code).toBe('hostfs.bad-destination')
+  })
+
+  it("copies a symlink as a symlink, dangling or not (Atomic's examples ship a dangling one), never following it", async () => {
+    const r = await rootfs('links', { 'etc/app/app.conf': 'x\n' })
+    await fsp.symlink('app.conf', join(r, 'exports/hostfs/etc/app/current'))
+    await fsp.symlink('/usr/lib/app/not-there', join(r, 'exports/hostfs/etc/app/dangling'))
+    await fsp.symlink('/etc/shadow', join(r, 'exports/hostfs/etc/app/shadow-link'))
+    const plans = await planHostFiles(r, manifest({}), VALUES)
+    expect(plans.map((p) => [p.path, p.kind ?? 'file', p.target])).toEqual([
+      ['/etc/app/app.conf', 'file', undefined],
+      ['/etc/app/current', 'symlink', 'app.conf'],
+      ['/etc/app/dangling', 'symlink', '/usr/lib/app/not-there'],
+      ['/etc/app/shadow-link', 'symlink', '/etc/shadow'],
+    ])
+    const res = await writeHostFiles(ctx(), plans)
+    expect(res.written).toHaveLength(4)
+    expect(await fsp.readlink(join(host, 'etc/app/dangling'))).toBe('/usr/lib/app/not-there')
+    expect(await fsp.readlink(join(host, 'etc/app/shadow-link'))).toBe('/etc/shadow')
+    expect(await read('etc/app/current')).toBe('x\n')
+    // A link the user re-pointed is theirs: kept at uninstall; unchanged ones go.
+    await fsp.rm(join(host, 'etc/app/current'))
+    await fsp.symlink('elsewhere', join(host, 'etc/app/current'))
+    const removed = await removeHostFiles(ctx(), res.files)
+    expect(removed.sort()).toEqual(['/etc/app/app.conf', '/etc/app/dangling', '/etc/app/shadow-link'])
+    expect(await fsp.readlink(join(host, 'etc/app/current'))).toBe('elsewhere')
+    expect(warnings.some((w) => w.includes('/etc/app/current was changed'))).toBe(true)
+  })
+
+  it('refuses only a symlink that would make sysctr write outside the destination: an entry below it', async () => {
+    const r = await rootfs('through', { 'etc/a': 'x\n' })
+    await fsp.symlink('/usr', join(r, 'exports/hostfs/etc/dir'))
+    const err = await planHostFiles(r, manifest({ renameFiles: { '/etc/a': '/etc/dir/bin/evil' } }), VALUES).catch((e) => e)
+    expect(err).toBeInstanceOf(SysctrError)
+    expect(err.code).toBe('hostfs.through-symlink')
+    expect(err.message).toMatch(/below \/exports\/hostfs\/etc\/dir's symlink \/etc\/dir -> \/usr/)
+  })
+
+  it('creates an empty directory on the host and removes it when it is still empty, keeps it otherwise', async () => {
+    const r = await rootfs('dirs', { 'etc/a': 'x\n' })
+    await fsp.mkdir(join(r, 'exports/hostfs/var/lib/app/cache'), { recursive: true, mode: 0o750 })
+    const plans = await planHostFiles(r, manifest({}), VALUES)
+    expect(plans.map((p) => [p.path, p.kind ?? 'file'])).toEqual([['/etc/a', 'file'], ['/var/lib/app/cache', 'dir']])
+    const res = await writeHostFiles(ctx(), plans)
+    expect((await fsp.stat(join(host, 'var/lib/app/cache'))).isDirectory()).toBe(true)
+    expect((await fsp.stat(join(host, 'var/lib/app/cache'))).mode & 0o777).toBe(0o750)
+    await fsp.writeFile(join(host, 'var/lib/app/cache/data'), 'state\n')
+    expect(await removeHostFiles(ctx(), res.files)).toEqual(['/etc/a'])
+    expect(await read('var/lib/app/cache/data')).toBe('state\n')
+    await fsp.rm(join(host, 'var/lib/app/cache/data'))
+    expect(await removeHostFiles(ctx(), res.files)).toEqual(['/var/lib/app/cache'])
+    expect(await fsp.access(join(host, 'var/lib/app/cache')).then(() => true, () => false)).toBe(false)
   })
 
   it('an image without /exports/hostfs has no host files', async () => {

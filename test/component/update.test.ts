@@ -13,6 +13,7 @@ import { install } from '../../src/ops/install'
 import { update, updateAll, dependencyOrder } from '../../src/ops/update'
 import { rollback } from '../../src/ops/rollback'
 import { listContainers } from '../../src/ops/containers'
+import { deploymentUses } from '../../src/ops/store-maintenance'
 import type { OpsContext } from '../../src/ops/context'
 import { FakeSystemd } from '../../harness/fake-systemd'
 import { SysctrError, SystemdError } from '../../src/errors'
@@ -142,7 +143,7 @@ describe('containers update', () => {
     const e = err as SysctrError
     expect(e.code).toBe('update.rolled-back')
     expect(e.exitCode).toBe(8)
-    expect(e.fullMessage).toMatch(/^updating svc: svc\.service failed to start on svc\.2 .*rolled back to svc\.1/)
+    expect(e.fullMessage).toMatch(/^updating svc: svc\.service failed to start on svc\.0 .*rolled back to svc\.1/)
     expect(e.data).toMatchObject({ rolledBack: true, activeDeployment: 'svc.1', restarted: 'done' })
     expect(await activeLink()).toBe('svc.1')
     expect(await unitText()).toContain('Description=svc v2')
@@ -169,9 +170,54 @@ describe('containers update', () => {
     await update(ctx, 'svc', { tlsVerify: false })
     publish('v1')
     const r = await update(ctx, 'svc', { tlsVerify: false })
-    expect(r.deployment).toBe('svc.2')
-    expect(await slotDirs()).toEqual(['svc.1', 'svc.2'])
+    expect(r.deployment).toBe('svc.0')
+    expect(await slotDirs()).toEqual(['svc.0', 'svc.1'])
     expect((await rollback(ctx, 'svc')).deployment).toBe('svc.1')
+  })
+
+  it("slots alternate NAME.0 <-> NAME.1 as Atomic's did: update, two rollbacks, update leaves svc.0 and svc.1 only", async () => {
+    await installV1()
+    publish('v2')
+    expect((await update(ctx, 'svc', { tlsVerify: false })).deployment).toBe('svc.1')
+    expect((await rollback(ctx, 'svc')).deployment).toBe('svc.0')
+    expect((await rollback(ctx, 'svc')).deployment).toBe('svc.1')
+    publish('v1')
+    const r = await update(ctx, 'svc', { tlsVerify: false, set: ['GREETING=again'] })
+    expect(r).toMatchObject({ deployment: 'svc.0', previousDeployment: 'svc.1' })
+    expect(await activeLink()).toBe('svc.0')
+    expect((await fsp.readdir(containers())).filter((e) => e.includes('svc')).sort()).toEqual(['svc', 'svc.0', 'svc.1'])
+    expect(await unitText()).toContain('Description=svc v1')
+    expect((await configOf('svc.0')).process.env).toContain('GREETING=again')
+    // The deployment it replaced in svc.0 is gone; svc.1 (v2) is the rollback target.
+    expect((await rollback(ctx, 'svc')).deployment).toBe('svc.1')
+    expect(await unitText()).toContain('Description=svc v2')
+  })
+
+  it('a failing update in the slot of the previous deployment puts that deployment back (parked, not lost)', async () => {
+    await installV1()
+    publish('v2')
+    await update(ctx, 'svc', { tlsVerify: false })
+    const v1Record = await fsp.readFile(join(containers(), 'svc.0/info.json'), 'utf8')
+    publish('v3')
+    await expect(update(ctx, 'svc', { tlsVerify: false })).rejects.toMatchObject({ code: 'update.rolled-back' })
+    expect(await fsp.readFile(join(containers(), 'svc.0/info.json'), 'utf8')).toBe(v1Record)
+    expect((await fsp.readdir(containers())).filter((e) => e.includes('svc')).sort()).toEqual(['svc', 'svc.0', 'svc.1'])
+  })
+
+  it('a crash after the previous deployment was parked and the new one built: the next command puts it back', async () => {
+    await installV1()
+    publish('v2')
+    await update(ctx, 'svc', { tlsVerify: false })
+    const v1Record = await fsp.readFile(join(containers(), 'svc.0/info.json'), 'utf8')
+    publish('v1')
+    await expect(update({ ...ctx, killAt: 'update:built' }, 'svc', { tlsVerify: false })).rejects.toMatchObject({ code: 'test.killed' })
+    expect((await fsp.readdir(containers())).filter((e) => e.includes('svc')).sort()).toEqual(['.svc.0.parked', 'svc', 'svc.0', 'svc.1'])
+    // While parked it may come back: images prune and images delete see it as a use of v1.
+    expect((await deploymentUses(ctx)).find((u) => u.deployment === '.svc.0.parked')).toMatchObject({ name: 'svc', active: false, imageCommit: JSON.parse(v1Record).imageCommit })
+    // Any next command on svc (here a rollback) first puts the host back: the built svc.0 goes, the parked one returns.
+    expect((await rollback(ctx, 'svc')).deployment).toBe('svc.0')
+    expect(await fsp.readFile(join(containers(), 'svc.0/info.json'), 'utf8')).toBe(v1Record)
+    expect((await fsp.readdir(containers())).filter((e) => e.includes('svc')).sort()).toEqual(['svc', 'svc.0', 'svc.1'])
   })
 
   it('--rebase moves to another reference; unknown container is exit 3; rollback without a previous deployment is exit 3', async () => {

@@ -89,7 +89,7 @@ describe.skipIf(skip !== undefined)(`containers update/rollback/list, mount end 
     await publish('v3')
     const u = await run(['containers', 'update', '--tls-verify=false', 'svc'])
     expect(u.code).toBe(8)
-    expect(u.stderr).toMatch(/^error: updating svc: svc\.service failed to start on svc\.2 .*rolled back to svc\.1/m)
+    expect(u.stderr).toMatch(/^error: updating svc: svc\.service failed to start on svc\.0 .*rolled back to svc\.1/m)
     expect((await systemd.unitState('svc.service')).activeState).toBe('active')
     expect(await running()).toEqual({ version: 'v2', env: ['GREETING=hi', 'VERSION=v2'] })
     const [c] = await list()
@@ -109,6 +109,47 @@ describe.skipIf(skip !== undefined)(`containers update/rollback/list, mount end 
     expect(c).toMatchObject({ name: 'svc', image: ref, deployment: 'svc.0', activeState: 'active', manifestDigest: info.manifestDigest })
   })
 
+  it("slots alternate svc.0 <-> svc.1 as Atomic's did: after two rollbacks and an update only svc.0 and svc.1 exist", async () => {
+    const slots = async () => (await fsp.readdir(env.box.hostPath('/var/lib/sysctr/containers'))).filter((e) => e.includes('svc')).sort()
+    // Active svc.0 (v1) after the manual rollback: roll forward to svc.1 (v2), back to svc.0, forward again.
+    for (const to of ['svc.1', 'svc.0', 'svc.1']) {
+      const r = await run(['containers', 'rollback', 'svc'])
+      expect(r.code).toBe(0)
+      expect(r.stdout).toContain(`rolled back svc to ${to}`)
+    }
+    await publish('v1')
+    const u = await run(['containers', 'update', '--tls-verify=false', 'svc'])
+    expect(u.stderr).not.toMatch(/^error:/m)
+    expect(u.code).toBe(0)
+    expect(await slots()).toEqual(['svc', 'svc.0', 'svc.1'])
+    expect(await fsp.readlink(env.box.hostPath('/var/lib/sysctr/containers/svc'))).toBe('svc.0')
+    expect(await running()).toEqual({ version: 'v1', env: ['GREETING=hi', 'VERSION=v1'] })
+    const unit = await fsp.readFile(env.box.hostPath('/etc/systemd/system/svc.service'), 'utf8')
+    expect(unit).toContain('--bundle /var/lib/sysctr/containers/svc.0 ')
+  })
+
+  it("stop, run and exec as Atomic's run/stop: over D-Bus waiting for the job; a command inside the running container with its output and exit status", async () => {
+    const stop = await run(['stop', 'svc'])
+    expect({ code: stop.code, stderr: stop.stderr }).toEqual({ code: 0, stderr: '' })
+    expect(stop.stdout).toContain('stopped svc.service: done (inactive/dead)')
+    expect((await systemd.unitState('svc.service')).activeState).toBe('inactive')
+    const notRunning = await run(['exec', 'svc', 'cat', '/etc/svc-version'])
+    expect(notRunning.code).toBe(4)
+    expect(notRunning.stderr).toMatch(/^error: running cat in svc: svc is not running \(svc\.service: inactive\)\nhint: sysctr run svc starts it/m)
+    const start = await run(['run', 'svc'])
+    expect({ code: start.code, stderr: start.stderr }).toEqual({ code: 0, stderr: '' })
+    expect(start.stdout).toContain('started svc.service: done (active/running)')
+    expect((await systemd.unitState('svc.service')).activeState).toBe('active')
+    const cat = await run(['run', 'svc', 'cat', '/etc/svc-version'])
+    expect({ code: cat.code, stdout: cat.stdout, stderr: cat.stderr }).toEqual({ code: 0, stdout: 'v1\n', stderr: '' })
+    // Flags after NAME belong to the command; its exit status and stderr are sysctr's.
+    const sh = await run(['exec', 'svc', 'sh', '-c', 'echo out; echo err >&2; exit 7'])
+    expect({ code: sh.code, stdout: sh.stdout, stderr: sh.stderr }).toEqual({ code: 7, stdout: 'out\n', stderr: 'err\n' })
+    const missing = await run(['run', 'nope'])
+    expect(missing.code).toBe(3)
+    expect(missing.stderr).toMatch(/no container named nope is installed/)
+  })
+
   it('mount lets a reader read files and refuses writes; umount undoes it', async () => {
     const m = await run(['mount', 'svc', '/mnt/svc'])
     expect(m.stderr).not.toMatch(/^error:/m)
@@ -119,6 +160,20 @@ describe.skipIf(skip !== undefined)(`containers update/rollback/list, mount end 
     expect(w.stderr).toMatch(/Read-only file system/)
     const u = await run(['umount', '/mnt/svc'])
     expect(u.code).toBe(0)
+    expect((await env.box.exec(['ls', '-A', '/mnt/svc'])).stdout).toBe('')
+  })
+
+  it("mount as atomic's test_system_containers_mount.sh: --live is refused, --shared gives the same read-only view (no SELinux here)", async () => {
+    const live = await run(['mount', '--live', 'svc', '/mnt/svc'])
+    expect(live.code).toBe(2)
+    expect(live.stderr).toMatch(/do not support --live/)
+    const m = await run(['mount', '--shared', 'svc', '/mnt/svc'])
+    expect(m.stderr).not.toMatch(/^error:/m)
+    expect(m.code).toBe(0)
+    expect(m.stdout).toContain('read-only, shared')
+    expect((await env.box.exec(['cat', '/mnt/svc/etc/svc-version'])).stdout).toBe('v1\n')
+    expect((await env.box.exec(['touch', '/mnt/svc/etc/x'])).code).not.toBe(0)
+    expect((await run(['umount', '/mnt/svc'])).code).toBe(0)
     expect((await env.box.exec(['ls', '-A', '/mnt/svc'])).stdout).toBe('')
   })
 

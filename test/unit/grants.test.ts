@@ -45,6 +45,16 @@ function helloWorld(): Record<string, unknown> {
   }
 }
 
+/**
+ * atomic's own integration-test image (atomic-test-system, NAME=test-system): hello-world's
+ * shape plus a read-write bind of ${RUN_DIRECTORY}/${NAME} at /var/run; pid, ipc and mount
+ * namespaces only (the host's uts and network), as every Atomic example.
+ */
+function atomicTestSystem(): Record<string, unknown> {
+  const h = helloWorld()
+  return { ...h, mounts: [...standardMounts()!, { type: 'bind', source: '/run/test-system', destination: '/var/run/', options: ['rbind', 'rw', 'mode=755'] }] }
+}
+
 /** etcd (NAME=etcd): 1.0.0, DAC_READ_SEARCH, its state/run/conf directories and resolv.conf, host network and uts. */
 function etcd(name = 'etcd'): Record<string, unknown> {
   return {
@@ -165,6 +175,7 @@ function refusal(fn: () => unknown): ContentError {
 
 const cases: [string, () => Record<string, unknown>, string[], string[]][] = [
   ['hello-world', helloWorld, ['hello-world'], []],
+  ['atomic-test-system (host uts and network)', atomicTestSystem, ['test-system'], []],
   ['etcd', () => etcd(), ['etcd'], ['cap:DAC_READ_SEARCH']],
   ['flannel', flannel, ['flannel'], ['ns:pid', 'cap:NET_ADMIN', 'bind:/dev:rw', 'device:all']],
   [

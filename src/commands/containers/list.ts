@@ -82,7 +82,7 @@ export default class ContainersList extends BaseCommand {
               c.image,
               cut(c.command, 30) || '-',
               flags['no-trunc'] ? c.manifestDigest : c.manifestDigest.slice(0, 19),
-              c.deployment + (c.previousDeployment ? ` (prev ${c.previousDeployment})` : ''),
+              c.deployment + (c.previousDeployment ? ` (prev ${c.previousDeployment})` : '') + (c.rootfs ? ` (remote rootfs ${c.rootfs})` : ''),
               `${c.activeState}/${c.subState}`,
               c.runtime,
               c.privileged ? 'privileged' : (c.asked ?? []).join(' ') || '-',

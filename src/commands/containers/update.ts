@@ -10,9 +10,9 @@ import { settleFlag, settleFlagValue, strictFlag } from '../../cli/unit-flags'
 
 export default class ContainersUpdate extends BaseCommand {
   static override summary = 'Pull the image again (or --rebase to another), switch to a new deployment, restart if running'
-  static override description = `A container has two deployment slots, NAME.0 and NAME.1; the active link NAME points to one of them. Update builds the other slot (the one not active: NAME.0 <-> NAME.1, alternating as atomic did) from the newly pulled image with the saved --set values plus the new ones, replacing what that slot held before. It then switches the unit, tmpfiles entry and active link to the new slot in one journaled step and restarts the unit if it was running.
+  static override description = `A container has two deployment slots, NAME.0 and NAME.1; the active link NAME points to one of them. Update builds the other slot (the one not active: NAME.0 <-> NAME.1, alternating as atomic did) from the newly pulled image with the saved --set values plus the new ones. It then switches the unit, tmpfiles entry and active link to the new slot in one journaled step and restarts the unit if it was running.
 
-If the restart fails, sysctr switches back to the slot that was active, restarts that, and exits 8 saying it rolled back. The slot that was active stays as it is until the next update overwrites it: \`sysctr containers rollback NAME\` switches back to it. When neither the image nor any value changed, nothing is built and nothing is restarted.`
+If the restart fails, sysctr switches back to the slot that was active, restarts that, and exits 8 saying it rolled back. The previous deployment is kept until the next update: while the slot it is in is being rebuilt it is moved aside (.NAME.N.parked) and put back if the update fails, so after every command only NAME.0 and NAME.1 exist; \`sysctr containers rollback NAME\` switches back to it. When neither the image nor any rendered file changes, nothing is built and nothing is restarted.`
 
   static override examples = [
     '<%= config.bin %> containers update etcd',
