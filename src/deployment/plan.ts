@@ -195,7 +195,8 @@ export async function planDeployment(ctx: OpsContext, i: PlanInput): Promise<Dep
   })
   const { values } = resolveValues({ manifestDefaults: ex.manifest?.defaultValues ?? {}, computed, set: i.setValues })
   const renderedRaw = await doing('rendering templates', () => renderExports(ex, values, i.config.config ?? {}))
-  const adapted = adaptUnit(ctx.user ? adaptUnitForUser(renderedRaw.service).text : renderedRaw.service, values)
+  const userTmpfiles = ctx.user ? join(ctx.paths.tmpfilesDir, `${name}.conf`) : undefined
+  const adapted = adaptUnit(ctx.user ? adaptUnitForUser(renderedRaw.service, { tmpfiles: userTmpfiles }).text : renderedRaw.service, values)
   let rendered = { ...renderedRaw, service: adapted.text }
   // noContainerService (Atomic): the image ships host files (and maybe a tmpfiles entry), no service: no container runs.
   const noService = ex.manifest?.noContainerService === true
@@ -225,7 +226,14 @@ export async function planDeployment(ctx: OpsContext, i: PlanInput): Promise<Dep
     }
   }
   if (ctx.user) {
-    const t = adaptTmpfilesForUser(rendered.tmpfiles)
+    const u = ctx.user
+    const t = adaptTmpfilesForUser(rendered.tmpfiles, [u.runtimeDir, u.dataHome, u.configHome, '/tmp', '/var/tmp'])
+    if (t.outside.length > 0) {
+      throw new ContentError('user.tmpfiles-path', `the tmpfiles entry of ${name} creates ${t.outside.slice(0, 3).join(', ')}: a --user install can create only under ${u.runtimeDir}, ${u.dataHome} and ${u.configHome}`, {
+        hint: 'the image names a system path; install it with --system, or use an image whose templates use ${RUN_DIRECTORY} and ${STATE_DIRECTORY}',
+        data: { paths: t.outside },
+      })
+    }
     rendered = { ...rendered, tmpfiles: t.text }
     warnings.push(...t.warnings)
   }

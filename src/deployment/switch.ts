@@ -205,7 +205,7 @@ export async function applySwitch(ctx: OpsContext, deployments: Deployments, pla
       if (w.role === 'hostfs') continue
       const have = await sha256File(w.path)
       if (w.previousSha256 && have && have !== w.previousSha256) ctx.reporter.warn(`${w.path} was edited since sysctr wrote it; replacing it with ${name}.${plan.toSlot}'s`)
-      await fsp.mkdir(join(w.path, '..'), { recursive: true })
+      await fsp.mkdir(join(w.path, '..'), { recursive: true, ...(ctx.user ? { mode: 0o700 } : {}) })
       await writeFileAtomic(w.path, w.content, { mode: w.mode })
     }
     killPoint(ctx, 'switch:unit')
@@ -289,7 +289,7 @@ export async function recover(
       }
       if (saved) {
         const mode = (await fsp.stat(saved)).mode & 0o7777
-        await fsp.mkdir(join(e.path, '..'), { recursive: true })
+        await fsp.mkdir(join(e.path, '..'), { recursive: true, ...(ctx.user ? { mode: 0o700 } : {}) })
         await writeFileAtomic(e.path, await fsp.readFile(saved), { mode })
       } else {
         await fsp.rm(e.path, { force: true })
@@ -353,7 +353,7 @@ export async function repairInstalled(ctx: OpsContext, active: Deployment): Prom
     await removeTempSiblings(path)
     if ((await sha256File(path)) === f.sha256) continue
     const copy = join(active.dir, deploymentFileName(f, record.unit))
-    await fsp.mkdir(join(path, '..'), { recursive: true })
+    await fsp.mkdir(join(path, '..'), { recursive: true, ...(ctx.user ? { mode: 0o700 } : {}) })
     await writeFileAtomic(path, await fsp.readFile(copy), { mode: 0o644 })
     if (f.role === 'tmpfiles') await ctx.tmpfiles('create', path).catch((e: Error) => ctx.reporter.warn(e.message))
     repaired.push(path)

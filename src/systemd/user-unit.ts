@@ -7,6 +7,11 @@
  *   become default.target: the user manager has no multi-user.target, and
  *   default.target is what it starts at its own start (at boot, with
  *   lingering).
+ * - [Service] starts with `ExecStartPre=systemd-tmpfiles --user --create
+ *   ENTRY`: the user manager applies ~/.config/user-tmpfiles.d only when its
+ *   systemd-tmpfiles-setup.service is enabled, which Debian does not do (the
+ *   system one always runs at boot), and what the entry makes under
+ *   $XDG_RUNTIME_DIR is gone after every reboot or logout.
  * - tmpfiles entries: the user and group columns `root`/`0` become `-`
  *   (the calling user, which is uid 0 inside the container's user
  *   namespace: the same owner as the container sees it); another user or
@@ -15,6 +20,9 @@
  *
  * Line by line, like unit-adapt.ts: everything else stays byte for byte.
  */
+import { systemdQuote } from './unit-quote'
+
+const TMPFILES = '/usr/bin/systemd-tmpfiles'
 const SYSTEM_TARGETS = new Set(['multi-user.target', 'graphical.target'])
 
 export interface UserAdapted {
@@ -22,13 +30,14 @@ export interface UserAdapted {
   warnings: string[]
 }
 
-export function adaptUnitForUser(text: string): UserAdapted {
+export function adaptUnitForUser(text: string, opts: { tmpfiles?: string } = {}): UserAdapted {
   let section = ''
   const out = text.split('\n').map((line) => {
     const t = line.trim()
     const m = /^\[(.+)\]$/.exec(t)
     if (m) {
       section = m[1]!
+      if (section === 'Service' && opts.tmpfiles) return `${line}\nExecStartPre=${TMPFILES} --user --create ${systemdQuote(opts.tmpfiles)}`
       return line
     }
     if (section !== 'Install') return line
@@ -42,12 +51,20 @@ export function adaptUnitForUser(text: string): UserAdapted {
   return { text: out.join('\n'), warnings: [] }
 }
 
-export function adaptTmpfilesForUser(text: string): UserAdapted {
+/**
+ * `dirs`: where the user may create files (the user's runtime, data and
+ * config dirs); an entry for a path elsewhere (`d /run/foo`) is refused by
+ * the plan, naming it, instead of failing in systemd-tmpfiles later.
+ */
+export function adaptTmpfilesForUser(text: string, dirs: string[]): UserAdapted & { outside: string[] } {
   const warnings: string[] = []
+  const outside: string[] = []
+  const within = (p: string) => dirs.some((d) => p === d || p.startsWith(d.replace(/\/+$/, '') + '/'))
   const out = text.split('\n').map((line) => {
     const t = line.trim()
     if (t === '' || t.startsWith('#')) return line
     const cols = t.split(/\s+/)
+    if (cols[1] !== undefined && !within(cols[1])) outside.push(cols[1])
     if (cols.length < 4) return line
     for (const i of [3, 4]) {
       const v = cols[i]
@@ -57,5 +74,5 @@ export function adaptTmpfilesForUser(text: string): UserAdapted {
     }
     return cols.join(' ')
   })
-  return { text: out.join('\n'), warnings }
+  return { text: out.join('\n'), warnings, outside }
 }
