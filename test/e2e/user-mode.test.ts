@@ -308,6 +308,17 @@ describe.skipIf(skip !== undefined)(`install --user end to end (rootless, the us
     expect((await as(ALICE, ['find', `${HOME}/.config`, `${DATA}/containers`])).stdout).toBe(before.stdout)
   })
 
+  it('a --user install killed in the middle of its switch is undone by the next one (the journal), then installs', async () => {
+    const killed = await as(ALICE, ['env', 'SYSCTR_KILL_AT=switch:link', '/opt/sysctr/bin/sysctr', 'install', '--user', '--tls-verify=false', '--name', 'etcd-k', images.etcd!])
+    expect(killed.code).not.toBe(0)
+    expect((await fsp.readdir(box!.hostPath(`${DATA}/containers`))).filter((e) => e.includes('etcd-k'))).toContain('.etcd-k.journal')
+    const again = await sysctr(ALICE, ['install', '--user', '--tls-verify=false', '--name', 'etcd-k', images.etcd!])
+    expect({ code: again.code, stderr: again.stderr }).toEqual({ code: 0, stderr: expect.stringMatching(/etcd-k/) })
+    expect((await fsp.readdir(box!.hostPath(`${DATA}/containers`))).filter((e) => e.includes('etcd-k')).sort()).toEqual(['etcd-k', 'etcd-k.0'])
+    expect((await userStates(['etcd-k.service']))['etcd-k.service']!.unitFileState).toBe('enabled')
+    expect((await sysctr(ALICE, ['uninstall', '--user', 'etcd-k'])).code).toBe(0)
+  })
+
   it("a reboot starts alice's enabled containers from her lingering manager, in order, without a login", async () => {
     await box!.stop()
     box = undefined
@@ -336,6 +347,13 @@ describe.skipIf(skip !== undefined)(`install --user end to end (rootless, the us
     expect(left.stdout).toBe('')
     const fsck = await sysctr(ALICE, ['fsck', '--user'])
     expect(fsck.code).toBe(0)
+    // fsck checks each object against the image metadata kept in its xattr: a changed owner there is found.
+    const obj = (await as(ALICE, ['sh', '-c', `find ${DATA}/store/objects -name '*.file' | head -1`])).stdout.trim()
+    const forged = Buffer.from(JSON.stringify({ mode: 0o755, uid: 1000, gid: 0 })).toString('base64')
+    expect((await as(ALICE, ['setfattr', '-n', 'user.sysctr.meta', '-v', `0s${forged}`, obj])).code).toBe(0)
+    const bad = await sysctr(ALICE, ['fsck', '--user'])
+    expect(bad.code).not.toBe(0)
+    expect(bad.stdout + bad.stderr).toMatch(/uid 1000/)
     for (const ref of [...Object.values(images), `${registry}/demo/svc:latest`]) await sysctr(ALICE, ['images', 'delete', '--user', ref])
     const prune = await sysctr(ALICE, ['images', 'prune', '--user'])
     expect(prune.code).toBe(0)
