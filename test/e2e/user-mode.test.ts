@@ -273,6 +273,25 @@ describe.skipIf(skip !== undefined)(`install --user end to end (rootless, the us
     expect((await userStates(['etcd.service']))['etcd.service']!.activeState).toBe('active')
   })
 
+  it('--dry-run --user shows the user\'s files and changes nothing; --now under crun (rootless) starts and reports the job', async () => {
+    const before = await as(ALICE, ['find', `${HOME}/.config`, `${DATA}/containers`])
+    const dry = await sysctr(ALICE, ['install', '--user', '--tls-verify=false', '--dry-run', '--name', 'etcd-dry', images.etcd!])
+    expect({ code: dry.code, stderr: dry.stderr }).toEqual({ code: 0, stderr: expect.not.stringMatching(/^error:/m) })
+    expect(dry.stdout).toContain(`${UNITS}/etcd-dry.service`)
+    expect(dry.stdout).toContain('WantedBy=default.target')
+    expect((await as(ALICE, ['find', `${HOME}/.config`, `${DATA}/containers`])).stdout).toBe(before.stdout)
+    const r = await sysctr(ALICE, ['install', '--user', '--tls-verify=false', '--runtime', '/usr/bin/crun', '--name', 'etcd-crun', '--now', images.etcd!])
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: expect.not.stringMatching(/^error:/m) })
+    expect(r.stdout).toContain('started: done')
+    expect((await userStates(['etcd-crun.service']))['etcd-crun.service']!.activeState).toBe('active')
+    // crun exec joins the container's cgroup, which a user can do only from inside her manager's tree (cgroup v2
+    // delegation: the common ancestor must be hers), so it runs as a transient unit of hers; runc only warns.
+    const w = await as(ALICE, ['systemd-run', '--user', '--quiet', '--wait', '--pipe', 'crun', 'exec', 'etcd-crun', '/bin/touch', '/x'])
+    expect(w.code).not.toBe(0)
+    expect(w.stderr).toMatch(/Read-only file system/)
+    expect((await sysctr(ALICE, ['uninstall', '--user', 'etcd-crun'])).code).toBe(0)
+  })
+
   it('update and rollback as alice: v1 -> v2 -> back to v1, each running', async () => {
     const ref = `${registry}/demo/svc:latest`
     const publish = (v: string) => must(['skopeo', 'copy', '--quiet', '--insecure-policy', '--dest-tls-verify=false', `oci:${WORK}/oci-svc:svc-${v}`, `docker://${ref}`])
