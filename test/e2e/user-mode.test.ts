@@ -209,7 +209,7 @@ describe.skipIf(skip !== undefined)(`install --user end to end (rootless, the us
     for (const n of DEMO_IMAGES) expect((await sh(['/opt/sysctr/bin/sysctr', 'uninstall', n])).code).toBe(0)
     // A root store and a user store are separate: root's knows nothing of alice's containers.
     expect((await sh(['/opt/sysctr/bin/sysctr', 'containers', 'list'])).stdout).toContain('no containers installed')
-    console.log(`install times (ms, first install into an empty store, registry in the box): ${JSON.stringify(times)}`)
+    console.log(`install times (ms; each image once, into a store that starts empty; registry in the box): ${JSON.stringify(times)}`)
   })
 
   it("systemctl --user start engine starts etcd, flannel, engine in dependency order; rootless, read-only, as alice's uid on the host", async () => {
