@@ -22,6 +22,8 @@ import { buildDemoImages, DEMO_IMAGES } from '../../harness/demo/images'
 import { registryConfig } from '../../harness/registry-config'
 import { waitFor } from '../../harness/demo-env'
 import { buildUpdateImages } from '../helpers/update-images'
+import { busyboxLayer } from '../helpers/busybox-layer'
+import { writeOciLayout } from '../../harness/oci-layout-writer'
 
 const repo = resolve(__dirname, '..', '..')
 const skip = systemdSkipReason()
@@ -31,6 +33,45 @@ const BOB = { name: 'bob', uid: 2002 }
 const HOME = '/home/alice'
 const DATA = `${HOME}/.local/share/sysctr`
 const UNITS = `${HOME}/.config/systemd/user`
+
+/**
+ * `owners`: a static /exports/config.json whose process (uid 0) asks for CAP_NET_ADMIN, beyond
+ * the default grant; a file of uid 1000 mode 0600 and a setuid binary, to show what a user's
+ * checkout keeps of them.
+ */
+async function buildOwnersImage(dir: string): Promise<void> {
+  const base = await busyboxLayer('/bin/busybox', ['sh', 'sleep', 'cat', 'id', 'stat', 'ls'])
+  const config = {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      args: ['/bin/sh', '-c', 'while true; do sleep 1; done'],
+      env: ['PATH=/bin'],
+      cwd: '/',
+      capabilities: { bounding: ['CAP_NET_ADMIN', 'CAP_KILL'], effective: ['CAP_NET_ADMIN', 'CAP_KILL'], permitted: ['CAP_NET_ADMIN', 'CAP_KILL'] },
+      noNewPrivileges: true,
+    },
+    root: { path: 'rootfs', readonly: true },
+    mounts: [{ destination: '/proc', type: 'proc', source: 'proc' }],
+    linux: { namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }] },
+  }
+  await writeOciLayout(dir, [
+    {
+      tag: 'owners',
+      layers: [
+        base,
+        [
+          { path: 'etc/', type: 'directory' },
+          { path: 'etc/secret', content: 'only for 1000\n', mode: 0o600, uid: 1000, gid: 1000 },
+          { path: 'bin/suid', content: '#!/bin/sh\nid\n', mode: 0o4755 },
+          { path: 'exports/', type: 'directory' },
+          { path: 'exports/config.json', content: JSON.stringify(config, null, 2) },
+        ],
+      ],
+    },
+  ])
+}
 
 async function makeBootableRoot(dir: string): Promise<void> {
   for (const d of ['usr', 'etc', 'var/tmp', 'opt', 'root', 'tmp', 'home']) await fsp.mkdir(join(dir, d), { recursive: true })
@@ -129,6 +170,7 @@ describe.skipIf(skip !== undefined)(`install --user end to end (rootless, the us
     root = join(work, 'root')
     await buildDemoImages(join(work, 'images', 'oci'))
     await buildUpdateImages(join(work, 'images', 'oci-svc'), { tmpfiles: 'd ${RUN_DIRECTORY}/svc-$NAME 0755 root root -\n' })
+    await buildOwnersImage(join(work, 'images', 'oci-owners'))
     await fsp.mkdir(join(work, 'images', 'registry', 'data'), { recursive: true })
     await makeBootableRoot(root)
     await boot()
@@ -141,6 +183,8 @@ describe.skipIf(skip !== undefined)(`install --user end to end (rootless, the us
       images[n] = `${registry}/demo/${n}:latest`
       await must(['skopeo', 'copy', '--quiet', '--insecure-policy', '--dest-tls-verify=false', `oci:${WORK}/oci:${n}`, `docker://${images[n]}`])
     }
+    images.owners = `${registry}/demo/owners:latest`
+    await must(['skopeo', 'copy', '--quiet', '--insecure-policy', '--dest-tls-verify=false', `oci:${WORK}/oci-owners:owners`, `docker://${images.owners}`])
     // alice: subordinate ranges and lingering (her manager runs without a login, and from boot on).
     await must(['useradd', '-m', '-u', String(ALICE.uid), ALICE.name])
     await must(['useradd', '-m', '-u', String(BOB.uid), BOB.name])
@@ -290,6 +334,33 @@ describe.skipIf(skip !== undefined)(`install --user end to end (rootless, the us
     expect(w.code).not.toBe(0)
     expect(w.stderr).toMatch(/Read-only file system/)
     expect((await sysctr(ALICE, ['uninstall', '--user', 'etcd-crun'])).code).toBe(0)
+  })
+
+  it('the privilege check holds for a user (refused without --grant, exit 6); the checkout keeps image owners only as metadata', async () => {
+    const refused = await sysctr(ALICE, ['install', '--user', '--tls-verify=false', images.owners!])
+    expect(refused.code).toBe(6)
+    expect(refused.stderr).toMatch(/--grant cap:NET_ADMIN/)
+    const ok = await sysctr(ALICE, ['install', '--user', '--tls-verify=false', '--grant', 'cap:NET_ADMIN', '--now', images.owners!])
+    expect({ code: ok.code, stderr: ok.stderr }).toEqual({ code: 0, stderr: expect.not.stringMatching(/^error:/m) })
+    const rootfs = `${DATA}/containers/owners.0/rootfs`
+    // On disk: alice's, the setuid bit dropped; the image's owner and mode are in the store's metadata.
+    const secret = await fsp.stat(box!.hostPath(`${rootfs}/etc/secret`))
+    expect({ uid: secret.uid, mode: secret.mode & 0o7777 }).toEqual({ uid: ALICE.uid, mode: 0o600 })
+    expect((await fsp.stat(box!.hostPath(`${rootfs}/bin/suid`))).mode & 0o7777).toBe(0o755)
+    const meta = await sh(['getfattr', '--only-values', '-n', 'user.sysctr.meta', `${rootfs}/etc/secret`])
+    expect(JSON.parse(meta.stdout)).toMatchObject({ uid: 1000, gid: 1000, mode: 0o600 })
+    expect(JSON.parse((await sh(['getfattr', '--only-values', '-n', 'user.sysctr.meta', `${rootfs}/bin/suid`])).stdout)).toMatchObject({ mode: 0o4755 })
+    // Inside: root's (the user), so root reads it and uid 1000 does not (README "what rootless cannot do").
+    // (The default unit is Type=simple: started once runc runs, maybe before the container does.)
+    await waitFor(async () => (await as(ALICE, ['runc', 'state', 'owners'])).stdout.includes('"running"'), 20_000, 'the owners container to run')
+    const asRoot = await as(ALICE, ['runc', 'exec', 'owners', '/bin/cat', '/etc/secret'])
+    expect(asRoot.stdout, asRoot.stderr).toBe('only for 1000\n')
+    const owner = await as(ALICE, ['runc', 'exec', 'owners', '/bin/stat', '-c', '%u %a', '/etc/secret'])
+    expect(owner.stdout.trim()).toBe('0 600')
+    const as1000 = await as(ALICE, ['runc', 'exec', '--user', '1000:1000', 'owners', '/bin/cat', '/etc/secret'])
+    expect(as1000.code).not.toBe(0)
+    expect(as1000.stderr).toMatch(/Permission denied/)
+    expect((await sysctr(ALICE, ['uninstall', '--user', 'owners'])).code).toBe(0)
   })
 
   it('update and rollback as alice: v1 -> v2 -> back to v1, each running', async () => {
