@@ -67,11 +67,16 @@ export function fileObjectOnDisk(meta: ImageFileMeta): { owner?: { uid: number; 
   return { mode: userFileMode(meta.mode), xattrs: { [META_XATTR]: Buffer.from(record).toString('base64') } }
 }
 
-/** The image metadata of a file object, from its stat and xattrs (bare: the file itself; bare-user: META_XATTR). */
-export function fileObjectMeta(st: { mode: number; uid: number; gid: number }, xattrs: Xattrs, object: string): ImageFileMeta {
+/**
+ * The image metadata of a file object, from its stat and xattrs: in `bare`,
+ * the file itself (an image may carry any xattr, even one named like ours);
+ * in `bare-user`, META_XATTR, which every object of such a store has.
+ */
+export function fileObjectMeta(st: { mode: number; uid: number; gid: number }, xattrs: Xattrs, object: string, ownership: Ownership = processOwnership()): ImageFileMeta {
+  if (ownership === 'bare') return { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, xattrs }
   const rec = xattrs[META_XATTR]
-  if (rec === undefined) return { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, xattrs }
   try {
+    if (rec === undefined) throw new Error('it is missing')
     const m = JSON.parse(Buffer.from(rec, 'base64').toString('utf8')) as ImageFileMeta
     if (!Number.isInteger(m.mode) || !Number.isInteger(m.uid) || !Number.isInteger(m.gid)) throw new Error('mode, uid and gid must be integers')
     return { mode: m.mode, uid: m.uid, gid: m.gid, xattrs: m.xattrs ?? {} }
