@@ -20,7 +20,8 @@
  * `bare-user` ones. The two never share a store: root's is under
  * /var/lib/sysctr, a user's under the user's $XDG_DATA_HOME (mode 0700).
  */
-import { ContentError } from '../errors'
+import { promises as fsp } from 'node:fs'
+import { ContentError, HostError } from '../errors'
 import { canonicalJson } from './canonical'
 import type { Xattrs } from './xattr'
 
@@ -38,6 +39,21 @@ export interface ImageFileMeta {
 /** This process's store mode: root keeps owners on the files, anyone else as metadata. */
 export function processOwnership(): Ownership {
   return (process.getuid?.() ?? 0) === 0 ? 'bare' : 'bare-user'
+}
+
+/**
+ * A store is written only by the user it belongs to: root's objects in a
+ * user's store would be `bare` among `bare-user` ones (and root's), a user's
+ * in root's cannot be written at all. Called by Store.open.
+ */
+export async function checkStoreOwner(root: string): Promise<void> {
+  const uid = process.getuid?.() ?? 0
+  const owner = (await fsp.stat(root)).uid
+  if (owner === uid) return
+  throw new HostError('store.foreign-owner', `store ${root} belongs to uid ${owner}, not to this process (uid ${uid})`, {
+    hint: uid === 0 ? "a user's store is that user's alone: run sysctr --user as the user" : 'the system store needs root; your own containers and store are under --user',
+    data: { root, owner, uid },
+  })
 }
 
 /** Whether checkouts and objects get the image's owners (chown): only in `bare`. */

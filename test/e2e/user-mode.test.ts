@@ -315,6 +315,10 @@ describe.skipIf(skip !== undefined)(`install --user end to end (rootless, the us
     expect(cfg.linux.uidMappings).toEqual([{ containerID: 0, hostID: BOB.uid, size: 1 }])
     expect((await sysctr(BOB, ['uninstall', '--user', 'bob-etcd'])).code).toBe(0)
     expect((await userStates(['etcd.service']))['etcd.service']!.activeState).toBe('active')
+    // Not even root writes into alice's store: its objects would be root's, among hers.
+    const root = await box!.exec(['/opt/sysctr/bin/sysctr', 'images', 'prune'], { env: { SYSCTR_STATE_DIR: DATA } })
+    expect(root.code).toBe(7)
+    expect(root.stderr).toMatch(new RegExp(`^error: .*store ${DATA}/store belongs to uid ${ALICE.uid}, not to this process \\(uid 0\\)`, 'm'))
   })
 
   it('--dry-run --user shows the user\'s files and changes nothing; --now under crun (rootless) starts and reports the job', async () => {
