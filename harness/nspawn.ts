@@ -211,7 +211,8 @@ export async function bootSystemd(opts: BootOptions): Promise<SystemdContainer> 
     let r: ExecResult
     for (;;) {
       r = await nsenterExec(leader, ['systemctl', 'is-system-running', '--wait'], { timeoutMs: Math.max(1000, deadline - Date.now()) })
-      if (!/Failed to connect to bus/.test(r.stderr) || Date.now() > deadline || exited) break
+      // 'offline': PID 1 has not made /run/systemd/system yet (a persistent root's second boot can be that quick).
+      if ((!/Failed to connect to bus/.test(r.stderr) && r.stdout.trim() !== 'offline') || Date.now() > deadline || exited) break
       await sleep(100)
     }
     const state = r.stdout.trim()

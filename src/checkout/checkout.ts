@@ -25,6 +25,7 @@ import { mapLimit } from '../store/durable'
 import type { Commit, DirMeta, Tree } from '../store/tree'
 import { isValidName } from '../store/tree'
 import { getXattrs, setXattrs, Xattrs } from '../store/xattr'
+import { setsOwners, userDirMode, userFileMode } from '../store/ownership'
 
 export interface CheckoutOptions {
   /** Copy files instead of hardlinking (needed across filesystems). */
@@ -82,9 +83,11 @@ function run(cmd: string, args: string[]): Promise<void> {
   })
 }
 
-async function applyOwnerMode(path: string, m: { uid: number; gid: number; mode: number }): Promise<void> {
-  await fsp.lchown(path, m.uid, m.gid)
-  await fsp.chmod(path, m.mode & 0o7777)
+async function applyOwnerMode(path: string, m: { uid: number; gid: number; mode: number }, dir = false): Promise<void> {
+  if (setsOwners()) {
+    await fsp.lchown(path, m.uid, m.gid)
+    await fsp.chmod(path, m.mode & 0o7777)
+  } else await fsp.chmod(path, dir ? userDirMode(m.mode) : userFileMode(m.mode))
 }
 
 export async function checkout(src: CheckoutSource, commitHex: string, target: string, opts: CheckoutOptions = {}): Promise<CheckoutStats> {
@@ -108,6 +111,7 @@ export async function checkout(src: CheckoutSource, commitHex: string, target: s
     )
   }
 
+  const owners = setsOwners()
   const stats: CheckoutStats = { files: 0, dirs: 0, symlinks: 0, special: 0, hardlinks: 0, copied: 0 }
   const xattrItems: { path: string; xattrs: Xattrs }[] = []
   /** Objects copied: their xattrs are read from the object in one batch at the end. */
@@ -187,7 +191,7 @@ export async function checkout(src: CheckoutSource, commitHex: string, target: s
             break
           case 'symlink':
             symlinkSync(e.target, p)
-            lchownSync(p, e.uid, e.gid)
+            if (owners) lchownSync(p, e.uid, e.gid)
             stats.symlinks++
             break
           case 'char':
@@ -220,16 +224,20 @@ export async function checkout(src: CheckoutSource, commitHex: string, target: s
         if (x && Object.keys(x).length) xattrItems.push({ path: c.path, xattrs: x })
       }
     }
-    for (const d of dirsToFinish) if (d.meta.xattrs) xattrItems.push({ path: d.path, xattrs: d.meta.xattrs })
-    if (commit.root.xattrs) xattrItems.push({ path: target, xattrs: commit.root.xattrs })
+    // bare-user (store/ownership.ts): image xattrs stay in the store's metadata, not on the user's files.
+    if (!owners) xattrItems.length = 0
+    for (const d of dirsToFinish) if (owners && d.meta.xattrs) xattrItems.push({ path: d.path, xattrs: d.meta.xattrs })
+    if (owners && commit.root.xattrs) xattrItems.push({ path: target, xattrs: commit.root.xattrs })
     await setXattrs(xattrItems)
     // Deepest first (reverse breadth-first order), so a read-only parent is finished after its children.
     for (let i = dirsToFinish.length - 1; i >= 0; i--) {
       const d = dirsToFinish[i]
-      lchownSync(d.path, d.meta.uid, d.meta.gid)
-      chmodSync(d.path, d.meta.mode & 0o7777)
+      if (owners) {
+        lchownSync(d.path, d.meta.uid, d.meta.gid)
+        chmodSync(d.path, d.meta.mode & 0o7777)
+      } else chmodSync(d.path, userDirMode(d.meta.mode))
     }
-    await applyOwnerMode(target, commit.root)
+    await applyOwnerMode(target, commit.root, true)
   } catch (err) {
     await fsp.rm(target, { recursive: true, force: true }).catch(() => undefined)
     const e = toSysctrError(err)

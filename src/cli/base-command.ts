@@ -7,6 +7,7 @@ import { Command, Flags, Interfaces } from '@oclif/core'
 import { UsageError } from '../errors'
 import { requireRoot } from './privilege'
 import { buildContext, buildRootContext, ContextOptions, OpsContext } from '../ops/context'
+import { buildUserContext } from '../ops/user-context'
 import { makeReporter } from './reporter'
 import { bareBooleanFlags } from './source-flags'
 
@@ -17,6 +18,10 @@ export abstract class BaseCommand extends Command {
     json: Flags.boolean({ description: 'print the result (or the error) as JSON on stdout', default: false }),
     debug: Flags.boolean({ description: 'print the cause chain of an error', default: false }),
     quiet: Flags.boolean({ char: 'q', description: 'print nothing but errors', default: false }),
+    user: Flags.boolean({
+      description: "user mode: the calling user's own containers, store and systemd (rootless; see README \"User mode\")",
+      default: false,
+    }),
   }
 
   /** A bare --tls-verify means =true, as in skopeo (source-flags.ts). */
@@ -26,7 +31,8 @@ export abstract class BaseCommand extends Command {
   }
 
   /** Build the operations context (paths, systemd connection, reporter). */
-  protected context(flags: { json?: boolean; quiet?: boolean }, opts: Partial<ContextOptions> = {}): OpsContext {
+  protected context(flags: { json?: boolean; quiet?: boolean; user?: boolean }, opts: Partial<ContextOptions> = {}): OpsContext {
+    if (flags.user) return buildUserContext({ ...opts, reporter: makeReporter({ json: !!flags.json, quiet: !!flags.quiet }) })
     if ((this.constructor as typeof BaseCommand).needsRoot) requireRoot({ command: this.commandName })
     return buildContext({ ...opts, reporter: makeReporter({ json: !!flags.json, quiet: !!flags.quiet }) })
   }
@@ -44,7 +50,8 @@ export abstract class BaseCommand extends Command {
   }
 
   /** The context for `--root DIR` (a composed OS tree, no running systemd) when given, else the host's. */
-  protected contextFor(flags: { json?: boolean; quiet?: boolean; root?: string }): OpsContext {
+  protected contextFor(flags: { json?: boolean; quiet?: boolean; root?: string; user?: boolean }): OpsContext {
+    if (flags.root && flags.user) throw new UsageError('usage.root-user', '--root and --user cannot be used together', { hint: '--root composes an OS tree (system containers); --user installs for the calling user' })
     if (!flags.root) return this.context(flags)
     return buildRootContext(flags.root, { reporter: makeReporter({ json: !!flags.json, quiet: !!flags.quiet }) })
   }

@@ -24,7 +24,7 @@ IMAGE is a registry reference (registry.example.com/ns/repo[:tag][@digest]), a s
   }
 
   static override flags = {
-    system: Flags.boolean({ description: 'install as a system container (the only kind sysctr installs)', default: false }),
+    system: Flags.boolean({ description: 'install as a system container (root; or --user for the calling user\'s own)', default: false }),
     name: Flags.string({ description: 'container and unit name (default: the repository\'s last component)' }),
     set: Flags.string({ description: 'template value KEY=VALUE (repeatable); overrides computed and image defaults', multiple: true, multipleNonGreedy: true, default: [] }),
     now: Flags.boolean({ description: 'also start the unit and wait for the result', default: false }),
@@ -53,8 +53,11 @@ IMAGE is a registry reference (registry.example.com/ns/repo[:tag][@digest]), a s
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Install)
-    if (!flags.system) {
-      throw new UsageError('usage.system-required', 'sysctr installs system containers only: pass --system', { hint: `sysctr install --system ${args.image}` })
+    if (flags.system && flags.user) {
+      throw new UsageError('usage.system-and-user', '--system and --user cannot be used together', { hint: `sysctr install --user ${args.image} installs for the calling user` })
+    }
+    if (!flags.system && !flags.user) {
+      throw new UsageError('usage.system-required', 'pass --system (a system container, as root) or --user (the calling user\'s own, rootless)', { hint: `sysctr install --system ${args.image}` })
     }
     if (flags.root && flags.now) {
       throw new UsageError('usage.root-now', '--now cannot be used with --root: no systemd runs under the root', { hint: 'the unit is enabled and starts when the root boots' })

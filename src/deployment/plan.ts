@@ -26,7 +26,7 @@
 import { createHash } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { doing, UsageError } from '../errors'
+import { ContentError, doing, UsageError } from '../errors'
 import type { Digest, ImageConfig } from '../oci/types'
 import type { Store } from '../store/store'
 import { loadExports, renderExports, templateVariables, type Exports } from '../templates/exports'
@@ -34,7 +34,9 @@ import { exportsFromStore } from '../templates/exports-from-store'
 import { computeDefaults, nearestKey, resolveValues } from '../templates/values'
 import { bindMountSources, checkRuntimeConfig, refusePrivileged } from '../runtime/config-check'
 import { isOwnPath, serviceIdentity } from '../runtime/grants'
-import { keepContainerInService } from '../runtime/cgroup'
+import { keepContainerInService, SYSTEM_MANAGER, userManager } from '../runtime/cgroup'
+import { rootlessConfig } from '../runtime/rootless'
+import { adaptTmpfilesForUser, adaptUnitForUser } from '../systemd/user-unit'
 import { UnitFile } from '../systemd/unit-file'
 import { adaptUnit } from '../systemd/unit-adapt'
 import { fromRoot, inRoot, type OpsContext } from '../ops/context'
@@ -196,14 +198,17 @@ export async function planDeployment(ctx: OpsContext, i: PlanInput): Promise<Dep
     runtime: i.runtime,
     imageName: i.image,
     imageId: i.manifestDigest,
-    hostUid: ctx.root ? 0 : (process.getuid?.() ?? 0),
-    hostGid: ctx.root ? 0 : (process.getgid?.() ?? 0),
+    hostUid: ctx.root ? 0 : (ctx.user?.uid ?? process.getuid?.() ?? 0),
+    hostGid: ctx.root ? 0 : (ctx.user?.gid ?? process.getgid?.() ?? 0),
     uuid: i.uuid,
     atomic: SYSCTR_CLI,
+    // --user: the user's directories (Atomic: $XDG_RUNTIME_DIR, ~/.config, ~/.data; here the XDG ones).
+    ...(ctx.user ? { runDirectory: ctx.user.runtimeDir, stateDirectory: ctx.user.dataHome, confDirectory: ctx.user.configHome } : {}),
   })
   const { values } = resolveValues({ manifestDefaults: ex.manifest?.defaultValues ?? {}, computed, set: i.setValues })
   const renderedRaw = await doing('rendering templates', () => renderExports(ex, values, i.config.config ?? {}))
-  const adapted = adaptUnit(renderedRaw.service, values)
+  const userTmpfiles = ctx.user ? join(ctx.paths.tmpfilesDir, `${name}.conf`) : undefined
+  const adapted = adaptUnit(ctx.user ? adaptUnitForUser(renderedRaw.service, { tmpfiles: userTmpfiles }).text : renderedRaw.service, values)
   let rendered = { ...renderedRaw, service: adapted.text }
   // noContainerService (Atomic): the image ships host files (and maybe a tmpfiles entry), no service: no container runs.
   const noService = ex.manifest?.noContainerService === true
@@ -222,7 +227,12 @@ export async function planDeployment(ctx: OpsContext, i: PlanInput): Promise<Dep
     warnings.push(...(checked.warnings ?? []).map((w) => `config.json: ${w}`))
     for (const g of checked.unusedGrants) warnings.push(`--grant ${g}: the image does not ask for it`)
     // Legacy runtime-spec shapes (runtime/legacy-spec.ts) are written translated.
-    configJson = keepContainerInService(checked.configJson, name, UnitFile.parse(rendered.service, unit))
+    configJson = keepContainerInService(checked.configJson, name, UnitFile.parse(rendered.service, unit), ctx.user ? userManager(ctx.user.uid) : SYSTEM_MANAGER)
+    if (ctx.user) {
+      const rootless = rootlessConfig(configJson, ctx.user, name)
+      configJson = rootless.configJson
+      warnings.push(...rootless.warnings)
+    }
     // A remote rootfs (install --rootfs DIR), as Atomic's: config.json's root.path names DIR instead of NAME.N/rootfs.
     if (i.rootfs) configJson = `${JSON.stringify({ ...JSON.parse(configJson), root: { ...JSON.parse(configJson).root, path: i.rootfs } }, null, 2)}\n`
     // As Atomic: with no tmpfiles template of the image's, the bind sources the container needs are created
@@ -233,10 +243,27 @@ export async function planDeployment(ctx: OpsContext, i: PlanInput): Promise<Dep
       if (dirs.length > 0) rendered = { ...rendered, tmpfiles: rendered.tmpfiles + dirs.map((d) => `d ${d} 0755 root root -\n`).join('') }
     }
   }
+  if (ctx.user) {
+    const u = ctx.user
+    const t = adaptTmpfilesForUser(rendered.tmpfiles, [u.runtimeDir, u.dataHome, u.configHome, '/tmp', '/var/tmp'])
+    if (t.outside.length > 0) {
+      throw new ContentError('user.tmpfiles-path', `the tmpfiles entry of ${name} creates ${t.outside.slice(0, 3).join(', ')}: a --user install can create only under ${u.runtimeDir}, ${u.dataHome} and ${u.configHome}`, {
+        hint: 'the image names a system path; install it with --system, or use an image whose templates use ${RUN_DIRECTORY} and ${STATE_DIRECTORY}',
+        data: { paths: t.outside },
+      })
+    }
+    rendered = { ...rendered, tmpfiles: t.text }
+    warnings.push(...t.warnings)
+  }
   const reader = view.kind === 'checkout' ? rootfsReader(view.rootfs) : storeReader(view.store, view.commit)
   const used = new Set<string>(templateVariables(ex).all)
   const hostfs = await doing('reading /exports/hostfs', () => planHostFiles(reader, ex.manifest, values, used))
   warnings.push(...unusedSetKeys(i, ex, renderedRaw.service, used))
+  if (ctx.user && hostfs.length > 0) {
+    throw new ContentError('user.hostfs', `${name} ships host files (/exports/hostfs: ${hostfs.map((f) => f.path).slice(0, 3).join(', ')}${hostfs.length > 3 ? ', ...' : ''}): a --user install cannot write the host's files`, {
+      hint: 'install it as a system container (--system, as root)',
+    })
+  }
 
   const files: HostFile[] = []
   if (!noService) files.push({ path: inRoot(ctx, join(ctx.paths.unitDir, unit)), sha256: sha256(rendered.service), role: 'unit' })

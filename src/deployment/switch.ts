@@ -215,7 +215,7 @@ export async function applySwitch(ctx: OpsContext, deployments: Deployments, pla
       if (w.role === 'hostfs') continue
       const have = await sha256File(w.path)
       if (w.previousSha256 && have && have !== w.previousSha256) ctx.reporter.warn(`${w.path} was edited since sysctr wrote it; replacing it with ${name}.${plan.toSlot}'s`)
-      await fsp.mkdir(join(w.path, '..'), { recursive: true })
+      await fsp.mkdir(join(w.path, '..'), { recursive: true, ...(ctx.user ? { mode: 0o700 } : {}) })
       await writeFileAtomic(w.path, w.content, { mode: w.mode })
     }
     killPoint(ctx, 'switch:unit')
@@ -298,7 +298,7 @@ export async function recover(
         continue
       }
       if (saved) {
-        await fsp.mkdir(join(e.path, '..'), { recursive: true })
+        await fsp.mkdir(join(e.path, '..'), { recursive: true, ...(ctx.user ? { mode: 0o700 } : {}) })
         // A file, a symlink (never followed) or a directory, as it was.
         if ((await fsp.lstat(e.path).catch(() => undefined))?.isDirectory() && !(await fsp.lstat(saved)).isDirectory()) await removeHostEntry(e.path)
         await putHostEntry(e.path, saved)
@@ -366,7 +366,7 @@ export async function repairInstalled(ctx: OpsContext, active: Deployment): Prom
     await removeTempSiblings(path)
     if ((await sha256File(path)) === f.sha256) continue
     const copy = join(active.dir, deploymentFileName(f, record.unit))
-    await fsp.mkdir(join(path, '..'), { recursive: true })
+    await fsp.mkdir(join(path, '..'), { recursive: true, ...(ctx.user ? { mode: 0o700 } : {}) })
     await writeFileAtomic(path, await fsp.readFile(copy), { mode: 0o644 })
     if (f.role === 'tmpfiles') await ctx.tmpfiles('create', path).catch((e: Error) => ctx.reporter.warn(e.message))
     repaired.push(path)

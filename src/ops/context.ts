@@ -67,6 +67,33 @@ export interface OpsContext {
   uuid?: (name: string, manifestDigest: string) => string
   /** The last `lines` lines of a unit's journal (journalctl -u); absent: none are shown (tests, --root). */
   journal?: (unit: string, lines: number) => Promise<string[]>
+  /**
+   * Set by --user (ops/user-context.ts): a rootless install for the calling
+   * user, under the user's own systemd (units in ~/.config/systemd/user,
+   * state in $XDG_DATA_HOME/sysctr), run with a user namespace.
+   */
+  user?: UserMode
+}
+
+/** The calling user, for --user (see ops/user-context.ts). */
+export interface UserMode {
+  uid: number
+  gid: number
+  userName: string
+  /** $XDG_RUNTIME_DIR (the user manager's runtime dir, /run/user/UID). */
+  runtimeDir: string
+  /** $XDG_DATA_HOME (default ~/.local/share). */
+  dataHome: string
+  /** $XDG_CONFIG_HOME (default ~/.config). */
+  configHome: string
+  /** The user's first /etc/subuid and /etc/subgid ranges, when it has them. */
+  subuid?: IdRange
+  subgid?: IdRange
+}
+
+export interface IdRange {
+  start: number
+  count: number
 }
 
 /** A host path as seen from inside ctx.root (identity without --root). */

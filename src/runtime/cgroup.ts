@@ -10,14 +10,22 @@ import type { UnitFile } from '../systemd/unit-file'
  * and accepts sd_notify from them. Without delegation the runtime's default
  * (a cgroup beside the service) is left alone, as Atomic had it.
  */
-export function keepContainerInService(configJson: string, name: string, unit: UnitFile): string {
+export function keepContainerInService(configJson: string, name: string, unit: UnitFile, manager: { cgroup: string; defaultSlice: string } = SYSTEM_MANAGER): string {
   const delegate = (unit.get('Service', 'Delegate') ?? 'no').trim().toLowerCase()
   if (!['yes', 'true', 'on', '1'].includes(delegate)) return configJson
   const spec = JSON.parse(configJson) as { linux?: { cgroupsPath?: string } }
   spec.linux ??= {}
   if (spec.linux.cgroupsPath) return configJson
-  spec.linux.cgroupsPath = `${slicePath(unit.get('Service', 'Slice') ?? 'system.slice')}/${name}.service/container`
+  spec.linux.cgroupsPath = `${manager.cgroup}${slicePath(unit.get('Service', 'Slice') ?? manager.defaultSlice)}/${name}.service/container`
   return JSON.stringify(spec, null, 2) + '\n'
+}
+
+/** The system manager: units under the root cgroup, services in system.slice by default. */
+export const SYSTEM_MANAGER = { cgroup: '', defaultSlice: 'system.slice' }
+
+/** A user's manager (--user): its units under user@UID.service, services in app.slice by default. */
+export function userManager(uid: number): { cgroup: string; defaultSlice: string } {
+  return { cgroup: `/user.slice/user-${uid}.slice/user@${uid}.service`, defaultSlice: 'app.slice' }
 }
 
 /** The cgroup path of a slice unit: `a-b.slice` -> `/a.slice/a-b.slice`, `-.slice` -> ``. */

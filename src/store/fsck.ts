@@ -30,6 +30,7 @@ import { createHash } from 'node:crypto'
 import { join, resolve } from 'node:path'
 import type { Digest } from '../oci/types'
 import { fileObjectHeader, HEX64, sha256Hex } from './canonical'
+import { fileObjectMeta } from './ownership'
 import { digestRelPath, splitDigest } from './digest-path'
 import { mapLimit, syncFilesystem } from './durable'
 import { listStore, removeTreesTopDown } from './gc'
@@ -182,8 +183,15 @@ async function check(store: Store, opts: FsckOptions): Promise<FsckResult> {
       bad.add(name)
       continue
     }
-    const x = (xattrs.size > 0 ? xattrs.get(resolve(path)) : undefined) ?? {}
-    const meta = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, xattrs: x }
+    let meta: ReturnType<typeof fileObjectMeta>
+    try {
+      meta = fileObjectMeta(st, (xattrs.size > 0 ? xattrs.get(resolve(path)) : undefined) ?? {}, name)
+    } catch (err) {
+      problem('corrupt-object', relObj(name), (err as Error).message)
+      bad.add(name)
+      continue
+    }
+    const x = meta.xattrs ?? {}
     const headers = [fileObjectHeader(meta)]
     if (x[SELINUX] !== undefined) {
       const { [SELINUX]: _label, ...rest } = x
@@ -194,7 +202,7 @@ async function check(store: Store, opts: FsckOptions): Promise<FsckResult> {
       good.set(name, { kind: 'file' })
       continue
     }
-    problem('corrupt-object', relObj(name), `file content or metadata does not match its name (mode ${(st.mode & 0o7777).toString(8)}, uid ${st.uid}, gid ${st.gid}, ${st.size} bytes)`)
+    problem('corrupt-object', relObj(name), `file content or metadata does not match its name (mode ${(meta.mode & 0o7777).toString(8)}, uid ${meta.uid}, gid ${meta.gid}, ${st.size} bytes)`)
     bad.add(name)
   }
 

@@ -42,6 +42,7 @@ import { Transaction } from './transaction'
 import { DEFAULT_DIR_META, DirMeta, encodeObject, LayerCommit, Tree, TreeEntry } from './tree'
 import { setXattrs, Xattrs } from './xattr'
 import { verifiedAs } from '../util/digest-stream'
+import { fileObjectOnDisk } from './ownership'
 import { Decompress as ZstdDecompress } from 'fzstd'
 
 export interface StagedLayer {
@@ -436,7 +437,8 @@ async function stageFile(tx: Transaction, data: Readable, size: number, meta: Di
     const hex = hash.digest('hex')
     const name = `${hex}.file`
     // Xattrs are set after chown (which clears security.capability) and after the last write.
-    if (tx.putBytesSync(name, chunks, meta, { files: true }) && meta.xattrs) xattrFiles.push({ path: tx.path(name), xattrs: meta.xattrs })
+    const disk = fileObjectOnDisk(meta)
+    if (tx.putBytesSync(name, chunks, disk.owner ? { ...disk.owner, mode: disk.mode } : { mode: disk.mode }, { files: true }) && disk.xattrs) xattrFiles.push({ path: tx.path(name), xattrs: disk.xattrs })
     return hex
   }
   const scratch = tx.scratchPath()
@@ -470,8 +472,9 @@ async function stageFile(tx: Transaction, data: Readable, size: number, meta: Di
       if (batchLen >= WRITE_BATCH) await flush()
     }
     await flush()
-    await fh.chown(meta.uid, meta.gid)
-    await fh.chmod(meta.mode)
+    const disk = fileObjectOnDisk(meta)
+    if (disk.owner) await fh.chown(disk.owner.uid, disk.owner.gid)
+    await fh.chmod(disk.mode)
     await fh.utimes(0, 0)
   } finally {
     await fh.close()
@@ -479,7 +482,8 @@ async function stageFile(tx: Transaction, data: Readable, size: number, meta: Di
   const hex = hash.digest('hex')
   const name = `${hex}.file`
   if (await tx.adopt(scratch, name, written)) {
-    if (meta.xattrs) xattrFiles.push({ path: tx.path(name), xattrs: meta.xattrs })
+    const x = fileObjectOnDisk(meta).xattrs
+    if (x) xattrFiles.push({ path: tx.path(name), xattrs: x })
   }
   return hex
 }

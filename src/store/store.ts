@@ -58,6 +58,7 @@ import { checkout as checkoutTree, CheckoutOptions, CheckoutStats } from '../che
 import { entryPathComponents } from '../checkout/safe-path'
 import { formatBytes } from '../util/format-bytes'
 import { hostFault } from '../util/host-faults'
+import { checkStoreOwner } from './ownership'
 import { makeDirs } from '../util/make-dirs'
 import { HEX64 } from './canonical'
 import { digestRelPath, splitDigest, STORE_ALGORITHMS } from './digest-path'
@@ -187,6 +188,7 @@ export class Store {
     await makeDirs(root).catch((err) => {
       throw hostFault(err, root)
     })
+    await checkStoreOwner(root) // --user: store/ownership.ts
     const fmt = await readIfExists(join(root, 'format'))
     if (fmt === undefined) {
       const entries = (await fsp.readdir(root)).filter((e) => !['tmp', 'lock', 'lock.break'].includes(e))

@@ -173,7 +173,7 @@ describe.skipIf(!built)(`CLI conventions${built ? '' : ' (skipped: run npm run b
       const r = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'env', `SYSCTR_STATE_DIR=${state}`, process.execPath, BIN, ...args])
       expect(r.code, args.join(' ')).toBe(7)
       expect(r.stdout).toBe('')
-      expect(r.stderr).toBe(`error: sysctr ${name} needs root (or --root DIR)\nhint: run it as root (sudo sysctr ...), or pass --root DIR to work on an OS tree\n`)
+      expect(r.stderr).toBe(`error: sysctr ${name} needs root (or --user for your own containers, or --root DIR)\nhint: run it as root (sudo sysctr ...), add --user to work on your own containers (README "User mode"), or pass --root DIR to work on an OS tree\n`)
     }
     expect(existsSync(state)).toBe(false)
     const j = await asNobody(['containers', 'list', '--json'])

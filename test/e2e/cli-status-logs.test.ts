@@ -119,7 +119,7 @@ describe.skipIf(skip !== undefined)(`status, logs, containers inspect (real regi
       const r = await env.box.exec(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'env', 'HOME=/tmp', '/opt/sysctr/bin/sysctr', ...cmd])
       expect(r.code, cmd.join(' ')).toBe(7)
       expect(r.stdout).toBe('')
-      expect(r.stderr.split('\n')[0]).toMatch(/^error: sysctr (containers list|status) needs root \(or --root DIR\)$/)
+      expect(r.stderr.split('\n')[0]).toMatch(/^error: sysctr (containers list|status) needs root \(or --user for your own containers, or --root DIR\)$/)
       expect(r.stderr).not.toContain('no containers installed')
     }
     // As root the same listing shows etcd (ps is containers list).

@@ -78,7 +78,7 @@ TimeoutStartSec=30
 WantedBy=multi-user.target
 `
 
-function appLayer(): LayerEntry[] {
+function appLayer(tmpfiles: string): LayerEntry[] {
   return [
     { path: 'usr/', type: 'directory' },
     { path: 'usr/bin/', type: 'directory' },
@@ -86,7 +86,7 @@ function appLayer(): LayerEntry[] {
     { path: 'exports/', type: 'directory' },
     { path: 'exports/config.json.template', content: CONFIG },
     { path: 'exports/service.template', content: SERVICE },
-    { path: 'exports/tmpfiles.template', content: 'd /run/svc-$NAME 0755 root root -\n' },
+    { path: 'exports/tmpfiles.template', content: tmpfiles },
   ]
 }
 
@@ -98,10 +98,14 @@ function versionLayer(v: string): LayerEntry[] {
   ]
 }
 
-/** Write svc-v1, svc-v2, svc-v3 into the OCI layout at dir. */
-export async function buildUpdateImages(dir: string, opts: { busybox?: string } = {}): Promise<WrittenImage[]> {
+/**
+ * Write svc-v1, svc-v2, svc-v3 into the OCI layout at dir. `tmpfiles`: the
+ * image's tmpfiles template (default `d /run/svc-$NAME ...`; a --user install
+ * needs one under ${RUN_DIRECTORY}).
+ */
+export async function buildUpdateImages(dir: string, opts: { busybox?: string; tmpfiles?: string } = {}): Promise<WrittenImage[]> {
   const base = await baseLayer(opts.busybox ?? '/bin/busybox')
-  const app = appLayer()
+  const app = appLayer(opts.tmpfiles ?? 'd /run/svc-$NAME 0755 root root -\n')
   return writeOciLayout(
     dir,
     SVC_VERSIONS.map((v) => ({ tag: `svc-${v}`, layers: [base, app, versionLayer(v)] })),

@@ -60,7 +60,7 @@ describe('parse errors and privilege', () => {
     expect(usageFromParseError(new Error('not a parse error'), 'sysctr', 'x')).toBeUndefined()
   })
   it('needs root without --root; not as root or with --root', () => {
-    expect(() => requireRoot({ command: 'containers list', euid: 1000 })).toThrow('sysctr containers list needs root (or --root DIR)')
+    expect(() => requireRoot({ command: 'containers list', euid: 1000 })).toThrow('sysctr containers list needs root (or --user for your own containers, or --root DIR)')
     try {
       requireRoot({ command: 'install', euid: 1000 })
     } catch (e) {
