@@ -89,8 +89,35 @@ const stubs = {
   },
 }
 
+// Dependencies that no start-up needs (each required on first use: see the modules
+// that require them) go into their own files, dist/bundle/vendor/NAME.js, which the
+// bundle requires by path: the bundle that every start reads stays small.
+const VENDOR = ['openpgp', 'handlebars', 'dbus-next', 'yaml', 'smol-toml', 'tar-stream', 'fzstd', 'ini']
+const EXTERNAL = ['x11', 'abstract-socket', 'usocket', 'typescript', 'ts-node', 'tsx', 'pnpapi']
+const vendor = {
+  name: 'sysctr-vendor',
+  setup(build) {
+    const filter = new RegExp(`^(${VENDOR.join('|')})$`)
+    build.onResolve({ filter }, (args) => ({ path: `./vendor/${args.path}.js`, external: true }))
+  },
+}
+
 async function bundle() {
   checkDirnameUses()
+  fs.rmSync(OUT_DIR, { recursive: true, force: true })
+  await esbuild.build({
+    entryPoints: Object.fromEntries(VENDOR.map((v) => [v, require.resolve(v, { paths: [ROOT] })])),
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    outdir: path.join(OUT_DIR, 'vendor'),
+    external: EXTERNAL,
+    minifyWhitespace: true,
+    minifySyntax: true,
+    legalComments: 'none',
+    logLevel: 'warning',
+  })
   fs.mkdirSync(OUT_DIR, { recursive: true })
   const tmp = `${OUT}.tmp`
   await esbuild.build({
@@ -100,10 +127,10 @@ async function bundle() {
     format: 'cjs',
     target: 'node20',
     outfile: tmp,
-    plugins: [stubs],
+    plugins: [stubs, vendor],
     // Optional requires of dependencies that are not installed (dbus-next: x11 auth;
     // oclif: TypeScript and ts-node/tsx for linked plugins in development).
-    external: ['x11', 'abstract-socket', 'usocket', 'typescript', 'ts-node', 'tsx', 'pnpapi'],
+    external: EXTERNAL,
     minifyWhitespace: !process.argv.includes('--no-minify'),
     minifySyntax: !process.argv.includes('--no-minify'),
     legalComments: 'none',
@@ -123,7 +150,6 @@ async function bundle() {
 async function main() {
   const noCache = process.argv.includes('--no-cache')
   const cacheFile = path.join(OUT_DIR, 'sysctr.cache')
-  fs.rmSync(cacheFile, { force: true })
   await bundle()
   const { writeManifest } = require(OUT)
   await writeManifest(ROOT)
