@@ -3,7 +3,7 @@
  * object on stdout with --json) and a documented exit code. A stack trace is
  * printed only for internal errors (exit 1) or with --debug.
  */
-import { Config, flush, Plugin, run, settings } from '@oclif/core'
+import { Config, flush, Interfaces, Plugin, run, settings } from '@oclif/core'
 import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -120,7 +120,9 @@ export async function main(argv: string[], root: string, opts: { bundled?: boole
   // (tsconfig.json, ts-node) when NODE_ENV is test or development.
   settings.enableAutoTranspile = false
   try {
-    await run(argv, opts.bundled ? root : await loadOptions(root))
+    // Bundled: package.json read here, in one synchronous call (oclif would look for the
+    // package root and read it with a few asynchronous calls).
+    await run(argv, opts.bundled ? { root, pjson: JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as Interfaces.PJSON } : await loadOptions(root))
   } catch (err) {
     // ExitError from this.exit(): already reported.
     const o = err as OclifLikeError
