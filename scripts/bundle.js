@@ -128,6 +128,10 @@ async function bundle() {
     target: 'node20',
     outfile: tmp,
     plugins: [stubs, vendor],
+    // bin/sysctr runs the bundle from V8's code cache, where import() has no callback
+    // (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING): esbuild turns each import() into a
+    // require() in a promise (oclif's import() of ESM plugins and tsx: not used by sysctr).
+    supported: { 'dynamic-import': false },
     // Optional requires of dependencies that are not installed (dbus-next: x11 auth;
     // oclif: TypeScript and ts-node/tsx for linked plugins in development).
     external: EXTERNAL,
