@@ -3,19 +3,22 @@
  * object on stdout with --json) and a documented exit code. A stack trace is
  * printed only for internal errors (exit 1) or with --debug.
  */
-import { Config, flush, Plugin, run } from '@oclif/core'
+import { Config, flush, Interfaces, Plugin, run, settings } from '@oclif/core'
 import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ExitCode, SysctrError, toSysctrError, UsageError } from '../errors'
 
 /**
- * Startup: with `oclif.manifest.json` in the package root (written by
- * `npm run build`, see writeManifest) oclif requires only the command that
- * runs; without it, every command module (and handlebars, dbus-next) to list
- * them. The manifest records a fingerprint (sha256 of dist/commands and
- * dist/cli); one that does not match the compiled code (`tsc` run without the
- * build script) is ignored, so a new or changed command is never hidden.
+ * Startup: `npm run build` bundles this module with every command
+ * (scripts/bundle.js: dist/bundle/sysctr.js, which package.json's
+ * `oclif.commands` names, strategy 'explicit') and writes
+ * `oclif.manifest.json` in the package root; with both, oclif evaluates only
+ * the command that runs. Without the bundle (dist/ from `tsc` alone, or newer
+ * than the bundle: bin/sysctr decides) oclif loads the commands from
+ * dist/commands instead, and uses the manifest only if its fingerprint (sha256
+ * of dist/commands and dist/cli) matches the compiled code; a stale one is
+ * ignored, so a new or changed command is never hidden.
  */
 export const MANIFEST = 'oclif.manifest.json'
 
@@ -54,12 +57,22 @@ export function manifestState(root: string): 'fresh' | 'stale' | 'absent' {
   return typeof recorded === 'string' && recorded === commandsFingerprint(root) ? 'fresh' : 'stale'
 }
 
-/** What to hand oclif's run(): the root, or a config loaded without a stale manifest. */
-async function loadOptions(root: string): Promise<string | Config> {
-  if (manifestState(root) !== 'stale') return root
-  const plugin = new Plugin({ root, type: 'core', isRoot: true, ignoreManifest: true })
+/** The package.json of `root` with oclif finding the commands in dist/commands (no bundle). */
+function unbundledPjson(root: string): Record<string, unknown> & { oclif: Record<string, unknown> } {
+  const pjson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as Record<string, unknown> & { oclif?: Record<string, unknown> }
+  // The hook and help class from dist/ too (package.json names them in the bundle).
+  return {
+    ...pjson,
+    oclif: { ...pjson.oclif, commands: './dist/commands', hooks: { command_not_found: './dist/cli/hooks/command-not-found' }, helpClass: './dist/cli/help' },
+  }
+}
+
+/** What to hand oclif's run() without the bundle: a config whose commands come from dist/commands. */
+async function loadOptions(root: string): Promise<Config> {
+  const pjson = unbundledPjson(root) as ConstructorParameters<typeof Plugin>[0]['pjson']
+  const plugin = new Plugin({ root, type: 'core', isRoot: true, pjson, ignoreManifest: manifestState(root) !== 'fresh' })
   await plugin.load()
-  return Config.load({ root, plugins: new Map([[plugin.name, plugin]]) })
+  return Config.load({ root, pjson, plugins: new Map([[plugin.name, plugin]]) })
 }
 
 interface OclifLikeError {
@@ -104,10 +117,16 @@ export function printError(err: SysctrError, opts: { json: boolean; debug: boole
   }
 }
 
-export async function main(argv: string[], root: string): Promise<void> {
+/** `bundled`: running from dist/bundle/sysctr.js (bin/sysctr), whose COMMANDS package.json names. */
+export async function main(argv: string[], root: string, opts: { bundled?: boolean } = {}): Promise<void> {
   let code: number = ExitCode.ok
+  // Compiled JavaScript only: oclif would otherwise look for TypeScript sources
+  // (tsconfig.json, ts-node) when NODE_ENV is test or development.
+  settings.enableAutoTranspile = false
   try {
-    await run(argv, await loadOptions(root))
+    // Bundled: package.json read here, in one synchronous call (oclif would look for the
+    // package root and read it with a few asynchronous calls).
+    await run(argv, opts.bundled ? { root, pjson: JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as Interfaces.PJSON } : await loadOptions(root))
   } catch (err) {
     // ExitError from this.exit(): already reported.
     const o = err as OclifLikeError

@@ -18,7 +18,6 @@
 import { promises as fsp } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { rootCertificates } from 'node:tls'
 import { ContentError, UsageError, toSysctrError } from '../errors'
 
 /** What the https agent gets (see HttpOptions.tls). */
@@ -93,7 +92,9 @@ export async function tlsOptionsFor(hostPort: string, opts: CertsLookupOptions =
     const cas = names.filter((n) => n.endsWith('.crt'))
     if (cas.length > 0) {
       out.caFiles = cas.map((n) => join(dir, n))
-      out.ca = [...rootCertificates, ...(await Promise.all(out.caFiles.map(readPem)))]
+      // node:tls loaded here, not at start-up.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      out.ca = [...(require('node:tls') as typeof import('node:tls')).rootCertificates, ...(await Promise.all(out.caFiles.map(readPem)))]
     }
     for (const n of names) {
       if (n.endsWith('.cert')) {

@@ -18,7 +18,6 @@
 import { promises as fsp } from 'node:fs'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { parse as parseToml } from 'smol-toml'
 import { ContentError, UsageError } from '../errors'
 import { ImageReference, parseReference } from '../reference/reference'
 
@@ -76,7 +75,9 @@ function bool(v: unknown, file: string, key: string): boolean | undefined {
 export function mergeRegistriesConf(base: RegistriesConf, text: string, file: string): RegistriesConf {
   let doc: Record<string, unknown>
   try {
-    doc = parseToml(text) as Record<string, unknown>
+    // smol-toml, loaded on first use (start-up of commands that resolve no image name).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    doc = (require('smol-toml') as typeof import('smol-toml')).parse(text) as Record<string, unknown>
   } catch (err) {
     throw bad(file, `not valid TOML: ${(err as Error).message.split('\n')[0]}`)
   }

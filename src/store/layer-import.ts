@@ -29,8 +29,8 @@ import { createHash } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
 import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { createGunzip, ZlibOptions } from 'node:zlib'
-import * as tar from 'tar-stream'
+import type { ZlibOptions } from 'node:zlib'
+import type * as tar from 'tar-stream'
 import { ContentError, UsageError } from '../errors'
 import { Descriptor, Digest, MediaType } from '../oci/types'
 import { decodeName, entryPathComponents, resolveInRoot, RootWalker } from '../checkout/safe-path'
@@ -43,7 +43,14 @@ import { DEFAULT_DIR_META, DirMeta, encodeObject, LayerCommit, Tree, TreeEntry }
 import { setXattrs, Xattrs } from './xattr'
 import { verifiedAs } from '../util/digest-stream'
 import { fileObjectOnDisk } from './ownership'
-import { Decompress as ZstdDecompress } from 'fzstd'
+import type * as Fzstd from 'fzstd'
+
+// Loaded on first use, so commands that import no layer (list, info, prune) do not pay at start-up.
+/* eslint-disable @typescript-eslint/no-require-imports */
+const tarStream = (): typeof tar => require('tar-stream') as typeof tar
+const createGunzip = (o: ZlibOptions): Transform => (require('node:zlib') as typeof import('node:zlib')).createGunzip(o)
+const fzstd = (): typeof Fzstd => require('fzstd') as typeof Fzstd
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 export interface StagedLayer {
   commit: LayerCommit
@@ -251,7 +258,7 @@ export async function stageLayer(tx: Transaction, desc: Descriptor, stream: Read
     },
   })
   // latin1: header names come through as their raw bytes, checked as UTF-8 per entry (decodeName).
-  const extract = tar.extract({ filenameEncoding: 'latin1' } as Parameters<typeof tar.extract>[0])
+  const extract = tarStream().extract({ filenameEncoding: 'latin1' } as Parameters<typeof tar.extract>[0])
   const decompress =
     compression === 'gzip'
       ? [createGunzip({ chunkSize: 128 * 1024, readableHighWaterMark: READ_AHEAD } as ZlibOptions)]
@@ -519,7 +526,7 @@ export { sha256Hex }
  */
 function createZstdDecompress(desc: Descriptor): Transform {
   let out: Transform
-  const dec = new ZstdDecompress((chunk: Uint8Array) => {
+  const dec = new (fzstd().Decompress)((chunk: Uint8Array) => {
     out.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
   })
   const fail = (err: unknown) =>

@@ -11,7 +11,6 @@
  */
 import { promises as fsp } from 'node:fs'
 import { dirname, join, resolve as resolvePath } from 'node:path'
-import { stringify as yamlStringify } from 'yaml'
 import { ConflictError, UsageError } from '../errors'
 import { writeFileAtomic } from '../util/atomic-file'
 import { loadPolicy, locatePolicy, parsePolicy, parseRequirementType, Requirement, systemPolicyPath } from './policy'
@@ -145,7 +144,8 @@ async function writeLookaside(scope: string, url: string, opts: TrustFiles): Pro
   const name = `sysctr-${scope.replace(/[^A-Za-z0-9._-]+/g, '-')}.yaml`
   const file = join(dir, name)
   const doc = scope === 'default' ? { 'default-docker': { lookaside: url } } : { docker: { [scope]: { lookaside: url } } }
-  const text = yamlStringify(doc)
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const text = (require('yaml') as typeof import('yaml')).stringify(doc)
   // validate, and refuse a scope another file already sets
   const probe: RegistriesD = { docker: {}, sources: {} }
   mergeRegistriesDFile(probe, text, file)

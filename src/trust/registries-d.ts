@@ -21,7 +21,6 @@
  */
 import { promises as fsp } from 'node:fs'
 import { join, resolve as resolvePath } from 'node:path'
-import { parse as parseYaml } from 'yaml'
 import { ContentError } from '../errors'
 import type { ImageReference } from '../reference/reference'
 import { dockerScopes } from './policy'
@@ -133,7 +132,9 @@ function checkUrl(u: string, file: string, where: string): void {
 export function mergeRegistriesDFile(into: RegistriesD, text: string, file: string): void {
   let doc: unknown
   try {
-    doc = parseYaml(text)
+    // yaml, loaded on first use (start-up of commands that read no registries.d).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    doc = (require('yaml') as typeof import('yaml')).parse(text)
   } catch (err) {
     throw bad(file, `not valid YAML (${(err as Error).message.split('\n')[0]})`)
   }

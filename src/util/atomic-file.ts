@@ -4,7 +4,7 @@
  * file or the new one, never a mix; a crash leaves at most a `.tmp-` file
  * that the next run may remove.
  */
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 
@@ -68,7 +68,6 @@ export async function symlinkAtomic(target: string, link: string): Promise<void>
  * by the same fingerprint). undefined when absent.
  */
 export async function sha256File(path: string): Promise<string | undefined> {
-  const { createHash } = await import('node:crypto')
   try {
     const st = await fsp.lstat(path)
     if (st.isSymbolicLink()) return createHash('sha256').update(symlinkFingerprint(await fsp.readlink(path))).digest('hex')

@@ -14,10 +14,17 @@
  *   cannot verify is RegistryError `registry.tls-untrusted` naming host:port
  *   and the reason, with a hint on where the CA goes.
  */
-import * as http from 'node:http'
-import * as https from 'node:https'
+import type * as http from 'node:http'
+import type * as https from 'node:https'
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { ContentError, RegistryError, SysctrError } from '../../errors'
+
+// node:http and node:https (and tls, net below them), loaded when a transport is
+// made: commands that reach no registry do not pay for them at start-up.
+/* eslint-disable @typescript-eslint/no-require-imports */
+const httpModule = (): typeof http => require('node:http') as typeof http
+const httpsModule = (): typeof https => require('node:https') as typeof https
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 export interface HttpOptions {
   /** Verify TLS certificates (false: accept any certificate). */
@@ -163,9 +170,9 @@ export class HttpTransport {
   private readonly httpsAgent: https.Agent
 
   constructor(private readonly opts: HttpOptions) {
-    this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: 8 })
+    this.httpAgent = new (httpModule().Agent)({ keepAlive: true, maxSockets: 8 })
     const t = opts.tls ?? {}
-    this.httpsAgent = new https.Agent({
+    this.httpsAgent = new (httpsModule().Agent)({
       keepAlive: true,
       maxSockets: 8,
       rejectUnauthorized: opts.tlsVerify,
@@ -269,7 +276,7 @@ export class HttpTransport {
       }
       let req: http.ClientRequest
       try {
-        req = (isHttps ? https : http).request(url, options)
+        req = (isHttps ? httpsModule() : httpModule()).request(url, options)
       } catch (err) {
         reject(networkError(err, url, tls))
         return

@@ -1,0 +1,178 @@
+#!/usr/bin/env node
+// Build step 2 of `npm run build` (after tsc): the single-file CLI that bin/sysctr runs.
+//
+//   node scripts/bundle.js [--no-cache] [--no-minify]   (--no-minify: readable lines for `node --cpu-prof`)
+//
+// 1. esbuild bundles src/cli/main.ts, every command under src/commands/ and
+//    their dependencies (@oclif/core included) into dist/bundle/sysctr.js. The
+//    command list is generated here from the files in src/commands/ (a new
+//    command needs no list to be edited): `COMMANDS`, the export that
+//    package.json's `oclif.commands` ({strategy: 'explicit'}) names, maps each
+//    command id to a getter, so only the command that runs is evaluated.
+// 2. writes oclif.manifest.json from the bundle (oclif reads it instead of
+//    loading every command to list them).
+// 3. writes dist/bundle/sysctr.cache: V8's compiled code for the bundle after a
+//    `sysctr --help` run (bin/sysctr hands it to vm.Script; a cache that does
+//    not match the bundle, or that this node rejects, is ignored).
+//
+// Why: requiring ~700 separate modules from node_modules and dist/ took most of
+// the start-up time (see docs/benchmarks.md, "CLI start").
+'use strict'
+const { spawnSync } = require('node:child_process')
+const { createHash } = require('node:crypto')
+const fs = require('node:fs')
+const path = require('node:path')
+const esbuild = require('esbuild')
+
+const ROOT = path.join(__dirname, '..')
+const SRC = path.join(ROOT, 'src')
+const OUT_DIR = path.join(ROOT, 'dist', 'bundle')
+const OUT = path.join(OUT_DIR, 'sysctr.js')
+
+// Modules that resolve `__dirname` relative to their own file (the package
+// root as resolve(__dirname, '..', '..')) see dist/bundle/ in the bundle, the
+// same depth as dist/<dir>/ under tsc: only files one directory below src/ may use it.
+function checkDirnameUses() {
+  const bad = []
+  for (const f of fs.readdirSync(SRC, { recursive: true })) {
+    if (!f.endsWith('.ts') || f.split(path.sep).length === 2) continue
+    if (/\b__(dirname|filename)\b/.test(fs.readFileSync(path.join(SRC, f), 'utf8'))) bad.push(`src/${f}`)
+  }
+  if (bad.length) throw new Error(`bundle: __dirname/__filename used outside src/<dir>/*.ts (wrong in dist/bundle/sysctr.js): ${bad.join(', ')}`)
+}
+
+/** Command ids as oclif's pattern strategy derives them from the files (topic dirs, `index` = the topic). */
+function commandFiles() {
+  const dir = path.join(SRC, 'commands')
+  return fs
+    .readdirSync(dir, { recursive: true })
+    .map((f) => f.split(path.sep).join('/'))
+    .filter((f) => /\.ts$/.test(f) && !/\.(d|test|spec)\.ts$/.test(f))
+    .sort()
+    .map((f) => {
+      const parts = f.replace(/\.ts$/, '').split('/')
+      if (parts[parts.length - 1] === 'index') parts.pop()
+      return { id: parts.join(':'), file: `./${f}` }
+    })
+}
+
+const entry = () => {
+  const cmds = commandFiles()
+  const lines = [
+    `export { main, writeManifest } from ${JSON.stringify(path.join(SRC, 'cli', 'main.ts'))}`,
+    '/** oclif command classes by id; each module is required when its getter is read. */',
+    'export const COMMANDS = {}',
+    'const commandClass = (m) => (m.default && typeof m.default.run === "function" ? m.default : Object.values(m).find((c) => c && typeof c.run === "function"))',
+    ...cmds.map(({ id, file }) => `Object.defineProperty(COMMANDS, ${JSON.stringify(id)}, { enumerable: true, get: () => commandClass(require(${JSON.stringify(file)})) })`),
+    // The hook and the help class package.json names ({target: the bundle, identifier}): inside the
+    // bundle, so they share its @oclif/core and error classes (a copy from dist/ would not: its
+    // UsageError would not be the bundle's). Each module is required when first used.
+    `export const HOOK_COMMAND_NOT_FOUND = (...a) => require(${JSON.stringify(path.join(SRC, 'cli', 'hooks', 'command-not-found.ts'))}).default(...a)`,
+    `export const HELP = {}`,
+    `Object.defineProperty(HELP, 'default', { enumerable: true, get: () => require(${JSON.stringify(path.join(SRC, 'cli', 'help.ts'))}).default })`,
+  ]
+  return lines.join('\n') + '\n'
+}
+
+// Stand-ins for dependencies of dependencies that cost start-up time for nothing sysctr uses.
+// wsl-utils: @oclif/core's Config.load asks `isWsl` (for config.platform) on every start;
+// the package reads /proc/version, stats WSL and container paths and loads five builtins
+// (about 10 ms). sysctr runs on Linux only and uses no config.platform: the kernel release
+// answers (WSL kernels name Microsoft), PowerShell (Windows only) is never asked for.
+const STUBS = {
+  'wsl-utils': [
+    "const release = require('node:os').release().toLowerCase()",
+    "exports.isWsl = process.platform === 'linux' && release.includes('microsoft')",
+    "exports.powerShellPath = async () => 'powershell.exe'",
+  ].join('\n'),
+}
+const stubs = {
+  name: 'sysctr-stubs',
+  setup(build) {
+    const filter = new RegExp(`^(${Object.keys(STUBS).join('|')})$`)
+    build.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'sysctr-stub' }))
+    build.onLoad({ filter: /.*/, namespace: 'sysctr-stub' }, (args) => ({ contents: STUBS[args.path], loader: 'js' }))
+  },
+}
+
+// Dependencies that no start-up needs (each required on first use: see the modules
+// that require them) go into their own files, dist/bundle/vendor/NAME.js, which the
+// bundle requires by path: the bundle that every start reads stays small.
+const VENDOR = ['openpgp', 'handlebars', 'dbus-next', 'yaml', 'smol-toml', 'tar-stream', 'fzstd', 'ini']
+const EXTERNAL = ['x11', 'abstract-socket', 'usocket', 'typescript', 'ts-node', 'tsx', 'pnpapi']
+const vendor = {
+  name: 'sysctr-vendor',
+  setup(build) {
+    const filter = new RegExp(`^(${VENDOR.join('|')})$`)
+    build.onResolve({ filter }, (args) => ({ path: `./vendor/${args.path}.js`, external: true }))
+  },
+}
+
+async function bundle() {
+  checkDirnameUses()
+  fs.rmSync(OUT_DIR, { recursive: true, force: true })
+  await esbuild.build({
+    entryPoints: Object.fromEntries(VENDOR.map((v) => [v, require.resolve(v, { paths: [ROOT] })])),
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    outdir: path.join(OUT_DIR, 'vendor'),
+    external: EXTERNAL,
+    minifyWhitespace: true,
+    minifySyntax: true,
+    legalComments: 'none',
+    logLevel: 'warning',
+  })
+  fs.mkdirSync(OUT_DIR, { recursive: true })
+  const tmp = `${OUT}.tmp`
+  await esbuild.build({
+    stdin: { contents: entry(), resolveDir: path.join(SRC, 'commands'), sourcefile: 'sysctr-entry.js', loader: 'js' },
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    outfile: tmp,
+    plugins: [stubs, vendor],
+    // bin/sysctr runs the bundle from V8's code cache, where import() has no callback
+    // (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING): esbuild turns each import() into a
+    // require() in a promise (oclif's import() of ESM plugins and tsx: not used by sysctr).
+    supported: { 'dynamic-import': false },
+    // Optional requires of dependencies that are not installed (dbus-next: x11 auth;
+    // oclif: TypeScript and ts-node/tsx for linked plugins in development).
+    external: EXTERNAL,
+    minifyWhitespace: !process.argv.includes('--no-minify'),
+    minifySyntax: !process.argv.includes('--no-minify'),
+    legalComments: 'none',
+    sourcemap: 'linked',
+    logLevel: 'warning',
+  })
+  // First line: an id of the content, which the code cache records (bin/sysctr
+  // uses a cache only for the bundle it was made from).
+  const body = fs.readFileSync(tmp, 'utf8').replace(`sysctr.js.tmp.map`, 'sysctr.js.map')
+  const id = createHash('sha256').update(body).digest('hex').slice(0, 32)
+  fs.writeFileSync(tmp, `// sysctr-bundle ${id}\n${body}`)
+  fs.renameSync(`${tmp}.map`, `${OUT}.map`)
+  fs.renameSync(tmp, OUT)
+  return id
+}
+
+async function main() {
+  const noCache = process.argv.includes('--no-cache')
+  const cacheFile = path.join(OUT_DIR, 'sysctr.cache')
+  await bundle()
+  const { writeManifest } = require(OUT)
+  await writeManifest(ROOT)
+  if (noCache) return
+  // The code cache: V8's compiled functions after one `--help` run.
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'sysctr'), '--help'], {
+    env: { ...process.env, SYSCTR_WRITE_CODE_CACHE: cacheFile },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
+  if (r.status !== 0 || !fs.existsSync(cacheFile)) throw new Error(`bundle: writing the code cache failed (sysctr --help: exit ${r.status})`)
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err.stack ?? err}\n`)
+  process.exit(1)
+})
