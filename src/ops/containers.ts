@@ -61,16 +61,19 @@ function brokenListing(name: string, slot: number, err: SysctrError): ContainerL
 
 export async function listContainers(ctx: OpsContext): Promise<ContainerListing[]> {
   const deployments = new Deployments(ctx.paths.containersDir)
-  let systemd: Systemd | undefined
-  try {
-    systemd = await ctx.systemd()
-  } catch (err) {
-    ctx.reporter.warn(`unit states unknown: ${(err as Error).message}`)
-  }
   // One read of the containers directory for the whole listing; then, per
   // container, its active record (read once) and the other slots' markers,
   // several containers at a time (each is a few small reads), in name order.
   const scan = await deployments.scan()
+  // systemd is asked only when there is a unit to ask about (an empty host costs no D-Bus connection).
+  let systemd: Systemd | undefined
+  if (scan.names.length > 0) {
+    try {
+      systemd = await ctx.systemd()
+    } catch (err) {
+      ctx.reporter.warn(`unit states unknown: ${(err as Error).message}`)
+    }
+  }
   const listed = await mapLimit(scan.names, 16, async (name): Promise<ContainerListing | undefined> => {
     let d: Deployment | undefined
     let other: number | undefined

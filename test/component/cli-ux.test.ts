@@ -252,7 +252,11 @@ describe.skipIf(!built)(`CLI conventions${built ? '' : ' (skipped: run npm run b
     const r = await run('zsh', ['-f', '-c', script], { SYSCTR_STATE_DIR: join(dir, 'names-state') })
     expect(r.stderr).toBe('')
     const lines = r.stdout.trimEnd().split('\n')
-    expect(lines[0]).toMatch(/^describe completion containers fsck images install logs /)
+    // Every top-level command and topic, then help (the list grows with the commands: checked by membership).
+    const top = lines[0].split(' ')
+    expect(top[0]).toBe('describe')
+    expect(top.at(-1)).toBe('help')
+    expect(top).toEqual(expect.arrayContaining(['completion', 'containers', 'exec', 'fsck', 'images', 'install', 'logs', 'run', 'status', 'stop', 'trust']))
     expect(lines[1]).toBe('describe inspect list ls rollback update')
     expect(lines[2]).toMatch(/^compadd --json .*--rebase .*--help$/)
     expect(lines[3]).toBe('compadd etcd flannel')

@@ -208,7 +208,7 @@ describe.skipIf(skip !== undefined)(`install --user end to end (rootless, the us
       times[`user:${n}`] = Date.now() - t0
       expect({ n, code: r.code, stderr: r.stderr }).toEqual({ n, code: 0, stderr: expect.not.stringMatching(/^error:/m) })
       expect(r.stdout).toContain(`installed ${n}`)
-      expect(r.stdout).toContain(`deployment: ${DATA}/containers/${n}.0`)
+      expect(r.stdout).toContain(`deployment: ${n}.0 (${DATA}/containers/${n}.0)`)
     }
     const st = await userStates(DEMO_IMAGES.map((n) => `${n}.service`))
     for (const n of DEMO_IMAGES) expect(st[`${n}.service`]).toMatchObject({ loadState: 'loaded', unitFileState: 'enabled', activeState: 'inactive' })
