@@ -358,3 +358,24 @@ function which(tool: string): boolean {
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms))
 }
+
+/**
+ * The smallest tree systemd boots from (bootSystemd({ directory })) with the
+ * host's /usr bound in: the top directories, the merged-/usr links and
+ * os-release (nspawn looks for it before it binds /usr in). `machineId`: also
+ * a fixed /etc/machine-id (a root that is booted more than once keeps its
+ * identity, and its journal, across the boots).
+ */
+export async function makeBootableRoot(dir: string, opts: { machineId?: boolean } = {}): Promise<void> {
+  for (const d of ['usr', 'etc', 'var/tmp', 'opt', 'root', 'tmp', 'home']) await fs.promises.mkdir(path.join(dir, d), { recursive: true })
+  for (const [link, target] of [
+    ['bin', 'usr/bin'],
+    ['sbin', 'usr/sbin'],
+    ['lib', 'usr/lib'],
+    ['lib64', 'usr/lib64'],
+  ]) {
+    await fs.promises.symlink(target, path.join(dir, link))
+  }
+  await fs.promises.copyFile('/usr/lib/os-release', path.join(dir, 'etc/os-release'))
+  if (opts.machineId) await fs.promises.writeFile(path.join(dir, 'etc/machine-id'), `${randomBytes(16).toString('hex')}\n`)
+}

@@ -119,12 +119,15 @@ export function factsOf(manifestDigest: string, manifest: ImageManifest | null, 
  */
 export async function imageInfo(ctx: OpsContext, image: string, flags: SourceFlags = {}): Promise<ImageInfo | RemoteImageInfo> {
   return doing(`reading image ${image}`, async () => {
-    const store = await StoreClass.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
-    try {
-      const found = image.startsWith('docker://') ? undefined : await findImageRef(store, image)
-      if (found) return await infoOf(ctx, store, found.name, found.record)
-    } finally {
-      await store.close()
+    // docker://REF is the registry's only (as skopeo inspect): the store is not opened, so no root is needed.
+    if (!image.startsWith('docker://')) {
+      const store = await StoreClass.open(ctx.paths.storeDir, { onWait: (m: string) => ctx.reporter.info(m) })
+      try {
+        const found = await findImageRef(store, image)
+        if (found) return await infoOf(ctx, store, found.name, found.record)
+      } finally {
+        await store.close()
+      }
     }
     if (!image.startsWith('docker://') && !(await mayNameRegistry(image, flags))) {
       throw new NotFoundError('image.not-found', `no image named ${image} in the store`, {

@@ -23,24 +23,12 @@ import { buildDemoImages, DEMO_IMAGES } from '../../harness/demo/images'
 import { connectSystemd } from '../../src/systemd/dbus-systemd'
 import { OfflineSystemd } from '../../src/systemd/offline-systemd'
 import type { Systemd, UnitState } from '../../src/systemd/systemd'
-import { bootSystemd, systemdSkipReason, type SystemdContainer } from '../../harness/nspawn'
+import { bootSystemd, makeBootableRoot, systemdSkipReason, type SystemdContainer } from '../../harness/nspawn'
 import { waitFor } from '../../harness/demo-env'
 
 const repo = resolve(__dirname, '..', '..')
 const skip = systemdSkipReason() ?? (spawnSync('/usr/bin/node', ['--version']).status === 0 ? undefined : 'needs node at /usr/bin/node (the booted root uses the host /usr)')
 
-async function makeBootableRoot(dir: string): Promise<void> {
-  for (const d of ['usr', 'etc', 'var', 'opt', 'root', 'tmp']) await fsp.mkdir(join(dir, d), { recursive: true })
-  for (const [link, target] of [
-    ['bin', 'usr/bin'],
-    ['sbin', 'usr/sbin'],
-    ['lib', 'usr/lib'],
-    ['lib64', 'usr/lib64'],
-  ]) {
-    await fsp.symlink(target, join(dir, link))
-  }
-  await fsp.copyFile('/usr/lib/os-release', join(dir, 'etc/os-release'))
-}
 
 /** A private build of the checkout: dist from tsc, bin, templates, package.json; node_modules from the bound repo. */
 async function privateBuild(dir: string): Promise<void> {

@@ -17,7 +17,7 @@ import { promises as fsp } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { bootSystemd, type SystemdContainer } from '../../harness/nspawn'
+import { bootSystemd, makeBootableRoot, type SystemdContainer } from '../../harness/nspawn'
 import { engineDebRoot } from '../../harness/daemons/engine'
 import {
   buildRealImages,
@@ -37,18 +37,8 @@ const repo = resolve(__dirname, '..', '..')
 const skip = realSkipReason()
 const WORK = '/var/tmp/sysctr-chain'
 
-async function makeBootableRoot(dir: string): Promise<void> {
-  for (const d of ['usr', 'etc', 'var/tmp', 'opt', 'root', 'tmp']) await fsp.mkdir(join(dir, d), { recursive: true })
-  for (const [link, target] of [
-    ['bin', 'usr/bin'],
-    ['sbin', 'usr/sbin'],
-    ['lib', 'usr/lib'],
-    ['lib64', 'usr/lib64'],
-  ]) {
-    await fsp.symlink(target, join(dir, link))
-  }
-  await fsp.copyFile('/usr/lib/os-release', join(dir, 'etc/os-release'))
-  await fsp.writeFile(join(dir, 'etc/machine-id'), `${randomBytes(16).toString('hex')}\n`)
+async function makeChainRoot(dir: string): Promise<void> {
+  await makeBootableRoot(dir, { machineId: true })
   // etcd's config binds the host's /etc/resolv.conf (as Atomic's did).
   await fsp.writeFile(join(dir, 'etc/resolv.conf'), 'nameserver 127.0.0.53\n')
 }
@@ -112,7 +102,7 @@ describe.skipIf(skip !== undefined)(`etcd -> flannel -> engine on real daemons, 
     root = join(work, 'root')
     Object.assign(layouts, await buildRealImages(join(work, 'images')))
     await fsp.mkdir(join(work, 'usr-local', 'bin'), { recursive: true })
-    await makeBootableRoot(root)
+    await makeChainRoot(root)
     await boot()
   }, 180_000)
   afterAll(async () => {

@@ -20,27 +20,13 @@ import { buildRootContext } from '../../src/ops/context'
 import { install } from '../../src/ops/install'
 import { connectSystemd } from '../../src/systemd/dbus-systemd'
 import type { Systemd, UnitState } from '../../src/systemd/systemd'
-import { bootSystemd, systemdSkipReason, type SystemdContainer } from '../../harness/nspawn'
+import { bootSystemd, makeBootableRoot, systemdSkipReason, type SystemdContainer } from '../../harness/nspawn'
 import { waitFor } from '../../harness/demo-env'
 import { pushLayout, registrySkipReason, startRegistry, type RunningRegistry } from '../helpers/registry'
 
 const repo = resolve(__dirname, '..', '..')
 const skip = systemdSkipReason() ?? registrySkipReason() ?? (process.arch === 'x64' || process.arch === 'arm64' ? undefined : 'needs a merged-/usr host')
 
-/** The smallest tree systemd boots from with the host's /usr bound in. */
-async function makeBootableRoot(dir: string): Promise<void> {
-  for (const d of ['usr', 'etc', 'var', 'opt', 'root', 'tmp']) await fsp.mkdir(join(dir, d), { recursive: true })
-  for (const [link, target] of [
-    ['bin', 'usr/bin'],
-    ['sbin', 'usr/sbin'],
-    ['lib', 'usr/lib'],
-    ['lib64', 'usr/lib64'],
-  ]) {
-    await fsp.symlink(target, join(dir, link))
-  }
-  // nspawn looks for os-release before it binds /usr in.
-  await fsp.copyFile('/usr/lib/os-release', join(dir, 'etc/os-release'))
-}
 
 describe.skipIf(skip !== undefined)(`a root composed with --root boots and starts its units${skip ? `: skipped, ${skip}` : ''}`, () => {
   let work: string

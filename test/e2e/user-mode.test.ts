@@ -17,7 +17,7 @@ import { promises as fsp } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { bootSystemd, systemdSkipReason, type SystemdContainer } from '../../harness/nspawn'
+import { bootSystemd, makeBootableRoot, systemdSkipReason, type SystemdContainer } from '../../harness/nspawn'
 import { buildDemoImages, DEMO_IMAGES } from '../../harness/demo/images'
 import { registryConfig } from '../../harness/registry-config'
 import { waitFor } from '../../harness/demo-env'
@@ -73,18 +73,8 @@ async function buildOwnersImage(dir: string): Promise<void> {
   ])
 }
 
-async function makeBootableRoot(dir: string): Promise<void> {
-  for (const d of ['usr', 'etc', 'var/tmp', 'opt', 'root', 'tmp', 'home']) await fsp.mkdir(join(dir, d), { recursive: true })
-  for (const [link, target] of [
-    ['bin', 'usr/bin'],
-    ['sbin', 'usr/sbin'],
-    ['lib', 'usr/lib'],
-    ['lib64', 'usr/lib64'],
-  ]) {
-    await fsp.symlink(target, join(dir, link))
-  }
-  await fsp.copyFile('/usr/lib/os-release', join(dir, 'etc/os-release'))
-  await fsp.writeFile(join(dir, 'etc/machine-id'), `${randomBytes(16).toString('hex')}\n`)
+async function makeUserRoot(dir: string): Promise<void> {
+  await makeBootableRoot(dir, { machineId: true })
   for (const f of ['etc/subuid', 'etc/subgid']) await fsp.writeFile(join(dir, f), '')
   // user@.service opens a PAM session (Debian keeps its PAM config in /etc, which starts empty here).
   await fsp.cp('/etc/pam.d', join(dir, 'etc/pam.d'), { recursive: true })
@@ -172,7 +162,7 @@ describe.skipIf(skip !== undefined)(`install --user end to end (rootless, the us
     await buildUpdateImages(join(work, 'images', 'oci-svc'), { tmpfiles: 'd ${RUN_DIRECTORY}/svc-$NAME 0755 root root -\n' })
     await buildOwnersImage(join(work, 'images', 'oci-owners'))
     await fsp.mkdir(join(work, 'images', 'registry', 'data'), { recursive: true })
-    await makeBootableRoot(root)
+    await makeUserRoot(root)
     await boot()
     const port = 5000 + Math.floor(Math.random() * 1000)
     registry = `127.0.0.1:${port}`

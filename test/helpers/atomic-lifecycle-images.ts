@@ -18,6 +18,7 @@
 import type { LayerEntry, WrittenImage } from '../../harness/oci-layout-writer'
 import { writeOciLayout } from '../../harness/oci-layout-writer'
 import { busyboxLayer } from './busybox-layer'
+import { baseMounts } from '../../harness/daemons/runtime-spec'
 
 const APPLETS = ['sh', 'echo', 'cat', 'hostname', 'sleep', 'true']
 
@@ -28,14 +29,7 @@ echo "to stderr" >&2
 exit "$EXIT"
 `
 
-const mounts = [
-  { destination: '/proc', type: 'proc', source: 'proc' },
-  { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-  { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
-  { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
-  { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-  { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
-]
+const mounts = baseMounts()
 
 const RUNONCE_CONFIG = JSON.stringify(
   {

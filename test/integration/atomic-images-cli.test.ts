@@ -7,10 +7,10 @@
  * real registry (Debian's docker-registry). Installs go into a --root tree
  * (no systemd needed): containers list --root, --filter, --quiet, COMMAND.
  */
-import { execFile } from 'node:child_process'
+import { execFile, spawnSync } from 'node:child_process'
 import { promises as fsp } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeOciLayout, type LayerEntry, type WrittenImage } from '../../harness/oci-layout-writer'
@@ -173,6 +173,19 @@ describe.skipIf(skip)(`atomic's image verbs${skip ? ` (skipped: ${skip})` : ''}`
     expect(human.stdout).toMatch(/not in the store/)
     expect(human.stdout).toMatch(/^ {2}Version: 2\.0$/m)
     expect((await run('images', 'list', '-q', '--no-trunc')).stdout).toBe(`${v1.manifestDigest}\n`)
+  })
+
+  it('6. a user who is not root reads a remote reference too (as skopeo inspect); a stored name still needs root (exit 7)', () => {
+    // Not the test's env: its registries.conf is in a 0700 temp dir this user cannot read.
+    const bin = resolve(__dirname, '../../bin/sysctr')
+    const asNobody = (...args: string[]) =>
+      spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, bin, ...args], { encoding: 'utf8', cwd: tmpdir(), env: { ...process.env, HOME: tmpdir() } })
+    const r = asNobody('images', 'info', '--json', '--tls-verify=false', `docker://${REF()}`)
+    expect({ code: r.status, stderr: r.stderr }).toEqual({ code: 0, stderr: '' })
+    expect(JSON.parse(r.stdout)).toMatchObject({ reference: REF(), stored: false, digest: v2.manifestDigest })
+    const s = asNobody('images', 'info', 'atomic-test-system')
+    expect(s.status).toBe(7)
+    expect(s.stderr).toMatch(/^error: sysctr images info needs root/)
   })
 
   it('6. tag gives a second name with the same ID; an ID with two names is not deleted (exit 4); each name is', async () => {

@@ -1,5 +1,6 @@
 import { Args } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command'
+import { requireRoot } from '../../cli/privilege'
 import { sourceFlags, sourceFlagValues } from '../../cli/source-flags'
 import { imageInfo, type ImageFacts } from '../../ops/image-info'
 import { formatBytes } from '../../util/format-bytes'
@@ -21,9 +22,12 @@ export default class ImagesInfo extends BaseCommand {
   static override examples = ['<%= config.bin %> images info 127.0.0.1:5000/demo/etcd:latest', '<%= config.bin %> images info --json oci:/srv/layout:etcd']
   static override args = { image: Args.string({ description: 'image: a stored name or ID, or docker://REF', required: true }) }
   static override flags = { ...sourceFlags }
+  // docker://REF reads only the registry (as skopeo inspect): no root needed. Anything else may read the store.
+  static override needsRoot = false
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(ImagesInfo)
+    if (!args.image.startsWith('docker://') && !flags.user) requireRoot({ command: 'images info' })
     const r = await imageInfo(this.context(flags), args.image, sourceFlagValues(flags))
     this.output(flags, r, () => {
       if (!r.stored) return [`${r.reference} (${r.manifestDigest.slice(0, 19)}, not in the store)`, ...factLines(r), r.note]
