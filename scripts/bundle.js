@@ -95,6 +95,44 @@ const stubs = {
   },
 }
 
+// Source edits of @oclif/core files in the bundle: [file under node_modules/@oclif/core/lib, from, to, why].
+// Each `from` must occur exactly once (a new @oclif/core that changed the line fails the build).
+const PATCHES = [
+  [
+    'config/plugin.js',
+    '.sort((a, b) => a.id.localeCompare(b.id));',
+    '.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));',
+    // The first localeCompare of a process sets up ICU's collator: 15-30 ms of every start,
+    // for sorting command ids. checkIdOrder() below fails the build if the code-unit
+    // order of sysctr's ids ever differs from localeCompare's (so help lists the same order).
+    'ICU collator start-up',
+  ],
+]
+const patches = {
+  name: 'sysctr-oclif-patches',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]@oclif[\\/]core[\\/]lib[\\/].*\.js$/ }, (args) => {
+      const rel = args.path.split(`${path.sep}@oclif${path.sep}core${path.sep}lib${path.sep}`)[1].split(path.sep).join('/')
+      const mine = PATCHES.filter((p) => p[0] === rel)
+      if (!mine.length) return undefined
+      let src = fs.readFileSync(args.path, 'utf8')
+      for (const [, from, to] of mine) {
+        if (src.split(from).length !== 2) throw new Error(`bundle: patch of @oclif/core/lib/${rel} does not apply (expected one ${JSON.stringify(from)})`)
+        src = src.replace(from, to)
+      }
+      return { contents: src, loader: 'js' }
+    })
+  },
+}
+
+/** The command ids sorted by code units must be in localeCompare's order (the PATCHES sort). */
+function checkIdOrder() {
+  const ids = Object.keys(JSON.parse(fs.readFileSync(path.join(ROOT, 'oclif.manifest.json'), 'utf8')).commands)
+  const a = [...ids].sort((x, y) => x.localeCompare(y))
+  const b = [...ids].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0))
+  if (a.join('\n') !== b.join('\n')) throw new Error('bundle: command ids sort differently by code unit than by localeCompare: change the PATCHES sort')
+}
+
 // Dependencies that no start-up needs (each required on first use: see the modules
 // that require them) go into their own files, dist/bundle/vendor/NAME.js, which the
 // bundle requires by path: the bundle that every start reads stays small.
@@ -133,7 +171,7 @@ async function bundle() {
     format: 'cjs',
     target: 'node20',
     outfile: tmp,
-    plugins: [stubs, vendor],
+    plugins: [stubs, vendor, patches],
     // bin/sysctr runs the bundle from V8's code cache, where import() has no callback
     // (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING): esbuild turns each import() into a
     // require() in a promise (oclif's import() of ESM plugins and tsx: not used by sysctr).
@@ -163,6 +201,7 @@ async function main() {
   await bundle()
   const { writeManifest } = require(OUT)
   await writeManifest(ROOT)
+  checkIdOrder()
   if (noCache) return
   // The code cache: V8's compiled functions after one `--help` run.
   const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'sysctr'), '--help'], {
