@@ -113,16 +113,93 @@ const patches = {
   setup(build) {
     build.onLoad({ filter: /[\\/]@oclif[\\/]core[\\/]lib[\\/].*\.js$/ }, (args) => {
       const rel = args.path.split(`${path.sep}@oclif${path.sep}core${path.sep}lib${path.sep}`)[1].split(path.sep).join('/')
-      const mine = PATCHES.filter((p) => p[0] === rel)
-      if (!mine.length) return undefined
       let src = fs.readFileSync(args.path, 'utf8')
-      for (const [, from, to] of mine) {
+      for (const [, from, to] of PATCHES.filter((p) => p[0] === rel)) {
         if (src.split(from).length !== 2) throw new Error(`bundle: patch of @oclif/core/lib/${rel} does not apply (expected one ${JSON.stringify(from)})`)
         src = src.replace(from, to)
       }
-      return { contents: src, loader: 'js' }
+      return { contents: lazyRequires(src), loader: 'js' }
     })
   },
+}
+
+// @oclif/core's index requires all of oclif (help, parser, ux, the logger, and with them the
+// tty, net, stream and crypto builtins) before anything runs: the largest item of a start.
+// In the bundle `@oclif/core` is this module instead: the same exports, each a getter that
+// requires its submodule on first use (an `images list` never loads the help classes).
+// Its export names are checked against the real index at build time (checkOclifIndex).
+const OCLIF_LIB = path.join(path.dirname(require.resolve('@oclif/core/package.json', { paths: [ROOT] })), 'lib')
+const OCLIF_INDEX = {
+  // export name: [submodule of lib/, property of it (none: the module itself, as __importStar)]
+  Args: ['args'],
+  Command: ['command', 'Command'],
+  Config: ['config', 'Config'],
+  Plugin: ['config', 'Plugin'],
+  Constraints: ['constraints'],
+  Errors: ['errors'],
+  handle: ['errors/handle', 'handle'],
+  execute: ['execute', 'execute'],
+  Flags: ['flags'],
+  flush: ['flush', 'flush'],
+  CommandHelp: ['help', 'CommandHelp'],
+  Help: ['help', 'Help'],
+  HelpBase: ['help', 'HelpBase'],
+  loadHelpClass: ['help', 'loadHelpClass'],
+  Interfaces: ['interfaces'],
+  getLogger: ['logger', 'getLogger'],
+  run: ['main', 'run'],
+  ModuleLoader: ['module-loader'],
+  Parser: ['parser'],
+  Performance: ['performance', 'Performance'],
+  settings: ['settings', 'settings'],
+  toConfiguredId: ['util/ids', 'toConfiguredId'],
+  toStandardizedId: ['util/ids', 'toStandardizedId'],
+  ux: ['ux', 'ux'],
+}
+const lazyOclif = {
+  name: 'sysctr-lazy-oclif',
+  setup(build) {
+    build.onResolve({ filter: /^@oclif\/core$/ }, () => ({ path: '@oclif/core', namespace: 'sysctr-oclif-index' }))
+    build.onLoad({ filter: /.*/, namespace: 'sysctr-oclif-index' }, () => ({
+      resolveDir: OCLIF_LIB,
+      loader: 'js',
+      contents: [
+        "'use strict'",
+        "Object.defineProperty(exports, '__esModule', { value: true })",
+        // The index's own start-up check (its node-version check needs its package.json: skipped).
+        "try { process.cwd() } catch (e) { if (e.code === 'ENOENT') process.stderr.write('WARNING: current directory does not exist\\n') }",
+        ...Object.entries(OCLIF_INDEX).map(
+          ([name, [mod, prop]]) =>
+            `Object.defineProperty(exports, ${JSON.stringify(name)}, { enumerable: true, get: () => require(${JSON.stringify(`./${mod}`)})${prop ? `.${prop}` : ''} })`,
+        ),
+      ].join('\n'),
+    }))
+  },
+}
+
+// Each `const x_1 = require("m")` (also with tsc's __importDefault / __importStar) at the top of
+// an @oclif/core module becomes a proxy that requires "m" on first use: oclif's modules require
+// much that a start never touches (the help classes from the error handler and from main,
+// tinyglobby and minimatch for pattern discovery, child_process for the home directory,
+// ts-path for TypeScript plugins, ...), and esbuild evaluates a bundled module's requires
+// where they stand. The proxy forwards reads, writes, `in` and key listing to the module;
+// a module first used at top level is simply loaded there.
+const LAZY_HELPER =
+  'function __sysctrLazy(load) { let m; const mod = () => (m === undefined ? (m = load()) : m); return new Proxy({}, { get: (_, k) => mod()[k], set: (_, k, v) => { mod()[k] = v; return true }, has: (_, k) => k in mod(), ownKeys: () => Reflect.ownKeys(mod()), getOwnPropertyDescriptor: (_, k) => { const d = Reflect.getOwnPropertyDescriptor(mod(), k); if (d) d.configurable = true; return d } }) }\n'
+function lazyRequires(src) {
+  let n = 0
+  const out = src.replace(/^const (\w+) = ((?:__importDefault\(|__importStar\()?require\("[^"]+"\)\)?);$/gm, (_, name, expr) => {
+    n++
+    return `const ${name} = __sysctrLazy(() => ${expr});`
+  })
+  return n ? LAZY_HELPER + out : src
+}
+
+/** The lazy index must export what @oclif/core's index does. */
+function checkOclifIndex() {
+  const real = Object.keys(require(path.join(OCLIF_LIB, 'index.js'))).filter((k) => k !== '__esModule').sort()
+  const mine = Object.keys(OCLIF_INDEX).sort()
+  if (real.join() !== mine.join()) throw new Error(`bundle: OCLIF_INDEX does not match @oclif/core's index: ${real.join()} vs ${mine.join()}`)
 }
 
 /** The command ids sorted by code units must be in localeCompare's order (the PATCHES sort). */
@@ -148,6 +225,7 @@ const vendor = {
 
 async function bundle() {
   checkDirnameUses()
+  checkOclifIndex()
   fs.rmSync(OUT_DIR, { recursive: true, force: true })
   await esbuild.build({
     entryPoints: Object.fromEntries(VENDOR.map((v) => [v, require.resolve(v, { paths: [ROOT] })])),
@@ -171,7 +249,7 @@ async function bundle() {
     format: 'cjs',
     target: 'node20',
     outfile: tmp,
-    plugins: [stubs, vendor, patches],
+    plugins: [stubs, vendor, patches, lazyOclif],
     // bin/sysctr runs the bundle from V8's code cache, where import() has no callback
     // (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING): esbuild turns each import() into a
     // require() in a promise (oclif's import() of ESM plugins and tsx: not used by sysctr).
