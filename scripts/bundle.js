@@ -195,6 +195,26 @@ function lazyRequires(src) {
   return n ? LAZY_HELPER + out : src
 }
 
+// node:crypto and node:child_process, as sysctr's own modules import them, are stand-ins whose
+// exports are getters (so every command module that hashes or spawns something does not load
+// them, with stream, net and friends, at start-up; a command that uses them loads them then).
+const LAZY_BUILTINS = ['node:crypto', 'node:child_process']
+const lazyBuiltins = {
+  name: 'sysctr-lazy-builtins',
+  setup(build) {
+    const filter = new RegExp(`^(${LAZY_BUILTINS.join('|')})$`)
+    build.onResolve({ filter }, (args) =>
+      args.importer.startsWith(SRC + path.sep) ? { path: args.path, namespace: 'sysctr-lazy-builtin' } : undefined,
+    )
+    build.onLoad({ filter: /.*/, namespace: 'sysctr-lazy-builtin' }, (args) => ({
+      loader: 'js',
+      contents: Object.keys(require(args.path))
+        .map((k) => `Object.defineProperty(exports, ${JSON.stringify(k)}, { enumerable: true, get: () => require(${JSON.stringify(args.path)})[${JSON.stringify(k)}] })`)
+        .join('\n'),
+    }))
+  },
+}
+
 /** The lazy index must export what @oclif/core's index does. */
 function checkOclifIndex() {
   const real = Object.keys(require(path.join(OCLIF_LIB, 'index.js'))).filter((k) => k !== '__esModule').sort()
@@ -249,7 +269,7 @@ async function bundle() {
     format: 'cjs',
     target: 'node20',
     outfile: tmp,
-    plugins: [stubs, vendor, patches, lazyOclif],
+    plugins: [stubs, vendor, patches, lazyOclif, lazyBuiltins],
     // bin/sysctr runs the bundle from V8's code cache, where import() has no callback
     // (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING): esbuild turns each import() into a
     // require() in a promise (oclif's import() of ESM plugins and tsx: not used by sysctr).
