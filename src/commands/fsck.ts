@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../cli/base-command'
+import { storeRootFlag } from '../cli/root-flag'
 import { ExitCode } from '../errors'
 import { fsckStore } from '../ops/store-maintenance'
 
@@ -10,12 +11,13 @@ sound, 6 when problems remain. With --repair, corrupt entries are removed togeth
 that depends on them (image refs, layer records, commits, trees): pull those images again. A deployment
 whose checkout shares a corrupt object is named; reinstall it.`
   static override flags = {
+    root: storeRootFlag,
     repair: Flags.boolean({ description: 'remove corrupt objects and what depends on them (waits until no other sysctr uses the store)', default: false }),
   }
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Fsck)
-    const r = await fsckStore(this.context(flags), { repair: flags.repair })
+    const r = await fsckStore(this.contextFor(flags), { repair: flags.repair })
     this.output(flags, r, () => {
       const lines = [
         r.problems.length === 0

@@ -206,8 +206,11 @@ describe.skipIf(skip)(`atomic's image verbs${skip ? ` (skipped: ${skip})` : ''}`
 
   it('5/1. install of a short name from the store (nothing fetched), containers list --root: COMMAND, --filter, --quiet, --json names', async () => {
     // Seed the --root tree's store with v1 (the registry has v2 now: an install that asked it would get v2).
-    expect((await runRoot('images', 'pull', '--tls-verify=false', `${registry.host}/demo/atomic-test-system@${v1.manifestDigest}`)).code).toBe(0)
-    expect((await runRoot('images', 'tag', `${registry.host}/demo/atomic-test-system@${v1.manifestDigest}`, REF())).code).toBe(0)
+    // (images verbs take --root DIR as install and containers list do.)
+    expect((await run('images', 'pull', '--root', root(), '--tls-verify=false', `${registry.host}/demo/atomic-test-system@${v1.manifestDigest}`)).code).toBe(0)
+    expect((await run('images', 'tag', '--root', root(), `${registry.host}/demo/atomic-test-system@${v1.manifestDigest}`, REF())).code).toBe(0)
+    // Two names (the digest and the tag) of one image: its ID a line each.
+    expect(new Set((await run('images', 'list', '-q', '--no-trunc', '--root', root())).stdout.trim().split('\n'))).toEqual(new Set([v1.manifestDigest]))
     const dry = await run('install', '--system', '--root', root(), '--dry-run', '--json', 'atomic-test-system')
     expect({ code: dry.code, stderr: dry.stderr }).toMatchObject({ code: 0 })
     expect(JSON.parse(dry.stdout)).toMatchObject({ name: 'atomic-test-system', deployment: 'atomic-test-system.0', image: REF() })
@@ -232,6 +235,9 @@ describe.skipIf(skip)(`atomic's image verbs${skip ? ` (skipped: ${skip})` : ''}`
     const js = JSON.parse((await run('containers', 'list', '--root', root(), '--json')).stdout)
     expect(js).toEqual([expect.objectContaining({ name: 'atomic-test-system', deployment: 'atomic-test-system.0', command: '/usr/bin/greet.sh --port 8081', created: '1970-01-01T00:00:00.000Z' })])
     expect(js[0]).not.toHaveProperty('createdAt')
+    const used = JSON.parse((await run('images', 'list', '--root', root(), '--json')).stdout) as { usedBy?: string[] }[]
+    expect(JSON.stringify(used)).toContain('atomic-test-system.0')
+    expect((await run('fsck', '--root', root())).code).toBe(0)
     expect((await run('uninstall', '--root', root(), 'atomic-test-system')).code).toBe(0)
   })
 

@@ -1,5 +1,6 @@
 import { Args } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command'
+import { storeRootFlag } from '../../cli/root-flag'
 import { requireRoot } from '../../cli/privilege'
 import { sourceFlags, sourceFlagValues } from '../../cli/source-flags'
 import { imageInfo, type ImageFacts } from '../../ops/image-info'
@@ -21,14 +22,14 @@ export default class ImagesInfo extends BaseCommand {
   static override description = `A stored image (any name images list prints: the reference, a short name, the image ID or a prefix of it) is read from the store: no checkout, nothing written. docker://REF, or a registry name the store does not have, is read from the registry without pulling (manifest and config: labels, platform, layers, digest; /exports is known once pulled). No such image: exit 3. Computed values are shown as they would be for a container named after the image; keys marked fixed cannot be changed with --set.`
   static override examples = ['<%= config.bin %> images info 127.0.0.1:5000/demo/etcd:latest', '<%= config.bin %> images info --json oci:/srv/layout:etcd']
   static override args = { image: Args.string({ description: 'image: a stored name or ID, or docker://REF', required: true }) }
-  static override flags = { ...sourceFlags }
+  static override flags = { ...sourceFlags, root: storeRootFlag }
   // docker://REF reads only the registry (as skopeo inspect): no root needed. Anything else may read the store.
   static override needsRoot = false
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(ImagesInfo)
-    if (!args.image.startsWith('docker://') && !flags.user) requireRoot({ command: 'images info' })
-    const r = await imageInfo(this.context(flags), args.image, sourceFlagValues(flags))
+    if (!args.image.startsWith('docker://') && !flags.user && !flags.root) requireRoot({ command: 'images info' })
+    const r = await imageInfo(this.contextFor(flags), args.image, sourceFlagValues(flags))
     this.output(flags, r, () => {
       if (!r.stored) return [`${r.reference} (${r.manifestDigest.slice(0, 19)}, not in the store)`, ...factLines(r), r.note]
       const t = r.templates

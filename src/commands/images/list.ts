@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command'
+import { storeRootFlag } from '../../cli/root-flag'
 import { parseFilters, passes, table } from '../../cli/filters'
 import { listImages, type ImageListing } from '../../ops/images'
 import { formatBytes } from '../../util/format-bytes'
@@ -27,6 +28,7 @@ export default class ImagesList extends BaseCommand {
   static override description = `Every name printed (REFERENCE, and the ID: the manifest digest's first 12 hex digits) is accepted by images info, images delete, install and mount. --filter KEY=VALUE keeps the images whose KEY contains VALUE (case-insensitive; repeatable, all must match), as atomic's images list did. Keys: repo (or repository), tag, id (or image, digest: the manifest or config digest), created, size, type (the transport it came from: docker, oci, oci-archive, docker-archive, dir), dangling (always false: every stored image has a name), reference, used (true or false: a deployment uses it).`
   static override examples = ['<%= config.bin %> images list', '<%= config.bin %> images list -f repo=etcd', '<%= config.bin %> images list --quiet']
   static override flags = {
+    root: storeRootFlag,
     filter: Flags.string({ char: 'f', description: 'KEY=VALUE: only images whose KEY contains VALUE (repeatable)', multiple: true, default: [] }),
     quiet: Flags.boolean({ char: 'q', description: 'print only the image IDs, one a line', default: false }),
     noheading: Flags.boolean({ char: 'n', description: 'do not print the heading line', default: false }),
@@ -37,7 +39,7 @@ export default class ImagesList extends BaseCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(ImagesList)
     const filters = parseFilters(flags.filter, FILTER_KEYS, FILTER_ALIASES)
-    const all = await listImages(this.context(flags))
+    const all = await listImages(this.contextFor(flags))
     const images = all.filter((i) =>
       passes(filters, (k) => {
         const [repo, tag] = repoTag(i.reference)

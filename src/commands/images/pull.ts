@@ -1,6 +1,7 @@
 import { Args } from '@oclif/core'
 import { sourceFlags, sourceFlagValues } from '../../cli/source-flags'
 import { BaseCommand } from '../../cli/base-command'
+import { storeRootFlag } from '../../cli/root-flag'
 import { pull } from '../../ops/images'
 import { formatBytes } from '../../util/format-bytes'
 
@@ -17,12 +18,13 @@ containers-auth.json files (or --authfile / --creds). A docker archive is stored
   ]
   static override args = { image: Args.string({ description: 'image: REF, docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], dir:DIR', required: true }) }
   static override flags = {
+    root: storeRootFlag,
     ...sourceFlags,
   }
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(ImagesPull)
-    const ctx = this.context(flags)
+    const ctx = this.contextFor(flags)
     const r = await pull(ctx, args.image, sourceFlagValues(flags))
     this.output(flags, r, () => [
       `pulled ${r.reference} (${r.manifestDigest.slice(0, 19)})`,

@@ -1,5 +1,6 @@
 import { Args } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command'
+import { storeRootFlag } from '../../cli/root-flag'
 import { tagImage } from '../../ops/image-tags'
 
 export default class ImagesTag extends BaseCommand {
@@ -11,9 +12,11 @@ export default class ImagesTag extends BaseCommand {
     new: Args.string({ description: 'the new name', required: true }),
   }
 
+  static override flags = { root: storeRootFlag }
+
   async run(): Promise<void> {
     const { args, flags } = await this.parse(ImagesTag)
-    const r = await tagImage(this.context(flags), args.source, args.new)
+    const r = await tagImage(this.contextFor(flags), args.source, args.new)
     this.output(flags, r, () => [`tagged ${r.source} (${r.manifestDigest.slice(0, 19)}) as ${r.reference}${r.previous ? ` (it named ${r.previous.slice(0, 19)} before)` : ''}`])
   }
 }

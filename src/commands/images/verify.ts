@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command'
+import { storeRootFlag } from '../../cli/root-flag'
 import { sourceFlags, sourceFlagValues } from '../../cli/source-flags'
 import { verifyExitCode, verifyImages, type VerifyResult } from '../../ops/image-verify'
 
@@ -26,13 +27,14 @@ export default class ImagesVerify extends BaseCommand {
   static override examples = ['<%= config.bin %> images verify --tls-verify=false 127.0.0.1:5000/demo/etcd:latest', '<%= config.bin %> images verify --json']
   static override args = { image: Args.string({ description: 'a stored image: reference, short name or ID (default: every stored image)', required: false }) }
   static override flags = {
+    root: storeRootFlag,
     ...sourceFlags,
     verbose: Flags.boolean({ char: 'v', description: 'list every layer, also the unchanged ones', default: false }),
   }
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(ImagesVerify)
-    const results = await verifyImages(this.context(flags), args.image, sourceFlagValues(flags))
+    const results = await verifyImages(this.contextFor(flags), args.image, sourceFlagValues(flags))
     this.output(flags, results, () => (results.length === 0 ? ['no images'] : results.flatMap((r) => lines(r, flags.verbose))))
     const code = verifyExitCode(results)
     if (code !== 0) {
