@@ -88,8 +88,11 @@ export function decodeTree(hex: string, bytes: Buffer, layer: boolean): Tree {
   } catch {
     bad(`tree ${hex} is not JSON`)
   }
-  if (!t || typeof t.entries !== 'object') bad(`tree ${hex} has no entries`)
-  for (const [name, e] of Object.entries(t.entries)) {
+  if (!t || typeof t.entries !== 'object' || t.entries === null) bad(`tree ${hex} has no entries`)
+  // for-in, not Object.entries: no [name, entry] array per entry (a checkout decodes every tree of an image).
+  const entries = t.entries as Record<string, TreeEntry>
+  for (const name in entries) {
+    const e = entries[name]
     if (!isValidName(name)) bad(`tree ${hex} has an invalid name ${JSON.stringify(name)}`)
     if (!e || !ENTRY_TYPES.has(e.type)) bad(`tree ${hex} entry ${JSON.stringify(name)} has an unknown type`)
     if (!layer && (e.type === 'whiteout' || e.type === 'hardlink' || (e.type === 'dir' && (e.opaque || e.implicit))))
