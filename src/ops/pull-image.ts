@@ -21,7 +21,6 @@ import type { Readable } from 'node:stream'
 import type { Descriptor } from '../oci/types'
 import { formatBytes } from '../util/format-bytes'
 import { markVerified, verifiedAs } from '../util/digest-stream'
-import { limitYoungGeneration } from '../util/young-gen'
 
 const LOCAL_PREFIX = /^(oci|oci-archive|docker-archive|dir):/
 
@@ -168,8 +167,6 @@ async function fetchLayers(
       return
     }
     if (failure) return
-    // Peak memory: an import must not grow the semi-spaces to 16 MiB each (util/young-gen.ts).
-    limitYoungGeneration()
     if (opts.reporter.progress) report({ kind: 'start', ...base })
     else opts.reporter.info(`fetching layer ${i + 1}/${count} ${short} (${formatBytes(desc.size)})`)
     const rec = await doing(`pulling layer ${short}`, async () => {
