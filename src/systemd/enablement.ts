@@ -18,7 +18,7 @@
  * Not handled: template instances (foo@bar.service, DefaultInstance=),
  * drop-ins, masking, presets, `Also=` cycles beyond one visit each.
  */
-import { promises as fs } from 'node:fs'
+import { promises as fs, readFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { SystemdError } from '../errors'
 import { unitNotFoundError, type UnitFileChange } from './systemd'
@@ -41,10 +41,14 @@ export function treePath(tree: UnitTree, p: string): string {
 export async function findUnitFile(tree: UnitTree, name: string): Promise<{ path: string; file: UnitFile } | undefined> {
   for (const dir of tree.unitDirs) {
     const p = path.posix.join(dir, name)
-    const text = await fs.readFile(treePath(tree, p), 'utf8').catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined
-      throw err
-    })
+    // Synchronous: a unit file is small, and containers list reads one per container.
+    let text: string | undefined
+    try {
+      text = readFileSync(treePath(tree, p), 'utf8')
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err
+    }
     if (text !== undefined) return { path: p, file: UnitFile.parse(text, p) }
   }
   return undefined
@@ -128,17 +132,27 @@ export async function disableUnits(tree: UnitTree, files: string[]): Promise<Uni
 }
 
 /** enabled | disabled | static, from the links on disk (as `systemctl is-enabled` for these cases). */
-export async function unitFileState(tree: UnitTree, name: string, file: UnitFile): Promise<string> {
+export async function unitFileState(tree: UnitTree, name: string, file: UnitFile, linked?: Set<string>): Promise<string> {
   const hasInstall = ['WantedBy', 'RequiredBy', 'Also', 'Alias'].some((k) => file.getAll('Install', k).length > 0)
+  if ((linked ?? (await linkedUnits(tree))).has(name)) return 'enabled'
+  return hasInstall ? 'disabled' : 'static'
+}
+
+/**
+ * Every unit name linked from a `*.wants`/`*.requires` directory of the tree:
+ * one walk of the unit directories, so that the state of N units (containers
+ * list) costs one walk, not N (OfflineSystemd keeps it until it changes links).
+ */
+export async function linkedUnits(tree: UnitTree): Promise<Set<string>> {
+  const out = new Set<string>()
   for (const dir of tree.unitDirs) {
     const entries = await fs.readdir(treePath(tree, dir), { withFileTypes: true }).catch(() => [])
     for (const e of entries) {
       if (!e.isDirectory() || !/\.(wants|requires)$/.test(e.name)) continue
-      const links = await fs.readdir(treePath(tree, path.posix.join(dir, e.name))).catch(() => [] as string[])
-      if (links.includes(name)) return 'enabled'
+      for (const l of await fs.readdir(treePath(tree, path.posix.join(dir, e.name))).catch(() => [] as string[])) out.add(l)
     }
   }
-  return hasInstall ? 'disabled' : 'static'
+  return out
 }
 
 /** Make a symlink `file` -> `dest` (paths inside the tree), recording the change; an identical link is left alone. */

@@ -12,7 +12,7 @@
  *   no systemd under DIR to run a job.
  */
 import { SystemdError } from '../errors'
-import { DEFAULT_UNIT_DIRS, disableUnits, enableUnits, findUnitFile, unitFileState, type UnitTree } from './enablement'
+import { DEFAULT_UNIT_DIRS, disableUnits, enableUnits, findUnitFile, linkedUnits, unitFileState, type UnitTree } from './enablement'
 import type { JobResult, Systemd, UnitFileChange, UnitState } from './systemd'
 
 export interface OfflineSystemdOptions {
@@ -25,6 +25,8 @@ export interface OfflineSystemdOptions {
 export class OfflineSystemd implements Systemd {
   readonly root: string
   private readonly tree: UnitTree
+  /** The units linked from *.wants/*.requires, read once; dropped whenever this object changes links. */
+  private linked?: Promise<Set<string>>
 
   constructor(opts: OfflineSystemdOptions) {
     this.root = opts.root
@@ -32,15 +34,26 @@ export class OfflineSystemd implements Systemd {
   }
 
   async reload(): Promise<void> {
-    // Nothing is running: the tree's systemd loads its units when it boots.
+    // Nothing is running: the tree's systemd loads its units when it boots. Links are read again.
+    this.linked = undefined
   }
 
   async enableUnitFiles(files: string[]): Promise<{ changes: UnitFileChange[] }> {
-    return { changes: await enableUnits(this.tree, files) }
+    this.linked = undefined
+    try {
+      return { changes: await enableUnits(this.tree, files) }
+    } finally {
+      this.linked = undefined
+    }
   }
 
   async disableUnitFiles(files: string[]): Promise<{ changes: UnitFileChange[] }> {
-    return { changes: await disableUnits(this.tree, files) }
+    this.linked = undefined
+    try {
+      return { changes: await disableUnits(this.tree, files) }
+    } finally {
+      this.linked = undefined
+    }
   }
 
   startUnit(name: string): Promise<JobResult> {
@@ -61,7 +74,7 @@ export class OfflineSystemd implements Systemd {
       loadState: found ? 'loaded' : 'not-found',
       activeState: 'inactive',
       subState: 'dead',
-      unitFileState: found ? await unitFileState(this.tree, name, found.file) : '',
+      unitFileState: found ? await unitFileState(this.tree, name, found.file, await (this.linked ??= linkedUnits(this.tree))) : '',
       activeEnterTimestampMonotonic: 0n,
       inactiveExitTimestampMonotonic: 0n,
     }

@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command'
@@ -13,7 +13,7 @@ const FILTER_ALIASES: Record<string, string> = { name: 'container', id: 'contain
 async function commandOf(containersDir: string, c: ContainerListing): Promise<string> {
   if (!c.deployment || c.noContainerService) return ''
   try {
-    const spec = JSON.parse(await fsp.readFile(join(containersDir, c.deployment, 'config.json'), 'utf8')) as { process?: { args?: unknown } }
+    const spec = JSON.parse(readFileSync(join(containersDir, c.deployment, 'config.json'), 'utf8')) as { process?: { args?: unknown } }
     const args = spec.process?.args
     return Array.isArray(args) ? args.map(String).join(' ') : ''
   } catch {
