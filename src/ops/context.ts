@@ -132,15 +132,12 @@ export function derivedUuid(name: string, manifestDigest: string): string {
 export function buildRootContext(root: string, opts: { reporter: Reporter; env?: NodeJS.ProcessEnv; templatesDir?: string }): OpsContext {
   const dir = resolve(root)
   const env = opts.env ?? process.env
-  const stateDir = join(dir, 'var/lib/sysctr')
   const epoch = Number(env.SOURCE_DATE_EPOCH)
   const fixed = new Date(Number.isFinite(epoch) && epoch >= 0 ? epoch * 1000 : 0)
   let systemd: Promise<Systemd> | undefined
   return {
     paths: {
-      stateDir,
-      storeDir: join(stateDir, 'store'),
-      containersDir: join(stateDir, 'containers'),
+      ...stateDirPaths(join(dir, 'var/lib/sysctr')),
       unitDir: join(dir, 'etc/systemd/system'),
       tmpfilesDir: join(dir, 'etc/tmpfiles.d'),
       templatesDir: opts.templatesDir ?? defaultPaths(env).templatesDir,
@@ -162,22 +159,26 @@ export interface ContextOptions {
 
 const PACKAGE_ROOT = resolve(__dirname, '..', '..')
 
+/** The store and the deployments under a state directory (system, --root and --user alike). */
+export function stateDirPaths(stateDir: string): Pick<Paths, 'stateDir' | 'storeDir' | 'containersDir'> {
+  return { stateDir, storeDir: join(stateDir, 'store'), containersDir: join(stateDir, 'containers') }
+}
+
 export function defaultPaths(env: NodeJS.ProcessEnv = process.env): Paths {
-  const stateDir = resolve(env.SYSCTR_STATE_DIR || '/var/lib/sysctr')
   return {
-    stateDir,
-    storeDir: join(stateDir, 'store'),
-    containersDir: join(stateDir, 'containers'),
+    ...stateDirPaths(resolve(env.SYSCTR_STATE_DIR || '/var/lib/sysctr')),
     unitDir: resolve(env.SYSCTR_UNIT_DIR || '/etc/systemd/system'),
     tmpfilesDir: resolve(env.SYSCTR_TMPFILES_DIR || '/etc/tmpfiles.d'),
     templatesDir: resolve(env.SYSCTR_TEMPLATES_DIR || join(PACKAGE_ROOT, 'templates')),
   }
 }
 
-export async function runTmpfiles(mode: 'create' | 'remove', file: string): Promise<void> {
-  const r = await runCommand('systemd-tmpfiles', [`--${mode}`, file])
+/** Apply (create) or undo (remove) one tmpfiles entry; `user`: the user's own (systemd-tmpfiles --user). */
+export async function runTmpfiles(mode: 'create' | 'remove', file: string, user = false): Promise<void> {
+  const args = [...(user ? ['--user'] : []), `--${mode}`]
+  const r = await runCommand('systemd-tmpfiles', [...args, file])
   if (r.code !== 0) {
-    throw new HostError('tmpfiles.failed', `systemd-tmpfiles --${mode} ${file} failed (exit ${r.code}): ${r.stderr.trim().split('\n')[0] ?? ''}`)
+    throw new HostError('tmpfiles.failed', `systemd-tmpfiles ${args.join(' ')} ${file} failed (exit ${r.code}): ${r.stderr.trim().split('\n')[0] ?? ''}`)
   }
 }
 

@@ -21,8 +21,7 @@ import { userInfo } from 'node:os'
 import { isAbsolute, join, resolve } from 'node:path'
 import { HostError, UsageError } from '../errors'
 import type { Systemd } from '../systemd/systemd'
-import { runCommand } from '../util/run-command'
-import { defaultPaths, type IdRange, type OpsContext, type Reporter, type UserMode } from './context'
+import { defaultPaths, runTmpfiles, stateDirPaths, type IdRange, type OpsContext, type Reporter, type UserMode } from './context'
 
 /** The first range of `user` (by name or uid) in an /etc/subuid-style file's text. */
 export function subordinateRange(text: string, userName: string, uid: number): IdRange | undefined {
@@ -82,24 +81,18 @@ export function userMode(env: NodeJS.ProcessEnv = process.env): UserMode {
 }
 
 /** The user's systemd-tmpfiles (`--user`): the entry is applied as the user, in the user's terms. */
-export async function runUserTmpfiles(mode: 'create' | 'remove', file: string): Promise<void> {
-  const r = await runCommand('systemd-tmpfiles', ['--user', `--${mode}`, file])
-  if (r.code !== 0) {
-    throw new HostError('tmpfiles.failed', `systemd-tmpfiles --user --${mode} ${file} failed (exit ${r.code}): ${r.stderr.trim().split('\n')[0] ?? ''}`)
-  }
+export function runUserTmpfiles(mode: 'create' | 'remove', file: string): Promise<void> {
+  return runTmpfiles(mode, file, true)
 }
 
 export function buildUserContext(opts: { reporter: Reporter; env?: NodeJS.ProcessEnv; systemd?: () => Promise<Systemd> }): OpsContext {
   const env = opts.env ?? process.env
   const user = userMode(env)
-  const stateDir = join(user.dataHome, 'sysctr')
   const busAddress = env.DBUS_SESSION_BUS_ADDRESS || `unix:path=${user.runtimeDir}/bus`
   let systemd: Promise<Systemd> | undefined
   return {
     paths: {
-      stateDir,
-      storeDir: join(stateDir, 'store'),
-      containersDir: join(stateDir, 'containers'),
+      ...stateDirPaths(join(user.dataHome, 'sysctr')),
       unitDir: join(user.configHome, 'systemd', 'user'),
       tmpfilesDir: join(user.configHome, 'user-tmpfiles.d'),
       templatesDir: defaultPaths(env).templatesDir,
